@@ -1,0 +1,169 @@
+"""A chunk of environments stepped together, and the worker loop that serves one over a pipe.
+
+``EnvChunk`` is the stepping code every transport shares (in-process, subprocess, and later Ray
+actors): it takes all of a chunk's actions at once and returns stacked observations, rewards,
+dones, infos and action masks, resetting finished episodes itself the way SB3's ``VecEnv`` does.
+This module deliberately imports neither torch nor stable-baselines3, so a worker process starts
+in a fraction of a second and prints nothing (SB3 drags in the old ``gym`` and its banner).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# Make the envs the workers build importable before the first message arrives: under the
+# forkserver start method this module is preloaded, so every worker inherits it ready-made.
+from . import env as _env  # noqa: F401
+
+StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray, List[Dict[str, Any]], np.ndarray]
+
+
+class EnvChunk:
+    """Owns ``len(env_fns)`` environments and steps them as one batch.
+
+    :param env_fns: callables that each build one Gymnasium env exposing ``action_masks()``
+    """
+
+    def __init__(self, env_fns: Sequence[Callable[[], Any]]) -> None:
+        self.envs = [make() for make in env_fns]
+        first = self.envs[0]
+        self.observation_space = first.observation_space
+        self.action_space = first.action_space
+        count = len(self.envs)
+        self._obs = np.zeros((count,) + first.observation_space.shape, dtype=first.observation_space.dtype)
+        self._masks = np.zeros((count, first.action_space.n), dtype=bool)
+
+    def reset(
+        self, seeds: Sequence[Optional[int]], options: Sequence[Dict[str, Any]]
+    ) -> Tuple[np.ndarray, np.ndarray, List[Dict[str, Any]]]:
+        """Reset every env with its own seed and options; returns (obs, masks, reset infos)."""
+        infos = []
+        for i, env in enumerate(self.envs):
+            extra = {"options": options[i]} if options[i] else {}
+            self._obs[i], info = env.reset(seed=seeds[i], **extra)
+            self._masks[i] = env.action_masks()
+            infos.append(info)
+        return self._obs.copy(), self._masks.copy(), infos
+
+    def step(self, actions: np.ndarray) -> Tuple[StepResult, List[Dict[str, Any]]]:
+        """Step every env with its action; finished episodes are reset at once.
+
+        :return: ((obs, rewards, dones, infos, masks), reset infos) where a finished env's info
+            holds ``terminal_observation`` and its reset info is the new episode's.
+        """
+        count = len(self.envs)
+        rewards = np.zeros(count, dtype=np.float32)
+        dones = np.zeros(count, dtype=bool)
+        infos: List[Dict[str, Any]] = []
+        reset_infos: List[Dict[str, Any]] = []
+        for i, env in enumerate(self.envs):
+            obs, reward, terminated, truncated, info = env.step(actions[i])
+            done = terminated or truncated
+            info["TimeLimit.truncated"] = truncated and not terminated
+            reset_info: Dict[str, Any] = {}
+            if done:
+                info["terminal_observation"] = obs
+                obs, reset_info = env.reset()
+            self._obs[i] = obs
+            self._masks[i] = env.action_masks()
+            rewards[i] = reward
+            dones[i] = done
+            infos.append(info)
+            reset_infos.append(reset_info)
+        return (self._obs.copy(), rewards, dones, infos, self._masks.copy()), reset_infos
+
+    # -------------------------------------------------------------- attribute access (rare)
+    def get_attr(self, name: str, indices: Sequence[int]) -> List[Any]:
+        return [self.envs[i].get_wrapper_attr(name) for i in indices]
+
+    def has_attr(self, name: str) -> bool:
+        try:
+            self.envs[0].get_wrapper_attr(name)
+            return True
+        except AttributeError:
+            return False
+
+    def set_attr(self, name: str, value: Any, indices: Sequence[int]) -> None:
+        for i in indices:
+            setattr(self.envs[i].unwrapped, name, value)
+
+    def env_method(self, name: str, args: tuple, kwargs: dict, indices: Sequence[int]) -> List[Any]:
+        return [self.envs[i].get_wrapper_attr(name)(*args, **kwargs) for i in indices]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Sequence[int]) -> List[bool]:
+        results = []
+        for i in indices:
+            env, wrapped = self.envs[i], False
+            while hasattr(env, "env"):
+                if isinstance(env, wrapper_class):
+                    wrapped = True
+                    break
+                env = env.env
+            results.append(wrapped)
+        return results
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def dispatch(chunk: EnvChunk, command: str, data: Any) -> Any:
+    """Run one transport message (``command``, ``data``) on ``chunk``; every transport uses this."""
+    if command == "step":
+        return chunk.step(data)
+    if command == "has_attr":
+        return chunk.has_attr(data)
+    if command == "close":
+        return chunk.close()
+    if command in ("reset", "get_attr", "set_attr", "env_method", "env_is_wrapped"):
+        return getattr(chunk, command)(*data)
+    raise ValueError(f"unknown worker command {command!r}")
+
+
+def limit_threads() -> None:
+    """Keep a worker to one thread: the cores belong to the workers as a group, not to each."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def worker_main(remote, parent_remote, env_fns_bytes: bytes) -> None:
+    """Serve one ``EnvChunk`` over ``remote`` until told to close or the parent goes away.
+
+    Every reply is ``("ok", payload)`` or ``("error", (summary, traceback text))``; after an
+    error the worker exits, so the parent can report it instead of waiting forever.
+    """
+    parent_remote.close()
+    # Ctrl-C goes to the whole process group; the parent decides how to stop the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+    chunk: Optional[EnvChunk] = None
+    try:
+        chunk = EnvChunk(pickle.loads(env_fns_bytes))
+        remote.send(("ok", (chunk.observation_space, chunk.action_space)))
+        while True:
+            command, data = remote.recv()
+            if command == "close":
+                chunk.close()
+                remote.send(("ok", None))
+                break
+            reply = dispatch(chunk, command, data)
+            remote.send(("ok", reply))
+    except (EOFError, BrokenPipeError):
+        pass  # the parent is gone; nothing left to serve
+    except BaseException as error:  # report anything, including errors raised by opponents
+        summary = f"{type(error).__name__}: {error}"
+        try:
+            remote.send(("error", (summary, traceback.format_exc())))
+        except (EOFError, BrokenPipeError, OSError):
+            pass
+    finally:
+        remote.close()

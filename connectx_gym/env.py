@@ -1,0 +1,191 @@
+"""The Gymnasium ConnectX environment: the agent plays one seat, a fixed opponent answers in ``step``.
+
+Rules are Kaggle's ConnectX (see ``bitboard``) for any ``rows`` x ``columns`` x ``inarow``. The
+observation is ``planes.NUM_PLANES`` planes relative to the agent, who is always the player to move
+when it sees one. All randomness (the agent's seat, the opponent's choices) comes from
+``self.np_random``, so a seeded ``reset`` replays exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple, Union
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
+from .planes import NUM_PLANES, encode_position, legal_mask
+
+AGENT_SEATS = ("first", "second", "random")
+ILLEGAL_ACTION_POLICIES = ("lose", "raise")
+
+
+class ConnectXEnv(gym.Env):
+    """Connect-X against a fixed opponent, with Kaggle's rules.
+
+    :param rows: board rows (Kaggle's ``configuration.rows``)
+    :param columns: board columns; also the size of the ``Discrete`` action space
+    :param inarow: stones in a line needed to win
+    :param opponent: an opponent spec string (``"random"``, ``"negamax"``, ``"alphabeta:4"``,
+        ``"kaggle:<name|path.py>"``, ...) or an object with ``act(position, rng) -> column``
+    :param agent_seat: ``"first"``, ``"second"`` or ``"random"`` (drawn from ``np_random`` per episode)
+    :param reward_win: reward when the agent completes a line (or the opponent forfeits)
+    :param reward_loss: reward when the opponent completes a line (or the agent plays illegally
+        under ``illegal_action="lose"``)
+    :param reward_draw: reward when the board fills up with no line
+    :param illegal_action: what a full or off-board column does: ``"lose"`` ends the episode as a
+        loss, as Kaggle does; ``"raise"`` raises ``ValueError``
+    :param info_board: put Kaggle's flat board in every step's ``info`` (``info["board"]``)
+    :param render_mode: ``"human"`` (print) or ``"ansi"`` (return the text)
+    """
+
+    metadata = {"render_modes": ["human", "ansi"], "render_fps": 2}
+
+    def __init__(
+        self,
+        rows: int = 6,
+        columns: int = 7,
+        inarow: int = 4,
+        opponent: Union[str, Any] = "random",
+        agent_seat: str = "random",
+        reward_win: float = 1.0,
+        reward_loss: float = -1.0,
+        reward_draw: float = 0.0,
+        illegal_action: str = "lose",
+        info_board: bool = True,
+        render_mode: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        self.geometry = geometry(rows, columns, inarow)
+        if agent_seat not in AGENT_SEATS:
+            raise ValueError(f"agent_seat must be one of {'|'.join(AGENT_SEATS)}, got {agent_seat!r}")
+        if illegal_action not in ILLEGAL_ACTION_POLICIES:
+            raise ValueError(
+                f"illegal_action must be one of {'|'.join(ILLEGAL_ACTION_POLICIES)}, got {illegal_action!r}"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.agent_seat = agent_seat
+        self.reward_win = float(reward_win)
+        self.reward_loss = float(reward_loss)
+        self.reward_draw = float(reward_draw)
+        self.illegal_action = illegal_action
+        self.info_board = info_board
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32)
+        self.action_space = spaces.Discrete(columns)
+        self.set_opponent(opponent)
+        self.position = Position(self.geometry)
+        self.agent_mark = FIRST_MARK
+        self.winner: Optional[int] = None  # mark of the winner, EMPTY for a draw, None while playing
+        self._ended_at_reset = False
+        self._reset_error: Optional[str] = None
+
+    # ------------------------------------------------------------------ opponent
+    def set_opponent(self, opponent: Union[str, Any]) -> None:
+        """Replace the opponent (a spec string or an object with ``act``); takes effect at once."""
+        if isinstance(opponent, str):
+            from .opponents import make_opponent
+
+            opponent = make_opponent(opponent)
+        if not callable(getattr(opponent, "act", None)):
+            raise TypeError(f"opponent must be a spec string or have act(position, rng), got {opponent!r}")
+        self.opponent = opponent
+
+    @property
+    def opponent_mark(self) -> int:
+        return 3 - self.agent_mark
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None):
+        super().reset(seed=seed)
+        seat = (options or {}).get("agent_seat", self.agent_seat)
+        if seat not in AGENT_SEATS:
+            raise ValueError(f"agent_seat must be one of {'|'.join(AGENT_SEATS)}, got {seat!r}")
+        if seat == "random":
+            self.agent_mark = FIRST_MARK if self.np_random.integers(2) == 0 else SECOND_MARK
+        else:
+            self.agent_mark = FIRST_MARK if seat == "first" else SECOND_MARK
+        self.position = Position(self.geometry)
+        self.winner = None
+        info: Dict[str, Any] = {}
+        if self.agent_mark == SECOND_MARK:
+            self._opponent_move(info)
+        self._ended_at_reset = self.winner is not None
+        self._reset_error = info.get("opponent_error")
+        return self._observation(), self._info(info)
+
+    def step(self, action) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
+        info: Dict[str, Any] = {}
+        if self._ended_at_reset:
+            # The opponent forfeited its opening move: the episode ends on the agent's first step.
+            self._ended_at_reset = False
+            info["opponent_error"] = self._reset_error
+            return self._observation(), self._reward(), True, False, self._info(info)
+        if self.winner is not None:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        column = int(action)
+        if not self.position.is_legal(column):
+            if self.illegal_action == "raise":
+                raise ValueError(
+                    f"illegal action {column}: legal columns are {self.position.legal_moves()} "
+                    f"(set illegal_action='lose' to end the episode as a loss instead)"
+                )
+            info["illegal_action"] = column
+            self.winner = self.opponent_mark
+        else:
+            self.position.play(column)
+            self.winner = self.position.winner
+            if self.winner is None:
+                self._opponent_move(info)
+        terminated = self.winner is not None
+        reward = self._reward() if terminated else 0.0
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), reward, terminated, False, self._info(info)
+
+    def action_masks(self) -> np.ndarray:
+        """Columns the agent may play now (for sb3-contrib's MaskablePPO)."""
+        return legal_mask(self.geometry, self.position.mask)
+
+    def render(self) -> Optional[str]:
+        text = self.position.render()
+        if self.render_mode == "ansi":
+            return text
+        print(text + "\n")
+        return None
+
+    # ------------------------------------------------------------------ internals
+    def _opponent_move(self, info: Dict[str, Any]) -> None:
+        """Let the opponent move; an error or an illegal answer forfeits the game to the agent."""
+        try:
+            column = self.opponent.act(self.position, self.np_random)
+            legal = isinstance(column, (int, np.integer)) and self.position.is_legal(int(column))
+        except Exception as error:  # an opponent's failure must not kill the run: Kaggle scores it a loss
+            info["opponent_error"] = f"{type(error).__name__}: {error}"
+            self.winner = self.agent_mark
+            return
+        if not legal:
+            info["opponent_error"] = f"illegal move {column!r}; legal columns were {self.position.legal_moves()}"
+            self.winner = self.agent_mark
+            return
+        self.position.play(int(column))
+        self.winner = self.position.winner
+
+    def _reward(self) -> float:
+        if self.winner == EMPTY:
+            return self.reward_draw
+        return self.reward_win if self.winner == self.agent_mark else self.reward_loss
+
+    def _observation(self) -> np.ndarray:
+        return encode_position(self.position, self.agent_mark)
+
+    def _info(self, info: Dict[str, Any]) -> Dict[str, Any]:
+        info["agent_mark"] = self.agent_mark
+        info["winner"] = self.winner
+        if self.winner is not None:
+            info["outcome"] = "draw" if self.winner == EMPTY else ("win" if self.winner == self.agent_mark else "loss")
+        if self.info_board:
+            info["board"] = self.position.to_kaggle()
+        return info

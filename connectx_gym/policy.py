@@ -1,0 +1,76 @@
+"""Policy networks for MaskablePPO: a small CNN over the board planes (default) or a plain MLP.
+
+``BoardCNN`` is a stack of same-padded convolutions whose flattened output feeds SB3's policy and
+value heads. It is deliberately plain (Conv2d + activation, no normalisation layers) so that the
+numpy re-implementation used by self-play workers and Kaggle submissions stays exact and small.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence
+
+from ._quiet import quiet_import_sb3
+
+quiet_import_sb3()
+import torch  # noqa: E402
+from gymnasium import spaces  # noqa: E402
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor  # noqa: E402
+
+ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}
+
+
+class BoardCNN(BaseFeaturesExtractor):
+    """Same-padded convolutions over ``(planes, rows, columns)``, flattened.
+
+    :param observation_space: the env's ``Box`` of board planes
+    :param channels: output channels of each convolution
+    :param kernel_size: odd kernel size shared by every convolution
+    :param activation: ``relu``, ``tanh`` or ``gelu``
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        channels: Sequence[int] = (64, 64),
+        kernel_size: int = 3,
+        activation: str = "relu",
+    ) -> None:
+        planes, rows, columns = observation_space.shape
+        super().__init__(observation_space, features_dim=int(channels[-1]) * rows * columns)
+        layers = []
+        in_channels = planes
+        for out_channels in channels:
+            layers.append(torch.nn.Conv2d(in_channels, int(out_channels), kernel_size, padding=kernel_size // 2))
+            layers.append(ACTIVATIONS[activation]())
+            in_channels = int(out_channels)
+        layers.append(torch.nn.Flatten())
+        self.cnn = torch.nn.Sequential(*layers)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.cnn(observations)
+
+
+def policy_kwargs(
+    features: str = "cnn",
+    cnn_channels: Sequence[int] = (64, 64),
+    kernel_size: int = 3,
+    net_arch: Sequence[int] = (128,),
+    activation: str = "relu",
+) -> Dict[str, Any]:
+    """``policy_kwargs`` for ``MaskablePPO("MlpPolicy", ...)`` from the ``policy`` config section."""
+    kwargs: Dict[str, Any] = {
+        "net_arch": {"pi": list(net_arch), "vf": list(net_arch)},
+        "activation_fn": ACTIVATIONS[activation],
+    }
+    if features == "cnn":
+        kwargs["features_extractor_class"] = BoardCNN
+        kwargs["features_extractor_kwargs"] = {
+            "channels": list(cnn_channels),
+            "kernel_size": kernel_size,
+            "activation": activation,
+        }
+    elif features == "mlp":
+        kwargs["features_extractor_class"] = FlattenExtractor
+    else:
+        raise ValueError(f"policy features must be cnn or mlp, got {features!r}")
+    return kwargs

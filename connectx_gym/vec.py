@@ -1,0 +1,344 @@
+"""``ChunkedVecEnv``: SB3 ``VecEnv`` semantics with one message per worker per step.
+
+Each worker owns a contiguous chunk of environments (``chunk.EnvChunk``). A step sends every
+worker its slice of the actions and receives stacked observations, rewards, dones, infos and
+action masks in one reply; finished episodes reset inside the worker. MaskablePPO's
+``env_method("action_masks")`` is answered from the masks that came with the observations, so it
+costs no round trip. With ``use_multiprocessing=False`` the same chunks run in this process.
+
+``make_vec_env`` builds the training vec env from the config: this one, or SB3's own
+``SubprocVecEnv`` / ``DummyVecEnv`` for comparison.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import cloudpickle
+import numpy as np
+
+from ._quiet import quiet_import_sb3
+from .chunk import EnvChunk, dispatch, worker_main
+
+quiet_import_sb3()
+from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn  # noqa: E402
+
+MASK_METHOD = "action_masks"
+#: seconds between liveness checks while waiting for a worker's reply
+POLL_INTERVAL_S = 0.5
+#: seconds a worker gets to exit cleanly on close before it is terminated
+CLOSE_TIMEOUT_S = 5.0
+
+
+class WorkerError(RuntimeError):
+    """An env worker raised or died; names the worker, its envs and the cause."""
+
+    def __init__(self, message: str, worker_traceback: str = "") -> None:
+        super().__init__(message)
+        self.worker_traceback = worker_traceback
+
+
+def split_evenly(count: int, parts: int) -> List[range]:
+    """``count`` indices in ``parts`` contiguous ranges whose sizes differ by at most one."""
+    base, extra = divmod(count, parts)
+    ranges, start = [], 0
+    for part in range(parts):
+        size = base + (1 if part < extra else 0)
+        ranges.append(range(start, start + size))
+        start += size
+    return ranges
+
+
+def _signal_name(exitcode: Optional[int]) -> str:
+    if exitcode is None:
+        return "is unresponsive"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+class _InProcessWorker:
+    """A chunk stepped in this process, behind the same call interface as a subprocess."""
+
+    def __init__(self, env_fns: Sequence[Callable[[], Any]]) -> None:
+        self.chunk = EnvChunk(env_fns)
+        self._pending: Any = None
+
+    def spaces(self):
+        return self.chunk.observation_space, self.chunk.action_space
+
+    def send(self, command: str, data: Any) -> None:
+        self._pending = dispatch(self.chunk, command, data)
+
+    def recv(self) -> Any:
+        reply, self._pending = self._pending, None
+        return reply
+
+    def stop(self) -> None:
+        pass
+
+
+class _SubprocessWorker:
+    """A chunk served by a worker process over a pipe; failures become ``WorkerError``."""
+
+    def __init__(self, index: int, env_indices: range, env_fns, context) -> None:
+        self.index = index
+        self.env_indices = env_indices
+        self.remote, work_remote = context.Pipe()
+        payload = cloudpickle.dumps(list(env_fns))
+        self.process = context.Process(
+            target=worker_main, args=(work_remote, self.remote, payload), daemon=True, name=f"connectx-worker-{index}"
+        )
+        self.process.start()
+        work_remote.close()
+        self._spaces = self.recv()
+
+    def describe(self) -> str:
+        return f"env worker {self.index} (envs {self.env_indices.start}-{self.env_indices.stop - 1}, pid {self.process.pid})"
+
+    def spaces(self):
+        return self._spaces
+
+    def send(self, command: str, data: Any) -> None:
+        try:
+            self.remote.send((command, data))
+        except (BrokenPipeError, EOFError, OSError):
+            self._raise_dead()
+
+    def recv(self) -> Any:
+        remote = self.remote
+        while not remote.poll(POLL_INTERVAL_S):
+            if not self.process.is_alive():
+                self._raise_dead()
+        try:
+            status, payload = remote.recv()
+        except (EOFError, OSError):
+            self._raise_dead()
+        if status == "error":
+            summary, worker_traceback = payload
+            raise WorkerError(f"{self.describe()} failed: {summary}", worker_traceback)
+        return payload
+
+    def _raise_dead(self):
+        self.process.join(timeout=1.0)
+        raise WorkerError(f"{self.describe()} {_signal_name(self.process.exitcode)}")
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            try:
+                self.remote.send(("close", None))
+            except (BrokenPipeError, EOFError, OSError):
+                pass
+            self.process.join(timeout=CLOSE_TIMEOUT_S)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=CLOSE_TIMEOUT_S)
+        self.remote.close()
+
+
+class ChunkedVecEnv(VecEnv):
+    """Vectorized env over chunks of envs, one message per worker per step.
+
+    :param env_fns: one callable per env (must be picklable by cloudpickle for subprocesses)
+    :param num_workers: number of chunks (= worker processes when ``use_multiprocessing``)
+    :param use_multiprocessing: run the chunks in worker processes (True) or in this process
+    :param start_method: ``forkserver`` (default: safe with torch, workers preload this package),
+        ``spawn`` or ``fork``
+    """
+
+    def __init__(
+        self,
+        env_fns: Sequence[Callable[[], Any]],
+        num_workers: int = 1,
+        use_multiprocessing: bool = True,
+        start_method: str = "forkserver",
+    ) -> None:
+        if not 1 <= num_workers <= len(env_fns):
+            raise ValueError(f"num_workers must be between 1 and the number of envs ({len(env_fns)}), got {num_workers}")
+        self.chunk_ranges = split_evenly(len(env_fns), num_workers)
+        self.use_multiprocessing = use_multiprocessing
+        self.workers: List[Any] = []
+        self.closed = False
+        self.waiting = False
+        try:
+            if use_multiprocessing:
+                context = mp.get_context(start_method)
+                if start_method == "forkserver":
+                    context.set_forkserver_preload(["connectx_gym.chunk"])
+                for index, env_indices in enumerate(self.chunk_ranges):
+                    fns = [env_fns[i] for i in env_indices]
+                    self.workers.append(_SubprocessWorker(index, env_indices, fns, context))
+            else:
+                self.workers = [_InProcessWorker([env_fns[i] for i in r]) for r in self.chunk_ranges]
+        except BaseException:
+            self._stop_workers()
+            raise
+        observation_space, action_space = self.workers[0].spaces()
+        num_envs = len(env_fns)
+        self._masks = np.ones((num_envs, action_space.n), dtype=bool)
+        self._obs = np.zeros((num_envs,) + observation_space.shape, dtype=observation_space.dtype)
+        self._rewards = np.zeros(num_envs, dtype=np.float32)
+        self._dones = np.zeros(num_envs, dtype=bool)
+        super().__init__(num_envs, observation_space, action_space)
+
+    # ------------------------------------------------------------------ stepping
+    def reset(self):
+        for worker, env_indices in zip(self.workers, self.chunk_ranges):
+            seeds = [self._seeds[i] for i in env_indices]
+            options = [self._options[i] for i in env_indices]
+            worker.send("reset", (seeds, options))
+        reset_infos: List[Dict[str, Any]] = []
+        for worker, env_indices in zip(self.workers, self.chunk_ranges):
+            obs, masks, infos = worker.recv()
+            self._obs[env_indices.start : env_indices.stop] = obs
+            self._masks[env_indices.start : env_indices.stop] = masks
+            reset_infos.extend(infos)
+        self.reset_infos = reset_infos
+        self._reset_seeds()
+        self._reset_options()
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions)
+        for worker, env_indices in zip(self.workers, self.chunk_ranges):
+            worker.send("step", actions[env_indices.start : env_indices.stop])
+        self.waiting = True
+
+    def step_wait(self) -> VecEnvStepReturn:
+        infos: List[Dict[str, Any]] = []
+        for worker, env_indices in zip(self.workers, self.chunk_ranges):
+            (obs, rewards, dones, chunk_infos, masks), reset_infos = worker.recv()
+            window = slice(env_indices.start, env_indices.stop)
+            self._obs[window] = obs
+            self._rewards[window] = rewards
+            self._dones[window] = dones
+            self._masks[window] = masks
+            infos.extend(chunk_infos)
+            for offset, reset_info in enumerate(reset_infos):
+                if reset_info:
+                    self.reset_infos[env_indices.start + offset] = reset_info
+        self.waiting = False
+        return self._obs.copy(), self._rewards.copy(), self._dones.copy(), infos
+
+    def action_masks(self) -> np.ndarray:
+        """Masks for the current observations of all envs, shape ``(num_envs, n_actions)``."""
+        return self._masks.copy()
+
+    # ------------------------------------------------------------------ attribute access
+    def _by_worker(self, indices: VecEnvIndices):
+        """Group env indices by worker: yields (worker, local indices, global indices)."""
+        wanted = list(self._get_indices(indices))
+        for worker, env_indices in zip(self.workers, self.chunk_ranges):
+            mine = [i for i in wanted if env_indices.start <= i < env_indices.stop]
+            if mine:
+                yield worker, [i - env_indices.start for i in mine], mine
+
+    def _gather(self, command: str, make_data, indices: VecEnvIndices) -> List[Any]:
+        groups = list(self._by_worker(indices))
+        for worker, local, _ in groups:
+            worker.send(command, make_data(local))
+        results: Dict[int, Any] = {}
+        for worker, _, global_indices in groups:
+            results.update(zip(global_indices, worker.recv()))
+        return [results[i] for i in self._get_indices(indices)]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> List[Any]:
+        return self._gather("get_attr", lambda local: (attr_name, local), indices)
+
+    def has_attr(self, attr_name: str) -> bool:
+        if attr_name == MASK_METHOD:
+            return True
+        self.workers[0].send("has_attr", attr_name)
+        return bool(self.workers[0].recv())
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        groups = list(self._by_worker(indices))
+        for worker, local, _ in groups:
+            worker.send("set_attr", (attr_name, value, local))
+        for worker, _, _ in groups:
+            worker.recv()
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> List[Any]:
+        if method_name == MASK_METHOD and not method_args and not method_kwargs:
+            return [self._masks[i].copy() for i in self._get_indices(indices)]
+        return self._gather("env_method", lambda local: (method_name, method_args, method_kwargs, local), indices)
+
+    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> List[bool]:
+        return self._gather("env_is_wrapped", lambda local: (wrapper_class, local), indices)
+
+    def get_images(self):
+        raise NotImplementedError("ChunkedVecEnv has no image rendering; use env_method('render')")
+
+    # ------------------------------------------------------------------ shutdown
+    def _stop_workers(self) -> None:
+        for worker in self.workers:
+            try:
+                worker.stop()
+            except Exception:  # a worker that is already gone must not keep the others alive
+                pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop_workers()
+
+    def __del__(self):  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+BACKENDS = ("chunked", "sb3_subproc", "sb3_dummy")
+
+
+def env_factories(env_kwargs: Dict[str, Any], count: int) -> List[Callable[[], Any]]:
+    """``count`` picklable callables that each build a ``ConnectXEnv`` with ``env_kwargs``."""
+    from .env import ConnectXEnv
+
+    return [partial(ConnectXEnv, **env_kwargs) for _ in range(count)]
+
+
+def make_vec_env(
+    env_kwargs: Dict[str, Any],
+    parallel_episodes: int,
+    num_processes: int,
+    use_multiprocessing: bool = True,
+    backend: str = "chunked",
+    start_method: str = "forkserver",
+    seed: Optional[int] = None,
+) -> VecEnv:
+    """The training vec env (not yet reset), seeded so that env ``i`` gets ``seed + i``.
+
+    :param env_kwargs: ``ConnectXEnv`` keyword arguments
+    :param parallel_episodes: number of envs (SB3's ``n_envs``)
+    :param num_processes: number of chunks / worker processes (``chunked``; ignored by the SB3 backends)
+    :param use_multiprocessing: workers in subprocesses (``chunked``)
+    :param backend: ``chunked``, ``sb3_subproc`` (one env per process) or ``sb3_dummy`` (in-process)
+    """
+    fns = env_factories(env_kwargs, parallel_episodes)
+    if backend == "chunked":
+        venv: VecEnv = ChunkedVecEnv(fns, num_processes, use_multiprocessing, start_method)
+    elif backend == "sb3_subproc":
+        from stable_baselines3.common.vec_env import SubprocVecEnv
+
+        if start_method == "forkserver":
+            mp.get_context("forkserver").set_forkserver_preload(["connectx_gym._quiet"])
+        venv = SubprocVecEnv(fns, start_method=start_method)
+    elif backend == "sb3_dummy":
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        venv = DummyVecEnv(fns)
+    else:
+        raise ValueError(f"backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+    if seed is not None:
+        venv.seed(seed)
+    return venv
