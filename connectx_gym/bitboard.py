@@ -12,6 +12,7 @@ one board size; ``Position`` is a mutable game state built on it.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -49,12 +50,13 @@ class Geometry:
     _directions: Tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        set_ = object.__setattr__
         for name in ("rows", "columns", "inarow"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            set_(self, name, int(value))
         height = self.rows + 1
-        set_ = object.__setattr__
         set_(self, "column_height", height)
         set_(self, "size", self.rows * self.columns)
         bottom_cells = tuple(1 << (c * height) for c in range(self.columns))
@@ -157,6 +159,9 @@ class Geometry:
             seen_empty = False
             for h in range(rows):
                 value = board[(rows - 1 - h) * columns + column]
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise ValueError(f"board cell values must be 0, 1 or 2, got {value!r}")
+                value = int(value)
                 if value == EMPTY:
                     seen_empty = True
                 elif value in (FIRST_MARK, SECOND_MARK):
@@ -213,9 +218,12 @@ class Position:
         position.mask = first | second
         position.to_move = derived
         position.moves_played = ones + twos
-        if geometry.has_line(first):
+        first_line, second_line = geometry.has_line(first), geometry.has_line(second)
+        if first_line and second_line:
+            raise ValueError("board has lines of both marks; not a reachable position")
+        if first_line:
             position.winner = FIRST_MARK
-        elif geometry.has_line(second):
+        elif second_line:
             position.winner = SECOND_MARK
         elif geometry.is_full(position.mask):
             position.winner = EMPTY

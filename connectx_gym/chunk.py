@@ -97,12 +97,17 @@ class EnvChunk:
     def env_method(self, name: str, args: tuple, kwargs: dict, indices: Sequence[int]) -> List[Any]:
         return [self.envs[i].get_wrapper_attr(name)(*args, **kwargs) for i in indices]
 
-    def env_is_wrapped(self, wrapper_class: type, indices: Sequence[int]) -> List[bool]:
+    def env_is_wrapped(self, wrapper_name: str, indices: Sequence[int]) -> List[bool]:
+        """Whether each env is wrapped by the class with qualified name ``wrapper_name``.
+
+        The class travels by name, not by pickle: unpickling e.g. SB3's ``Monitor`` would import
+        stable-baselines3 (and its ``gym`` banner) into the worker.
+        """
         results = []
         for i in indices:
             env, wrapped = self.envs[i], False
             while hasattr(env, "env"):
-                if isinstance(env, wrapper_class):
+                if wrapper_name in (f"{cls.__module__}.{cls.__qualname__}" for cls in type(env).__mro__):
                     wrapped = True
                     break
                 env = env.env

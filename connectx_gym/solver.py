@@ -223,6 +223,7 @@ def kaggle_immediate_win(position: Position) -> Optional[int]:
 
     :param position: a position where the game is not over
     """
+    _require_playing(position)
     geometry = position.geometry
     tables = _tables(geometry)
     wins = tables.completions(position.stones[position.to_move]) & geometry.playable_cells(position.mask)

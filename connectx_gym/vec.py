@@ -271,7 +271,8 @@ class ChunkedVecEnv(VecEnv):
         return self._gather("env_method", lambda local: (method_name, method_args, method_kwargs, local), indices)
 
     def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> List[bool]:
-        return self._gather("env_is_wrapped", lambda local: (wrapper_class, local), indices)
+        name = f"{wrapper_class.__module__}.{wrapper_class.__qualname__}"
+        return self._gather("env_is_wrapped", lambda local: (name, local), indices)
 
     def get_images(self):
         raise NotImplementedError("ChunkedVecEnv has no image rendering; use env_method('render')")
