@@ -117,63 +117,86 @@ def sequential_coin_flip_distribution(scores: Dict[int, float], size: int) -> Di
     return distribution
 
 
-def brute_force_value(position: Position, depth: int, ply: int) -> int:
-    """Plain minimax with the alpha-beta scoring rules (no pruning, no tables, no bit tricks)."""
-    g = position.geometry
-    mover = position.to_move
-    moves = position.legal_moves()
-    children = []
-    for column in moves:
-        child = position.copy()
-        child.play(column)
-        if child.winner == mover:
+def brute_force_value(g: Geometry, own: int, other: int, depth: int, ply: int) -> int:
+    """Plain minimax with the alpha-beta scoring rules: no pruning, no tables, no move filtering.
+
+    Uses only the rules of ``bitboard`` (``drop_bit``, ``has_line``) and the solver's heuristic.
+    """
+    mask = own | other
+    moves = [g.drop_bit(mask, column) for column in g.legal_moves(mask)]
+    for bit in moves:
+        if g.has_line(own | bit):
             return WIN_SCORE - ply
-        children.append(child)
     if depth <= 0:
 
-        def opponent_wins_next(child: Position) -> bool:
-            for column in child.legal_moves():
-                grandchild = child.copy()
-                grandchild.play(column)
-                if grandchild.winner == child.to_move:
-                    return True
-            return False
+        def other_wins_next(bit: int) -> bool:
+            after = mask | bit
+            return any(g.has_line(other | g.drop_bit(after, c)) for c in g.legal_moves(after))
 
-        if all(opponent_wins_next(child) for child in children):
+        if all(other_wins_next(bit) for bit in moves):
             return -(WIN_SCORE - ply - 1)
-        own = position.stones[mover]
-        return solver._heuristic(solver._tables(g), own, position.mask ^ own)
+        return solver._heuristic(solver._tables(g), own, other)
     best = None
-    for child in children:
-        value = 0 if child.winner == EMPTY else -brute_force_value(child, depth - 1, ply + 1)
+    for bit in moves:
+        if g.is_full(mask | bit):
+            value = 0
+        else:
+            value = -brute_force_value(g, other, own | bit, depth - 1, ply + 1)
         best = value if best is None else max(best, value)
     return best
 
 
 def brute_force_root_scores(position: Position, depth: int) -> Dict[int, int]:
+    g = position.geometry
+    own = position.stones[position.to_move]
+    other = position.mask ^ own
     scores = {}
     for column in position.legal_moves():
-        child = position.copy()
-        child.play(column)
-        if child.winner == position.to_move:
+        bit = g.drop_bit(position.mask, column)
+        if g.has_line(own | bit):
             scores[column] = WIN_SCORE
-        elif child.winner == EMPTY:
+        elif g.is_full(position.mask | bit):
             scores[column] = 0
         else:
-            scores[column] = -brute_force_value(child, depth - 1, 1)
+            scores[column] = -brute_force_value(g, other, own | bit, depth - 1, 1)
     return scores
+
+
+def naive_window_score(g: Geometry, own: int, other: int) -> int:
+    """The horizon heuristic counted window by window on a grid."""
+    k = g.inarow
+    weights = {j: 4 ** (j - 1) for j in range(max(1, k - 3), k)}
+
+    def side(stones: int, blockers: int) -> int:
+        total = 0
+        for dc, dh in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            for c in range(g.columns):
+                for h in range(g.rows):
+                    cells = [(c + i * dc, h + i * dh) for i in range(k)]
+                    if not all(0 <= cc < g.columns and 0 <= hh < g.rows for cc, hh in cells):
+                        continue
+                    bits = [g.cell_bit(cc, hh) for cc, hh in cells]
+                    if any(blockers & b for b in bits):
+                        continue
+                    total += weights.get(sum(1 for b in bits if stones & b), 0)
+        return total
+
+    return side(own, other) - side(other, own)
 
 
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def random_positions(g: Geometry, count: int, seed: int, min_moves: int = 0) -> List[Position]:
-    """``count`` non-terminal positions reached by seeded random play."""
+def random_positions(
+    g: Geometry, count: int, seed: int, min_moves: int = 0, max_moves: Optional[int] = None
+) -> List[Position]:
+    """``count`` non-terminal positions reached by seeded random play (moves played drawn uniformly)."""
     rng = np.random.default_rng(seed)
     positions = []
+    high = g.size - 1 if max_moves is None else min(max_moves, g.size - 1)
     while len(positions) < count:
         position = Position(g)
-        target = int(rng.integers(min(min_moves, g.size - 1), g.size))
+        target = int(rng.integers(min(min_moves, high), high + 1))
         while position.moves_played < target and not position.done:
             legal = position.legal_moves()
             position.play(legal[int(rng.integers(len(legal)))])
@@ -488,11 +511,23 @@ def test_alphabeta_prefers_faster_wins_and_slower_losses():
 
 @pytest.mark.parametrize(
     "rows,columns,inarow,depth,count",
-    [(6, 7, 4, 1, 25), (6, 7, 4, 2, 25), (6, 7, 4, 3, 12), (4, 5, 4, 4, 8), (5, 6, 3, 3, 10), (3, 4, 5, 3, 8), (2, 3, 2, 4, 8)],
+    [
+        (6, 7, 4, 1, 25),
+        (6, 7, 4, 2, 25),
+        (6, 7, 4, 3, 25),
+        (6, 7, 4, 4, 6),
+        (5, 5, 4, 5, 4),
+        (4, 5, 3, 5, 6),
+        (5, 6, 3, 4, 10),
+        (3, 4, 5, 4, 8),
+        (2, 3, 2, 5, 8),
+    ],
 )
 def test_alphabeta_scores_equal_brute_force_minimax(rows, columns, inarow, depth, count):
     g = geometry(rows, columns, inarow)
-    for position in random_positions(g, count, seed=rows * 100 + columns * 10 + depth):
+    # Early positions: deep, wide trees where pruning and the transposition table matter most.
+    positions = random_positions(g, count, seed=rows * 100 + columns * 10 + depth, max_moves=g.size // 3)
+    for position in positions:
         assert alphabeta_scores(position, depth) == brute_force_root_scores(position, depth), position.render()
 
 
@@ -508,6 +543,16 @@ def test_alphabeta_move_is_an_argmax_of_its_scores(depth):
         assert chosen <= argmax
         if len(argmax) > 1:
             assert len(chosen) > 1  # ties are broken at random, not always the same way
+
+
+@pytest.mark.parametrize("rows,columns,inarow", [(6, 7, 4), (5, 6, 3), (4, 9, 6), (3, 3, 2), (6, 7, 1), (2, 8, 9)])
+def test_horizon_heuristic_counts_open_windows(rows, columns, inarow):
+    g = geometry(rows, columns, inarow)
+    tables = solver._tables(g)
+    for position in random_positions(g, 15, seed=rows * columns + inarow):
+        own = position.stones[position.to_move]
+        other = position.mask ^ own
+        assert solver._heuristic(tables, own, other) == naive_window_score(g, own, other)
 
 
 ODD_SIZES = [(1, 1, 1), (1, 5, 2), (5, 1, 2), (3, 3, 3), (4, 9, 6), (2, 2, 3), (6, 7, 1), (3, 8, 9), (1, 7, 8), (2, 6, 4)]
