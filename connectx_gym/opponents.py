@@ -349,7 +349,8 @@ def make_opponent(spec: Union[str, OpponentSpec, Opponent]) -> Opponent:
         raise SpecError(f"opponent must be a spec string or have act(position, rng), got {spec!r}; {_forms_text()}")
     kind = OPPONENT_KINDS.get(spec.kind)
     if kind is None:
-        raise SpecError(f"unknown opponent kind {spec.kind!r}{did_you_mean(spec.kind, OPPONENT_KINDS)}; {_forms_text()}")
+        hint = did_you_mean(spec.kind, OPPONENT_KINDS)
+        raise SpecError(f"unknown opponent kind {spec.kind!r}{hint}; {_forms_text()}")
     return kind.build(spec.argument)
 
 

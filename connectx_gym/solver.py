@@ -26,7 +26,7 @@ WIN_SCORE = 1 << 40
 """Alpha-beta score of a win completed on the root's move; a win (loss) at ply ``n`` scores
 ``WIN_SCORE - n + 1`` (``-(WIN_SCORE - n + 1)``), far beyond any heuristic value."""
 
-_NEGAMAX_CACHE_LIMIT = 200_000
+_NEGAMAX_CACHE_LIMIT = 100_000
 """Entries kept in a board size's Kaggle-negamax node cache before it is cleared."""
 
 _COMPLETIONS_CACHE_LIMIT = 50_000
@@ -36,13 +36,16 @@ _HEURISTIC_MAX = WIN_SCORE >> 4
 
 _DEPTH_BITS = KAGGLE_NEGAMAX_DEPTH.bit_length()
 
+# (column step, height step) of the four line directions: vertical, horizontal, diagonal, anti-diagonal
+_LINE_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
 
 class _Tables:
     """Per-board-size constants and caches shared by every search on that size."""
 
     __slots__ = (
         "geometry", "size", "inarow", "height", "board_mask", "bottom_mask", "directions",
-        "kaggle_below_cells", "window_starts", "window_weights", "center_columns",
+        "kaggle_below_cells", "window_starts", "window_weights", "center_column_masks",
         "completions_cache", "negamax_cache", "mask_bits",
     )
 
@@ -53,31 +56,28 @@ class _Tables:
         height = self.height = geometry.column_height
         self.board_mask = geometry.board_mask
         self.bottom_mask = geometry.bottom_mask
-        # vertical (up), horizontal (right), diagonal (up-right), anti-diagonal (down-right)
-        self.directions = (1, height, height + 1, height - 1)
+        # bit shifts of one step along each line direction (the sentinel bit stops wrap-around)
+        self.directions = tuple(dcol * height + dh for dcol, dh in _LINE_DIRECTIONS)
         # Kaggle's leaf counts the stone below a landing cell only when ``row < rows - 2``, i.e. when
         # the landing cell is at least two cells above the bottom.
         self.kaggle_below_cells = sum(
             geometry.cell_bit(c, h) for c in range(geometry.columns) for h in range(2, geometry.rows)
         )
-        self.window_starts = tuple(self._window_starts(step) for step in self.directions)
+        self.window_starts = tuple(self._window_starts(dcol, dh) for dcol, dh in _LINE_DIRECTIONS)
         # Weight of an opponent-free window holding j own stones: 4 ** (j - 1) for the three
         # fullest counts (j = inarow - 1 is a threat), nothing for fewer or for none.
         self.window_weights = tuple(
             (j, 4 ** (j - 1)) for j in range(max(1, geometry.inarow - 3), geometry.inarow)
         )
-        self.center_columns = tuple(
-            (geometry.column_masks[c], geometry.bottom_cells[c]) for c in geometry.center_order
-        )
+        self.center_column_masks = tuple(geometry.column_masks[c] for c in geometry.center_order)
         self.completions_cache: Dict[int, int] = {}
         self.negamax_cache: Dict[int, float] = {}
         self.mask_bits = height * geometry.columns
 
-    def _window_starts(self, step: int) -> int:
-        """Cells from which ``inarow`` cells in direction ``step`` all lie on the board."""
+    def _window_starts(self, dcol: int, dh: int) -> int:
+        """Cells from which ``inarow`` cells stepping ``dcol`` columns and ``dh`` rows all lie on the board."""
         geometry = self.geometry
         rows, columns, inarow = geometry.rows, geometry.columns, geometry.inarow
-        dcol, dh = {1: (0, 1), self.height: (1, 0), self.height + 1: (1, 1), self.height - 1: (1, -1)}[step]
         starts = 0
         for c in range(columns):
             for h in range(rows):
@@ -109,7 +109,7 @@ class _Tables:
                     if not run:
                         break
                     behind.append(run)
-                if step == 1:  # vertical: nothing can lie above an empty cell
+                if step == 1:  # vertical (or a diagonal of a one-row board): nothing lies above an empty cell
                     if len(behind) > need:
                         result |= behind[need]
                     continue
@@ -252,7 +252,7 @@ def kaggle_negamax_scores(position: Position) -> Optional[Dict[int, float]]:
     for column in geometry.legal_moves(mask):
         bit = geometry.drop_bit(mask, column)
         child = _kaggle_node_value(tables, opponent, mask | bit, KAGGLE_NEGAMAX_DEPTH - 1, opponent_completions)
-        scores[column] = -child
+        scores[column] = 0.0 - child  # not -0.0 for a draw
     return scores
 
 
@@ -336,7 +336,7 @@ def _make_search(tables: _Tables, root_stones: int) -> Callable[[int, int, int, 
     board_mask = tables.board_mask
     bottom_mask = tables.bottom_mask
     completions = tables.completions
-    center_columns = tables.center_columns
+    center_column_masks = tables.center_column_masks
     transpositions: Dict[Tuple[int, int], Tuple[int, int, int, int]] = {}
 
     def search(own: int, mask: int, depth: int, alpha: int, beta: int, own_completions: int) -> int:
@@ -381,9 +381,9 @@ def _make_search(tables: _Tables, root_stones: int) -> Callable[[int, int, int, 
         best = -WIN_SCORE - 1
         best_bit = 0
         if first & candidates:
-            order = [first] + [candidates & m for m, _ in center_columns if candidates & m and not first & m]
+            order = [first] + [candidates & m for m in center_column_masks if candidates & m and not first & m]
         else:
-            order = [candidates & m for m, _ in center_columns if candidates & m]
+            order = [candidates & m for m in center_column_masks if candidates & m]
         for bit in order:
             score = -search(opponent, mask | bit, depth - 1, -beta, -alpha, opponent_completions)
             if score > best:

@@ -521,6 +521,8 @@ def test_alphabeta_prefers_faster_wins_and_slower_losses():
         (5, 6, 3, 4, 10),
         (3, 4, 5, 4, 8),
         (2, 3, 2, 5, 8),
+        (4, 4, 3, 6, 60),  # deep enough for transposition-table bounds to decide results
+        (4, 4, 3, 7, 20),
     ],
 )
 def test_alphabeta_scores_equal_brute_force_minimax(rows, columns, inarow, depth, count):
@@ -545,7 +547,9 @@ def test_alphabeta_move_is_an_argmax_of_its_scores(depth):
             assert len(chosen) > 1  # ties are broken at random, not always the same way
 
 
-@pytest.mark.parametrize("rows,columns,inarow", [(6, 7, 4), (5, 6, 3), (4, 9, 6), (3, 3, 2), (6, 7, 1), (2, 8, 9)])
+@pytest.mark.parametrize(
+    "rows,columns,inarow", [(6, 7, 4), (5, 6, 3), (4, 9, 6), (3, 3, 2), (6, 7, 1), (2, 8, 9), (1, 7, 2), (7, 1, 3)]
+)
 def test_horizon_heuristic_counts_open_windows(rows, columns, inarow):
     g = geometry(rows, columns, inarow)
     tables = solver._tables(g)
@@ -555,7 +559,18 @@ def test_horizon_heuristic_counts_open_windows(rows, columns, inarow):
         assert solver._heuristic(tables, own, other) == naive_window_score(g, own, other)
 
 
-ODD_SIZES = [(1, 1, 1), (1, 5, 2), (5, 1, 2), (3, 3, 3), (4, 9, 6), (2, 2, 3), (6, 7, 1), (3, 8, 9), (1, 7, 8), (2, 6, 4)]
+ODD_SIZES = [
+    (1, 1, 1),
+    (1, 5, 2),
+    (5, 1, 2),
+    (3, 3, 3),
+    (4, 9, 6),
+    (2, 2, 3),
+    (6, 7, 1),
+    (3, 8, 9),
+    (1, 7, 8),
+    (2, 6, 4),
+]
 
 
 @pytest.mark.parametrize("rows,columns,inarow", ODD_SIZES)

@@ -1,0 +1,220 @@
+"""Training throughput of MaskablePPO under each vec-env mode, side by side in one run.
+
+Modes, all with the default config's PPO and policy settings at its ``parallel_episodes``:
+
+- ``null``: a vec env with the same spaces that does no game logic (the policy-bound ceiling);
+- ``chunked_subproc``: the default mode, ``ChunkedVecEnv`` with worker processes;
+- ``chunked_inproc``: the same chunks in the main process;
+- ``sb3_dummy``: SB3's ``DummyVecEnv``;
+- ``sb3_subproc``: SB3's ``SubprocVecEnv``, one env per process;
+- ``seed_style``: Kaggle's own ``connectx`` env (``env.train([None, "random"])``) in SB3's
+  ``SubprocVecEnv``, the way the original multiprocess trainer ran.
+
+Then a CPU-heavy case: opponent ``alphabeta:4``, chunked workers with 2 processes vs 1.
+Each mode trains one warm-up rollout, then is timed over ``--rollouts`` rollouts (steps/s include
+PPO's updates, as in real training). Prints a table; the last line is one JSON object.
+
+    python benchmarks/bench_train.py [--rollouts 2] [--skip-heavy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import contextlib
+import io
+import json
+import random
+import time
+from typing import Any, Dict, List
+
+import gymnasium as gym
+import numpy as np
+
+from connectx_gym._quiet import quiet_import_sb3
+
+quiet_import_sb3()
+import torch  # noqa: E402
+from sb3_contrib import MaskablePPO  # noqa: E402
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor  # noqa: E402
+
+from connectx_gym.config import load_config  # noqa: E402
+from connectx_gym.planes import NUM_PLANES  # noqa: E402
+from connectx_gym.policy import policy_kwargs  # noqa: E402
+from connectx_gym.train import env_kwargs, ppo_kwargs  # noqa: E402
+from connectx_gym.vec import make_vec_env  # noqa: E402
+
+#: a null episode ends every this many steps, about the length of a real game against random
+NULL_EPISODE_LENGTH = 11
+#: rollout length per env in the CPU-heavy case
+HEAVY_N_STEPS = 16
+
+
+class NullVecEnv(VecEnv):
+    """Same spaces as ConnectX, no game: constant observations, all moves legal."""
+
+    def __init__(self, num_envs: int, rows: int, columns: int) -> None:
+        self._obs = np.zeros((num_envs, NUM_PLANES, rows, columns), dtype=np.float32)
+        self._masks = [np.ones(columns, dtype=bool) for _ in range(num_envs)]
+        self._steps = np.arange(num_envs) % NULL_EPISODE_LENGTH
+        self.render_mode = None
+        super().__init__(
+            num_envs,
+            gym.spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32),
+            gym.spaces.Discrete(columns),
+        )
+
+    def reset(self):
+        return self._obs.copy()
+
+    def step_async(self, actions):
+        pass
+
+    def step_wait(self):
+        self._steps += 1
+        dones = self._steps % NULL_EPISODE_LENGTH == 0
+        infos: List[Dict[str, Any]] = [{"terminal_observation": self._obs[0]} if d else {} for d in dones]
+        return self._obs.copy(), dones.astype(np.float32), dones, infos
+
+    def close(self):
+        pass
+
+    def get_attr(self, attr_name, indices=None):
+        if attr_name == "render_mode":
+            return [None] * self.num_envs
+        raise AttributeError(attr_name)
+
+    def has_attr(self, attr_name):
+        return attr_name == "action_masks"
+
+    def set_attr(self, attr_name, value, indices=None):
+        pass
+
+    def env_method(self, method_name, *args, indices=None, **kwargs):
+        if method_name == "action_masks":
+            return self._masks
+        raise AttributeError(method_name)
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        return [False] * self.num_envs
+
+
+class KaggleConnectXEnv(gym.Env):
+    """The seed trainer's way: Kaggle's interpreter via ``env.train([None, "random"])``."""
+
+    def __init__(self, rows: int, columns: int, inarow: int) -> None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            from kaggle_environments import make
+        self.rows, self.columns = rows, columns
+        self.kaggle_env = make("connectx", configuration={"rows": rows, "columns": columns, "inarow": inarow})
+        self.trainer = self.kaggle_env.train([None, "random"])
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(columns)
+        self.board = [0] * (rows * columns)
+        self.mark = 1
+
+    def _planes(self, observation) -> np.ndarray:
+        self.board, self.mark = list(observation["board"]), observation["mark"]
+        grid = np.array(self.board).reshape(self.rows, self.columns)
+        planes = np.zeros(self.observation_space.shape, dtype=np.float32)
+        planes[0] = grid == self.mark
+        planes[1] = grid == 3 - self.mark
+        return planes
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            random.seed(seed)
+        return self._planes(self.trainer.reset()), {}
+
+    def step(self, action):
+        observation, reward, done, info = self.trainer.step(int(action))
+        return self._planes(observation), float(reward or 0.0), bool(done), False, {}
+
+    def action_masks(self) -> np.ndarray:
+        return np.array([self.board[c] == 0 for c in range(self.columns)])
+
+
+def measure(name: str, venv: VecEnv, config, rollouts: int) -> float:
+    """Steps/s of MaskablePPO with the config's PPO settings on ``venv`` after one warm-up rollout."""
+    policy = config.policy
+    model = MaskablePPO(
+        "MlpPolicy",
+        VecMonitor(venv),
+        policy_kwargs=policy_kwargs(policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch,
+                                    policy.activation),
+        seed=0,
+        device="cpu",
+        **ppo_kwargs(config),
+    )
+    rollout = config.ppo.n_steps * config.multiprocessing.parallel_episodes
+    model.learn(rollout)
+    start = time.perf_counter()
+    model.learn(rollout * rollouts, reset_num_timesteps=False)
+    elapsed = time.perf_counter() - start
+    venv.close()
+    sps = rollout * rollouts / elapsed
+    print(f"{name:<18}{sps:>12,.0f} steps/s", flush=True)
+    return sps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="MaskablePPO steps/s per vec-env mode")
+    parser.add_argument("--config", default=None, help="config file (default: built-in defaults)")
+    parser.add_argument("--rollouts", type=int, default=2, help="timed rollouts per mode")
+    parser.add_argument("--skip-heavy", action="store_true", help="skip the alphabeta:4 case")
+    parser.add_argument("--skip-seed-style", action="store_true", help="skip the Kaggle-env SubprocVecEnv mode")
+    args = parser.parse_args()
+
+    config = load_config(args.config).resolved()
+    mp_config, env = config.multiprocessing, config.env
+    n_envs, processes = mp_config.parallel_episodes, mp_config.num_processes
+    kwargs = env_kwargs(config)
+    print(f"n_envs={n_envs} num_processes={processes} n_steps={config.ppo.n_steps} "
+          f"torch_threads={torch.get_num_threads()} opponent={env.opponent}")
+    sps: Dict[str, float] = {}
+    sps["null"] = measure("null", NullVecEnv(n_envs, env.rows, env.columns), config, args.rollouts)
+    sps["chunked_subproc"] = measure(
+        "chunked_subproc", make_vec_env(kwargs, n_envs, processes, True, "chunked", seed=0), config, args.rollouts
+    )
+    sps["chunked_inproc"] = measure(
+        "chunked_inproc", make_vec_env(kwargs, n_envs, processes, False, "chunked", seed=0), config, args.rollouts
+    )
+    sps["sb3_dummy"] = measure("sb3_dummy", make_vec_env(kwargs, n_envs, 1, False, "sb3_dummy", seed=0), config,
+                               args.rollouts)
+    # fork: 64 children share the parent's imports instead of each loading torch again
+    sps["sb3_subproc"] = measure(
+        "sb3_subproc", make_vec_env(kwargs, n_envs, 1, True, "sb3_subproc", start_method="fork", seed=0), config,
+        args.rollouts,
+    )
+    if not args.skip_seed_style:
+        fns = [lambda: KaggleConnectXEnv(env.rows, env.columns, env.inarow) for _ in range(n_envs)]
+        venv = SubprocVecEnv(fns, start_method="fork")
+        venv.seed(0)
+        sps["seed_style"] = measure("seed_style", venv, config, 1)
+
+    result: Dict[str, Any] = {
+        "n_envs": n_envs,
+        "num_processes": processes,
+        "sps": {k: round(v, 1) for k, v in sps.items()},
+        "fraction_of_bound": round(sps["chunked_subproc"] / sps["null"], 3),
+        "chunked_vs_dummy": round(sps["chunked_subproc"] / sps["sb3_dummy"], 3),
+        "chunked_vs_sb3_subproc": round(sps["chunked_subproc"] / sps["sb3_subproc"], 3),
+    }
+    if "seed_style" in sps:
+        result["speedup_vs_seed_style"] = round(sps["chunked_subproc"] / sps["seed_style"], 1)
+
+    if not args.skip_heavy:
+        heavy = dict(kwargs, opponent="alphabeta:4")
+        # shorter rollouts keep this case to a minute or two; the search dominates either way
+        short = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, n_steps=HEAVY_N_STEPS,
+                                                                    batch_size=HEAVY_N_STEPS * n_envs))
+        one = measure("alphabeta4_1proc", make_vec_env(heavy, n_envs, 1, True, "chunked", seed=0), short, 1)
+        two = measure("alphabeta4_2proc", make_vec_env(heavy, n_envs, 2, True, "chunked", seed=0), short, 1)
+        result["heavy"] = {"opponent": "alphabeta:4", "sps_1_process": round(one, 1), "sps_2_processes": round(two, 1),
+                           "speedup_2_vs_1": round(two / one, 3)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
