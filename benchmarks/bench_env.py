@@ -1,8 +1,8 @@
 """Env stepping speed: ConnectXEnv vs Kaggle's ``env.train([None, "random"])``, and opponents' move speed.
 
 Both envs are driven by the same random agent (a legal column picked from the Kaggle-format board
-each returns), so the ratio measures the environments alone. Opponent speed is measured on the
-same set of mid-game positions for our bitboard negamax, Kaggle's own negamax agent, and
+each returns), so the ratio measures the environments alone. Opponent speed is measured with cold
+search caches on the same set of mid-game positions for our bitboard negamax, Kaggle's own negamax agent, and
 ``alphabeta:4``. Prints a table, then one JSON object as the last line.
 
     python benchmarks/bench_env.py [--seconds 3] [--rows 6 --columns 7 --inarow 4]
@@ -22,6 +22,7 @@ import numpy as np
 from connectx_gym.bitboard import Position, geometry
 from connectx_gym.env import ConnectXEnv
 from connectx_gym.opponents import make_opponent
+from connectx_gym.solver import clear_caches
 
 
 def legal_from_board(board, columns):
@@ -82,11 +83,13 @@ def sample_positions(rows, columns, inarow, count, seed=0):
 
 
 def opponent_moves_per_s(spec, positions, seconds):
+    """Moves/s on ``positions`` with the search caches cleared before every move (a cold start)."""
     opponent = make_opponent(spec)
     rng = np.random.default_rng(0)
     moves, start = 0, time.perf_counter()
     while True:
         for position in positions:
+            clear_caches()
             opponent.act(position.copy(), rng)
             moves += 1
         if time.perf_counter() - start >= seconds:

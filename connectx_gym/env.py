@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
-from .planes import NUM_PLANES, encode_position, legal_mask
+from .planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
 
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
@@ -77,6 +77,9 @@ class ConnectXEnv(gym.Env):
         self.action_space = spaces.Discrete(columns)
         self.set_opponent(opponent)
         self.position = Position(self.geometry)
+        self._planes = encode_position(self.position, FIRST_MARK)
+        self._legal = legal_mask(self.geometry, 0)
+        self._board = [EMPTY] * self.geometry.size
         self.agent_mark = FIRST_MARK
         self.winner: Optional[int] = None  # mark of the winner, EMPTY for a draw, None while playing
         self._ended_at_reset = False
@@ -109,6 +112,11 @@ class ConnectXEnv(gym.Env):
             self.agent_mark = FIRST_MARK if seat == "first" else SECOND_MARK
         self.position = Position(self.geometry)
         self.winner = None
+        # Observation, legal mask and Kaggle board are kept up to date move by move (see _play):
+        # rebuilding them from the bitboards every step would cost more than the rules do.
+        self._planes = encode_position(self.position, self.agent_mark)
+        self._legal = legal_mask(self.geometry, 0)
+        self._board = [EMPTY] * self.geometry.size
         info: Dict[str, Any] = {}
         if self.agent_mark == SECOND_MARK:
             self._opponent_move(info)
@@ -135,8 +143,7 @@ class ConnectXEnv(gym.Env):
             info["illegal_action"] = column
             self.winner = self.opponent_mark
         else:
-            self.position.play(column)
-            self.winner = self.position.winner
+            self._play(column)
             if self.winner is None:
                 self._opponent_move(info)
         terminated = self.winner is not None
@@ -147,7 +154,7 @@ class ConnectXEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Columns the agent may play now (for sb3-contrib's MaskablePPO)."""
-        return legal_mask(self.geometry, self.position.mask)
+        return self._legal.copy()
 
     def render(self) -> Optional[str]:
         text = self.position.render()
@@ -170,8 +177,23 @@ class ConnectXEnv(gym.Env):
             info["opponent_error"] = f"illegal move {column!r}; legal columns were {self.position.legal_moves()}"
             self.winner = self.agent_mark
             return
-        self.position.play(int(column))
-        self.winner = self.position.winner
+        self._play(int(column))
+
+    def _play(self, column: int) -> None:
+        """Play ``column`` for the player to move and update the cached views of the board."""
+        position, geometry = self.position, self.geometry
+        mark = position.to_move
+        row = geometry.rows - 1 - (position.mask & geometry.column_masks[column]).bit_count()
+        position.play(column)
+        self.winner = position.winner
+        self._board[row * geometry.columns + column] = mark
+        planes = self._planes
+        planes[PLANE_OWN if mark == self.agent_mark else PLANE_OTHER, row, column] = 1.0
+        planes[PLANE_PLAYABLE, row, column] = 0.0
+        if row:
+            planes[PLANE_PLAYABLE, row - 1, column] = 1.0
+        else:
+            self._legal[column] = False
 
     def _reward(self) -> float:
         if self.winner == EMPTY:
@@ -179,7 +201,7 @@ class ConnectXEnv(gym.Env):
         return self.reward_win if self.winner == self.agent_mark else self.reward_loss
 
     def _observation(self) -> np.ndarray:
-        return encode_position(self.position, self.agent_mark)
+        return self._planes.copy()
 
     def _info(self, info: Dict[str, Any]) -> Dict[str, Any]:
         info["agent_mark"] = self.agent_mark
@@ -187,5 +209,5 @@ class ConnectXEnv(gym.Env):
         if self.winner is not None:
             info["outcome"] = "draw" if self.winner == EMPTY else ("win" if self.winner == self.agent_mark else "loss")
         if self.info_board:
-            info["board"] = self.position.to_kaggle()
+            info["board"] = self._board.copy()
         return info

@@ -187,3 +187,24 @@ def test_render_modes(capsys):
     env.reset(seed=0)
     env.render()
     assert ". . . . . . ." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", [(6, 7, 4), (3, 5, 3), (1, 4, 2), (7, 3, 3)])
+def test_incremental_views_equal_views_rebuilt_from_the_rules(size):
+    """The env updates obs, masks and board move by move; they must equal a fresh rebuild every step."""
+    from connectx_gym.planes import encode_position, legal_mask
+
+    rows, columns, inarow = size
+    env = ConnectXEnv(rows=rows, columns=columns, inarow=inarow, opponent="random")
+    for seed in range(15):
+        rng = np.random.default_rng(seed)
+        obs, info = env.reset(seed=seed)
+        while True:
+            position = env.position
+            assert np.array_equal(obs, encode_position(position, env.agent_mark))
+            assert np.array_equal(env.action_masks(), legal_mask(env.geometry, position.mask))
+            assert info["board"] == position.to_kaggle()
+            obs, _, terminated, _, info = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+            if terminated:
+                assert info["board"] == env.position.to_kaggle()
+                break
