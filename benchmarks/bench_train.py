@@ -12,7 +12,8 @@ Modes, all with the default config's PPO and policy settings at its ``parallel_e
 
 Then a CPU-heavy case: opponent ``alphabeta:4``, chunked workers with 2 processes vs 1.
 Each mode trains one warm-up rollout, then is timed over ``--rollouts`` rollouts (steps/s include
-PPO's updates, as in real training). Prints a table; the last line is one JSON object.
+PPO's updates, as in real training); modes are measured ``--repeats`` times, interleaved, and the
+median is reported. Prints a table; the last line is one JSON object.
 
     python benchmarks/bench_train.py [--rollouts 2] [--skip-heavy]
 """
@@ -162,6 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="MaskablePPO steps/s per vec-env mode")
     parser.add_argument("--config", default=None, help="config file (default: built-in defaults)")
     parser.add_argument("--rollouts", type=int, default=2, help="timed rollouts per mode")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per mode (median reported)")
     parser.add_argument("--skip-heavy", action="store_true", help="skip the alphabeta:4 case")
     parser.add_argument("--skip-seed-style", action="store_true", help="skip the Kaggle-env SubprocVecEnv mode")
     args = parser.parse_args()
@@ -172,21 +174,21 @@ def main() -> None:
     kwargs = env_kwargs(config)
     print(f"n_envs={n_envs} num_processes={processes} n_steps={config.ppo.n_steps} "
           f"torch_threads={torch.get_num_threads()} opponent={env.opponent}")
-    sps: Dict[str, float] = {}
-    sps["null"] = measure("null", NullVecEnv(n_envs, env.rows, env.columns), config, args.rollouts)
-    sps["chunked_subproc"] = measure(
-        "chunked_subproc", make_vec_env(kwargs, n_envs, processes, True, "chunked", seed=0), config, args.rollouts
-    )
-    sps["chunked_inproc"] = measure(
-        "chunked_inproc", make_vec_env(kwargs, n_envs, processes, False, "chunked", seed=0), config, args.rollouts
-    )
-    sps["sb3_dummy"] = measure("sb3_dummy", make_vec_env(kwargs, n_envs, 1, False, "sb3_dummy", seed=0), config,
-                               args.rollouts)
-    # fork: 64 children share the parent's imports instead of each loading torch again
-    sps["sb3_subproc"] = measure(
-        "sb3_subproc", make_vec_env(kwargs, n_envs, 1, True, "sb3_subproc", start_method="fork", seed=0), config,
-        args.rollouts,
-    )
+    factories = {
+        "null": lambda: NullVecEnv(n_envs, env.rows, env.columns),
+        "chunked_subproc": lambda: make_vec_env(kwargs, n_envs, processes, True, "chunked", seed=0),
+        "chunked_inproc": lambda: make_vec_env(kwargs, n_envs, processes, False, "chunked", seed=0),
+        "sb3_dummy": lambda: make_vec_env(kwargs, n_envs, 1, False, "sb3_dummy", seed=0),
+        # fork: the children share the parent's imports instead of each loading torch again
+        "sb3_subproc": lambda: make_vec_env(kwargs, n_envs, 1, True, "sb3_subproc", start_method="fork", seed=0),
+    }
+    samples: Dict[str, List[float]] = {name: [] for name in factories}
+    # Interleaved repeats, median per mode: the modes differ by a few percent, as much as the
+    # machine's own drift over a minute, so one back-to-back pass cannot rank them.
+    for _ in range(args.repeats):
+        for name, factory in factories.items():
+            samples[name].append(measure(name, factory(), config, args.rollouts))
+    sps = {name: float(np.median(values)) for name, values in samples.items()}
     if not args.skip_seed_style:
         fns = [lambda: KaggleConnectXEnv(env.rows, env.columns, env.inarow) for _ in range(n_envs)]
         venv = SubprocVecEnv(fns, start_method="fork")
@@ -197,6 +199,7 @@ def main() -> None:
         "n_envs": n_envs,
         "num_processes": processes,
         "sps": {k: round(v, 1) for k, v in sps.items()},
+        "samples": {k: [round(v, 1) for v in values] for k, values in samples.items()},
         "fraction_of_bound": round(sps["chunked_subproc"] / sps["null"], 3),
         "chunked_vs_dummy": round(sps["chunked_subproc"] / sps["sb3_dummy"], 3),
         "chunked_vs_sb3_subproc": round(sps["chunked_subproc"] / sps["sb3_subproc"], 3),

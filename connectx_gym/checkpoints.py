@@ -114,3 +114,17 @@ def prune_checkpoints(run_dir: os.PathLike | str, keep: int) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def load_model(path: os.PathLike | str, env=None, device: str = "cpu"):
+    """Load a MaskablePPO checkpoint after ``verify_checkpoint``; any failure is a ``CheckpointError``."""
+    from ._quiet import quiet_import_sb3
+
+    path = verify_checkpoint(path)
+    quiet_import_sb3()
+    from sb3_contrib import MaskablePPO
+
+    try:
+        return MaskablePPO.load(path, env=env, device=device)
+    except Exception as error:  # SB3 raises many kinds of errors for foreign archives
+        raise CheckpointError(f"checkpoint '{path}' could not be loaded as a MaskablePPO model ({type(error).__name__}: {error})") from None

@@ -281,7 +281,7 @@ def run(config: Config, run_dir: Path, resume) -> int:
     import torch
     from sb3_contrib import MaskablePPO
 
-    from .checkpoints import checkpoint_path, save_model
+    from .checkpoints import checkpoint_path, load_model, save_model
     from .policy import policy_kwargs
     from .vec import WorkerError
 
@@ -298,7 +298,7 @@ def run(config: Config, run_dir: Path, resume) -> int:
     try:
         if resume:
             print(f"resuming from {resume[1]} (step {start_step})", file=sys.stderr)
-            model = MaskablePPO.load(resume[1], env=venv, device=config.train.device)
+            model = load_model(resume[1], env=venv, device=config.train.device)
         else:
             policy = config.policy
             model = MaskablePPO(
@@ -312,6 +312,8 @@ def run(config: Config, run_dir: Path, resume) -> int:
                 verbose=0,
                 **ppo_kwargs(config),
             )
+        # recorded in the checkpoint, so export and evaluation know the board (inarow included)
+        model.connectx_board = {"rows": config.env.rows, "columns": config.env.columns, "inarow": config.env.inarow}
         model.set_logger(make_logger(config, run_dir, resuming=bool(resume)))
         callback = make_callback(config, run_dir, start_step)
         remaining = config.train.total_timesteps - start_step

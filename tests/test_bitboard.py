@@ -645,3 +645,51 @@ def test_bits_to_grid_and_legal_mask_edges():
     assert legal_mask(g, g.board_mask).tolist() == [False] * 7
     assert legal_mask(g, g.column_masks[2]).tolist() == [True, True, False, True, True, True, True]
     assert legal_mask(g, 0).dtype == bool
+
+
+# ------------------------------------------------------------------------- rule properties
+
+
+def _random_game(size, seed):
+    """A random game on ``size``: the Position and the columns played."""
+    rng = np.random.default_rng(seed)
+    position = Position(geometry(*size))
+    moves = []
+    while not position.done:
+        column = int(rng.choice(position.legal_moves()))
+        position.play(column)
+        moves.append(column)
+    return position, moves
+
+
+@given(sizes, st.integers(0, 2**32 - 1), st.data())
+@settings(max_examples=150, deadline=None)
+def test_stone_counts_and_gravity_hold_after_any_prefix(size, seed, data):
+    _, moves = _random_game(size, seed)
+    prefix = moves[: data.draw(st.integers(0, len(moves)))]
+    position = Position(geometry(*size))
+    for column in prefix:
+        position.play(column)
+    board = np.array(position.to_kaggle()).reshape(size[0], size[1])
+    ones, twos = int((board == 1).sum()), int((board == 2).sum())
+    assert (ones, twos) == ((len(prefix) + 1) // 2, len(prefix) // 2)
+    assert position.to_move == (1 if len(prefix) % 2 == 0 else 2)
+    # gravity: below every stone (towards the bottom row) there is no empty cell
+    for column in range(size[1]):
+        filled = board[:, column] != 0
+        assert list(filled) == sorted(filled), f"floating stone in column {column}"
+
+
+@given(sizes, st.integers(0, 2**32 - 1))
+@settings(max_examples=150, deadline=None)
+def test_mirrored_game_gives_mirrored_board_and_same_result(size, seed):
+    rows, columns, _ = size
+    position, moves = _random_game(size, seed)
+    mirrored = Position(geometry(*size))
+    for column in moves:
+        assert mirrored.winner is None
+        mirrored.play(columns - 1 - column)
+    original = np.array(position.to_kaggle()).reshape(rows, columns)
+    assert np.array_equal(np.array(mirrored.to_kaggle()).reshape(rows, columns), original[:, ::-1])
+    assert mirrored.winner == position.winner
+    assert mirrored.legal_moves() == sorted(columns - 1 - c for c in position.legal_moves())

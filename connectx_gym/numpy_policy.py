@@ -1,0 +1,202 @@
+"""The trained policy's forward pass in numpy alone, for workers and Kaggle submissions.
+
+``NumpyPolicy`` holds the weights of a MaskablePPO policy built by ``policy.policy_kwargs`` (the
+``BoardCNN`` or flatten features, then SB3's separate policy/value MLPs and heads) as plain numpy
+arrays, and computes the same logits and values as torch. It imports neither torch nor SB3:
+self-play opponents run it inside env workers, and the exported submission embeds its arrays.
+``from_sb3_model`` reads a live model; ``load_checkpoint`` reads a checkpoint file (importing SB3
+lazily, only there). ``to_bytes``/``from_bytes`` round-trip the weights as a compressed archive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+ACTIVATION_NAMES = ("relu", "tanh", "gelu")
+#: masked-out logits, as SB3's MaskableCategorical uses
+MASKED_LOGIT = -1e8
+
+_CONV_KEY = re.compile(r"^features_extractor\.cnn\.(\d+)\.weight$")
+_MLP_KEY = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight$")
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7): numpy has none built in."""
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def activate(x: np.ndarray, name: str) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "gelu":
+        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    raise ValueError(f"activation must be one of {'|'.join(ACTIVATION_NAMES)}, got {name!r}")
+
+
+def conv2d_same(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``torch.nn.Conv2d(padding=k // 2)`` for odd ``k``: (N, C, H, W) -> (N, O, H, W)."""
+    kernel = weight.shape[-1]
+    pad = kernel // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(2, 3))
+    # windows: (N, C, H, W, k, k); weight: (O, C, k, k)
+    out = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, H, W, O)
+    return out.transpose(0, 3, 1, 2) + bias[None, :, None, None]
+
+
+class NumpyPolicy:
+    """Logits and values of a MaskablePPO policy from its weights, in numpy.
+
+    :param weights: SB3 ``state_dict`` names -> arrays (only the keys used here are kept)
+    :param activation: activation of every layer (``relu``, ``tanh`` or ``gelu``)
+    :param board: ``{"rows", "columns", "inarow"}`` the policy was trained on
+    """
+
+    def __init__(self, weights: Dict[str, np.ndarray], activation: str, board: Dict[str, int]) -> None:
+        if activation not in ACTIVATION_NAMES:
+            raise ValueError(f"activation must be one of {'|'.join(ACTIVATION_NAMES)}, got {activation!r}")
+        self.activation = activation
+        self.board = {key: int(board[key]) for key in ("rows", "columns", "inarow")}
+        self.conv_layers = self._layers(weights, _CONV_KEY, "features_extractor.cnn")
+        mlp = {"policy_net": [], "value_net": []}
+        indices: Dict[str, List[int]] = {"policy_net": [], "value_net": []}
+        for key in weights:
+            match = _MLP_KEY.match(key)
+            if match:
+                indices[match.group(1)].append(int(match.group(2)))
+        for net in mlp:
+            mlp[net] = [self._pair(weights, f"mlp_extractor.{net}.{i}") for i in sorted(indices[net])]
+        self.policy_layers, self.value_layers = mlp["policy_net"], mlp["value_net"]
+        self.action_head = self._pair(weights, "action_net")
+        self.value_head = self._pair(weights, "value_net")
+
+    @staticmethod
+    def _pair(weights: Dict[str, np.ndarray], prefix: str) -> Tuple[np.ndarray, np.ndarray]:
+        try:
+            return (np.asarray(weights[f"{prefix}.weight"], dtype=np.float32),
+                    np.asarray(weights[f"{prefix}.bias"], dtype=np.float32))
+        except KeyError as missing:
+            raise ValueError(f"policy weights lack {missing.args[0]!r}; not a connectx_gym MaskablePPO policy") from None
+
+    @classmethod
+    def _layers(cls, weights, pattern, prefix) -> List[Tuple[np.ndarray, np.ndarray]]:
+        indices = sorted(int(m.group(1)) for m in map(pattern.match, weights) if m)
+        return [cls._pair(weights, f"{prefix}.{i}") for i in indices]
+
+    # ------------------------------------------------------------------ forward
+    def features(self, observations: np.ndarray) -> np.ndarray:
+        x = np.asarray(observations, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        for weight, bias in self.conv_layers:
+            x = activate(conv2d_same(x, weight, bias), self.activation)
+        return x.reshape(x.shape[0], -1)
+
+    def _mlp(self, x: np.ndarray, layers) -> np.ndarray:
+        for weight, bias in layers:
+            x = activate(x @ weight.T + bias, self.activation)
+        return x
+
+    def logits(self, observations: np.ndarray) -> np.ndarray:
+        """Unmasked action logits, shape (N, columns)."""
+        weight, bias = self.action_head
+        return self._mlp(self.features(observations), self.policy_layers) @ weight.T + bias
+
+    def values(self, observations: np.ndarray) -> np.ndarray:
+        """State values, shape (N,)."""
+        weight, bias = self.value_head
+        return (self._mlp(self.features(observations), self.value_layers) @ weight.T + bias)[:, 0]
+
+    def act(
+        self,
+        observations: np.ndarray,
+        masks: np.ndarray,
+        deterministic: bool = True,
+        rng: Optional[np.random.Generator] = None,
+    ) -> np.ndarray:
+        """Columns for a batch: the best legal logit, or a sample from the masked softmax."""
+        logits = np.where(np.asarray(masks, dtype=bool), self.logits(observations), MASKED_LOGIT)
+        if deterministic:
+            return logits.argmax(axis=1)
+        if rng is None:
+            raise ValueError("sampling (deterministic=False) needs an rng")
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        draws = rng.random((len(logits), 1))
+        return np.minimum((probabilities.cumsum(axis=1) < draws).sum(axis=1), logits.shape[1] - 1)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """The weights under their SB3 names."""
+        out: Dict[str, np.ndarray] = {}
+        for i, (w, b) in enumerate(self.conv_layers):
+            out[f"features_extractor.cnn.{2 * i}.weight"], out[f"features_extractor.cnn.{2 * i}.bias"] = w, b
+        for net, layers in (("policy_net", self.policy_layers), ("value_net", self.value_layers)):
+            for i, (w, b) in enumerate(layers):
+                out[f"mlp_extractor.{net}.{2 * i}.weight"], out[f"mlp_extractor.{net}.{2 * i}.bias"] = w, b
+        out["action_net.weight"], out["action_net.bias"] = self.action_head
+        out["value_net.weight"], out["value_net.bias"] = self.value_head
+        return out
+
+    def to_bytes(self) -> bytes:
+        """A compressed ``.npz`` archive of the weights plus a JSON header."""
+        buffer = io.BytesIO()
+        header = json.dumps({"activation": self.activation, "board": self.board})
+        np.savez_compressed(buffer, __header__=np.frombuffer(header.encode(), dtype=np.uint8), **self.arrays())
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> "NumpyPolicy":
+        with np.load(io.BytesIO(payload)) as archive:
+            header = json.loads(archive["__header__"].tobytes().decode())
+            weights = {key: archive[key] for key in archive.files if key != "__header__"}
+        return cls(weights, header["activation"], header["board"])
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"payload": self.to_bytes()}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(NumpyPolicy.from_bytes(state["payload"]).__dict__)
+
+
+def board_of_model(model: Any) -> Dict[str, int]:
+    """The board a model was trained on: recorded by the trainer, else rows/columns from its spaces."""
+    board = getattr(model, "connectx_board", None)
+    if board:
+        return {key: int(board[key]) for key in ("rows", "columns", "inarow")}
+    _, rows, columns = model.observation_space.shape
+    return {"rows": int(rows), "columns": int(columns), "inarow": 4}
+
+
+def activation_of_model(model: Any) -> str:
+    activation_fn = model.policy_kwargs.get("activation_fn")
+    name = getattr(activation_fn, "__name__", "ReLU").lower()
+    return name if name in ACTIVATION_NAMES else "relu"
+
+
+def from_sb3_model(model: Any) -> NumpyPolicy:
+    """A ``NumpyPolicy`` with the current weights of a MaskablePPO model (no torch import here)."""
+    state = {key: value.detach().cpu().numpy() for key, value in model.policy.state_dict().items()}
+    return NumpyPolicy(state, activation_of_model(model), board_of_model(model))
+
+
+def load_checkpoint(path) -> NumpyPolicy:
+    """A ``NumpyPolicy`` from a MaskablePPO checkpoint ``.zip`` (imports SB3 lazily).
+
+    :raises connectx_gym.checkpoints.CheckpointError: if the file is missing or not a checkpoint
+    """
+    from .checkpoints import load_model
+
+    return from_sb3_model(load_model(path))
