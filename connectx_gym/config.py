@@ -17,6 +17,7 @@ that text); ``python -m connectx_gym.config --markdown`` prints the reference ta
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -40,6 +41,8 @@ __all__ = [
     "PPOConfig",
     "PolicyConfig",
     "TrainConfig",
+    "SelfPlayConfig",
+    "CurriculumConfig",
     "LoggingConfig",
     "SECTIONS",
     "load_config",
@@ -64,7 +67,15 @@ def _field(default: Any, help: str, **rules: Any) -> Any:
     unknown = set(rules) - {"ge", "gt", "le", "lt", "check", "rule"}
     assert not unknown, f"unknown field rules {unknown}"
     assert "\n" not in help and "|" not in help, "help must be one line without '|'"
-    return field(default=default, metadata={"help": help, **rules})
+    metadata = {"help": help, **rules}
+    if isinstance(default, dict) or (isinstance(default, tuple) and any(isinstance(v, dict) for v in default)):
+        return field(default_factory=functools.partial(copy.deepcopy, default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default, whether given as a value or a factory (for dict defaults)."""
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 # ------------------------------------------------------------------------------------------------
@@ -87,6 +98,8 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -151,6 +164,10 @@ def _convert(value: Any, tp: Any) -> Any:
             raise _Mismatch
         (item_type, _ellipsis) = typing.get_args(tp)
         return tuple(_convert(item, item_type) for item in value)
+    if tp is dict:  # a mapping with string keys, e.g. an opponent mixture {spec: weight}
+        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        raise _Mismatch
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -179,10 +196,10 @@ def _describe(tp: Any, bounds: str = "") -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(member, bounds) for member in typing.get_args(tp))
     if origin is tuple:
-        item = {int: "integers", float: "numbers", str: "strings"}[typing.get_args(tp)[0]]
+        item = {int: "integers", float: "numbers", str: "strings", dict: "mappings"}[typing.get_args(tp)[0]]
         return f"a list of {item}{bounds}"
     return {bool: "a boolean (true|false)", int: f"an integer{bounds}", float: f"a number{bounds}",
-            str: "a string"}[tp]
+            str: "a string", dict: "a mapping"}[tp]
 
 
 def _rule_text(tp: Any, meta: Mapping[str, Any]) -> str:
@@ -225,16 +242,14 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _check_opponent(path: str, spec: str) -> None:
-    """Validate an opponent spec with ``connectx_gym.opponents.parse_spec`` when it exists."""
+def _check_opponent(path: str, spec: Any) -> None:
+    """Validate an opponent spec (or a ``{spec: weight}`` mixture) with ``connectx_gym.opponents``."""
+    from connectx_gym.opponents import parse_mixture, parse_spec  # lazy: avoids an import cycle
+
     try:
-        from connectx_gym.opponents import parse_spec  # lazy: avoids an import cycle and lets
-    except ImportError:  # this module work before/without the opponents module
-        return
-    try:
-        parse_spec(spec)
+        parse_mixture(spec) if isinstance(spec, Mapping) else parse_spec(spec)
     except UserError as exc:  # SpecError (or a ConfigError raised by the parser)
-        raise ConfigError(f"{path}={spec!r} is not a valid opponent spec: {exc}") from None
+        raise ConfigError(f"{path}={_show(spec)} is not a valid opponent spec: {exc}") from None
 
 
 class _Section:
@@ -269,7 +284,10 @@ class EnvConfig(_Section):
     rows: int = _field(6, "Board height in cells (Kaggle accepts any integer >= 1).", ge=1)
     columns: int = _field(7, "Board width in cells; also the size of the action space.", ge=1)
     inarow: int = _field(4, "Stones in a line (row, column or diagonal) needed to win.", ge=1)
-    opponent: str = _field("random", "Opponent spec string of the training opponent, e.g. random or negamax.")
+    opponent: Union[str, dict] = _field(
+        "random",
+        "Training opponent: a spec (random, negamax, alphabeta:N, kaggle:FILE, selfplay, model.zip) or a mixture {spec: weight} drawn per episode.",
+    )
     agent_seat: Literal["first", "second", "random"] = _field(
         "random", "Seat the agent plays: always first, always second, or a random seat each episode."
     )
@@ -446,6 +464,59 @@ class TrainConfig(_Section):
 
 
 @dataclass(frozen=True)
+class SelfPlayConfig(_Section):
+    """The self-play pool used by the selfplay opponent."""
+
+    section: ClassVar[str] = "selfplay"
+
+    snapshot_every: int = _field(100_000, "Freeze the current policy into the pool every this many steps.", ge=1)
+    pool_size: int = _field(20, "Snapshots kept in the pool; the oldest is dropped first.", ge=1)
+    latest_probability: float = _field(
+        0.5, "Chance that a self-play episode faces the newest snapshot (else an older one).", ge=0, le=1
+    )
+    prioritized: bool = _field(
+        True, "Pick older snapshots by how often they beat the learner (true) or uniformly (false)."
+    )
+
+
+_STAGE_KEYS = ("opponent", "promote_at", "min_episodes")
+
+
+@dataclass(frozen=True)
+class CurriculumConfig(_Section):
+    """Opponent stages that advance as the training win rate passes thresholds."""
+
+    section: ClassVar[str] = "curriculum"
+
+    stages: tuple[dict, ...] = _field(
+        (),
+        "Stages {opponent, promote_at, min_episodes}; each replaces env.opponent until its win rate reaches promote_at.",
+    )
+    window: int = _field(1000, "Episodes over which a stage's win rate is measured.", ge=1)
+
+    def _validate(self) -> None:
+        for i, stage in enumerate(self.stages):
+            path = f"{self.section}.stages[{i}]"
+            for key in stage:
+                if key not in _STAGE_KEYS:
+                    raise ConfigError(f"unknown key '{path}.{key}'{did_you_mean(key, _STAGE_KEYS)}")
+            if "opponent" not in stage:
+                raise ConfigError(f"{path} needs an opponent (a spec or a mixture {{spec: weight}})")
+            _check_opponent(f"{path}.opponent", stage["opponent"])
+            last = i == len(self.stages) - 1
+            promote_at = stage.get("promote_at")
+            if promote_at is None and not last:
+                raise ConfigError(f"{path}.promote_at must be a win rate in (0, 1] (only the last stage may omit it)")
+            if promote_at is not None and (
+                isinstance(promote_at, bool) or not isinstance(promote_at, (int, float)) or not 0 < promote_at <= 1
+            ):
+                raise ConfigError(f"{path}.promote_at must be a win rate in (0, 1], got {_show(promote_at)}")
+            min_episodes = stage.get("min_episodes", 0)
+            if isinstance(min_episodes, bool) or not isinstance(min_episodes, int) or min_episodes < 0:
+                raise ConfigError(f"{path}.min_episodes must be an integer >= 0, got {_show(min_episodes)}")
+
+
+@dataclass(frozen=True)
 class LoggingConfig(_Section):
     """What the trainer logs and shows."""
 
@@ -459,7 +530,10 @@ class LoggingConfig(_Section):
 
 SECTIONS: dict[str, type] = {
     cls.section: cls
-    for cls in (EnvConfig, MultiprocessingConfig, PPOConfig, PolicyConfig, TrainConfig, LoggingConfig)
+    for cls in (
+        EnvConfig, MultiprocessingConfig, PPOConfig, PolicyConfig, TrainConfig, SelfPlayConfig, CurriculumConfig,
+        LoggingConfig,
+    )
 }
 
 
@@ -472,6 +546,8 @@ class Config:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
@@ -541,11 +617,20 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return Config(**sections)
 
 
+def _plain(value: Any) -> Any:
+    """Plain YAML types: tuples become lists, recursively; dicts are copied."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
     """``{section: {key: value}}`` of plain YAML types (lists, not tuples)."""
     return {
         name: {
-            f.name: list(value) if isinstance(value := getattr(getattr(config, name), f.name), tuple) else value
+            f.name: _plain(getattr(getattr(config, name), f.name))
             for f in dataclasses.fields(SECTIONS[name])
         }
         for name in SECTIONS
@@ -637,6 +722,8 @@ def _yaml_value(value: Any) -> str:
     """A default as it is written in flow-style YAML."""
     if isinstance(value, tuple):
         return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml_value(v)}" for k, v in value.items()) + "}"
     if value is None or isinstance(value, bool):
         return _show(value)
     return str(value)
@@ -654,7 +741,7 @@ def config_reference_markdown() -> str:
     lines = ["| key | default | meaning |", "| --- | --- | --- |"]
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
-            lines.append(f"| `{name}.{f.name}` | `{_yaml_value(f.default)}` | {_help(cls, f)} |")
+            lines.append(f"| `{name}.{f.name}` | `{_yaml_value(_default(f))}` | {_help(cls, f)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -668,7 +755,7 @@ def default_config_yaml() -> str:
     for name, cls in SECTIONS.items():
         lines += ["", f"{name}:  # {cls.__doc__.strip().splitlines()[0]}"]
         for f in dataclasses.fields(cls):
-            lines.append(f"  {f.name}: {_yaml_value(f.default)}  # {_help(cls, f)}")
+            lines.append(f"  {f.name}: {_yaml_value(_default(f))}  # {_help(cls, f)}")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ when it sees one. All randomness (the agent's seat, the opponent's choices) come
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import gymnasium as gym
 import numpy as np
@@ -86,9 +86,10 @@ class ConnectXEnv(gym.Env):
         self._reset_error: Optional[str] = None
 
     # ------------------------------------------------------------------ opponent
-    def set_opponent(self, opponent: Union[str, Any]) -> None:
-        """Replace the opponent (a spec string or an object with ``act``); takes effect at once."""
-        if isinstance(opponent, str):
+    def set_opponent(self, opponent: Union[str, Mapping[str, float], Any]) -> None:
+        """Replace the opponent (a spec string, a ``{spec: weight}`` mixture drawn from per episode,
+        or an object with ``act``); a drawn mixture component changes at the next reset."""
+        if isinstance(opponent, (str, Mapping)):
             from .opponents import make_opponent
 
             opponent = make_opponent(opponent)
@@ -118,6 +119,9 @@ class ConnectXEnv(gym.Env):
         self._legal = legal_mask(self.geometry, 0)
         self._board = [EMPTY] * self.geometry.size
         info: Dict[str, Any] = {}
+        start_episode = getattr(self.opponent, "start_episode", None)
+        if start_episode is not None:
+            start_episode(self.np_random)
         if self.agent_mark == SECOND_MARK:
             self._opponent_move(info)
         self._ended_at_reset = self.winner is not None
@@ -162,6 +166,21 @@ class ConnectXEnv(gym.Env):
             return text
         print(text + "\n")
         return None
+
+    # ------------------------------------------------------------------ self-play
+    def add_snapshot(self, snapshot_id: int, payload: bytes, max_size: int, latest_probability: float) -> bool:
+        """Add a frozen policy to this process's self-play pool (once per id, shared by all envs)."""
+        from .selfplay import pool
+
+        shared = pool()
+        shared.configure(max_size=max_size, latest_probability=latest_probability)
+        return shared.add(snapshot_id, payload)
+
+    def set_snapshot_weights(self, weights: Mapping[int, float]) -> None:
+        """Sampling weights of older snapshots in this process's self-play pool."""
+        from .selfplay import pool
+
+        pool().set_weights(weights)
 
     # ------------------------------------------------------------------ internals
     def _opponent_move(self, info: Dict[str, Any]) -> None:
@@ -208,6 +227,7 @@ class ConnectXEnv(gym.Env):
         info["winner"] = self.winner
         if self.winner is not None:
             info["outcome"] = "draw" if self.winner == EMPTY else ("win" if self.winner == self.agent_mark else "loss")
+            info["opponent"] = getattr(self.opponent, "episode_label", None) or self.opponent.name
         if self.info_board:
             info["board"] = self._board.copy()
         return info

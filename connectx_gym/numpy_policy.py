@@ -46,14 +46,21 @@ def activate(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def conv2d_same(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``torch.nn.Conv2d(padding=k // 2)`` for odd ``k``: (N, C, H, W) -> (N, O, H, W)."""
-    kernel = weight.shape[-1]
+    """``torch.nn.Conv2d(padding=k // 2)`` for odd ``k``: (N, C, H, W) -> (N, O, H, W).
+
+    im2col: the k*k shifted views of the padded input side by side, then one matrix product,
+    which BLAS does far faster than a strided tensordot.
+    """
+    count, channels, height, width = x.shape
+    out_channels, _, kernel, _ = weight.shape
     pad = kernel // 2
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(2, 3))
-    # windows: (N, C, H, W, k, k); weight: (O, C, k, k)
-    out = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, H, W, O)
-    return out.transpose(0, 3, 1, 2) + bias[None, :, None, None]
+    columns = np.empty((count, height, width, channels, kernel, kernel), dtype=np.float32)
+    for i in range(kernel):
+        for j in range(kernel):
+            columns[..., i, j] = padded[:, :, i : i + height, j : j + width].transpose(0, 2, 3, 1)
+    out = columns.reshape(count * height * width, -1) @ weight.reshape(out_channels, -1).T + bias
+    return out.reshape(count, height, width, out_channels).transpose(0, 3, 1, 2)
 
 
 class NumpyPolicy:

@@ -18,7 +18,7 @@ import os
 import random
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import numpy as np
 
@@ -335,12 +335,34 @@ def parse_spec(spec: str) -> OpponentSpec:
     return OpponentSpec(name, argument)
 
 
-def make_opponent(spec: Union[str, OpponentSpec, Opponent]) -> Opponent:
+def parse_mixture(mixture: Mapping[str, Any]) -> Tuple[Tuple[OpponentSpec, float], ...]:
+    """Check an opponent mixture ``{spec: weight, ...}``: valid specs, weights >= 0, a positive sum.
+
+    :raises SpecError: naming the bad spec or weight
+    """
+    if not mixture:
+        raise SpecError("an opponent mixture needs at least one spec: weight pair")
+    parsed = []
+    for spec, weight in mixture.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise SpecError(f"mixture weight of {spec!r} must be a number >= 0, got {weight!r}")
+        parsed.append((parse_spec(spec), float(weight)))
+    if sum(weight for _, weight in parsed) <= 0:
+        raise SpecError(f"mixture weights must not all be 0, got {dict(mixture)!r}")
+    return tuple(parsed)
+
+
+def make_opponent(spec: Union[str, OpponentSpec, Opponent, Mapping[str, Any]]) -> Opponent:
     """Build the opponent a spec names; an object that already has ``act`` is returned as is.
 
-    :param spec: a spec string (see ``OPPONENT_FORMS``), a parsed ``OpponentSpec`` or an opponent
+    :param spec: a spec string (see ``OPPONENT_FORMS``), a parsed ``OpponentSpec``, an opponent,
+        or a mixture ``{spec: weight}`` (one component drawn per episode)
     :raises SpecError: for a bad spec, or a Kaggle agent file that is missing or does not load
     """
+    if isinstance(spec, Mapping):
+        from .selfplay import MixtureOpponent
+
+        return MixtureOpponent([(weight, make_opponent(part)) for part, weight in parse_mixture(spec)])
     if isinstance(spec, str):
         spec = parse_spec(spec)
     elif not isinstance(spec, OpponentSpec):
@@ -373,5 +395,28 @@ register_opponent_kind(
         lambda argument: KaggleAgentOpponent(argument),  # type: ignore[arg-type]
         argument="required",
         argument_name="a built-in Kaggle agent name or the path of an agent file",
+    )
+)
+
+
+def _build_selfplay(argument: Optional[str]) -> Opponent:
+    from .selfplay import SelfPlayOpponent
+
+    return SelfPlayOpponent(greedy=argument == "greedy")
+
+
+def _check_selfplay(argument: str) -> None:
+    if argument != "greedy":
+        raise SpecError(f"selfplay takes no argument or 'greedy', got {argument!r}")
+
+
+register_opponent_kind(
+    OpponentKind(
+        "selfplay",
+        "selfplay[:greedy]  (a snapshot of the learner from the self-play pool)",
+        _build_selfplay,
+        argument="optional",
+        check_argument=_check_selfplay,
+        argument_name="'greedy'",
     )
 )

@@ -14,6 +14,7 @@ import argparse
 import collections
 import math
 import os
+import pickle
 import signal
 import sys
 import time
@@ -69,7 +70,8 @@ def check_opponents(config: Config) -> None:
     """Build every configured opponent once, so a bad agent file fails before anything is written."""
     from .opponents import make_opponent
 
-    for spec in (config.env.opponent, *config.train.eval_opponents):
+    stages = [stage["opponent"] for stage in config.curriculum.stages]
+    for spec in (config.env.opponent, *stages, *config.train.eval_opponents):
         make_opponent(spec)
 
 
@@ -104,14 +106,14 @@ def prepare_run(args: argparse.Namespace) -> tuple:
     return config, run_dir, None
 
 
-def env_kwargs(config: Config, info_board: bool = False) -> Dict[str, Any]:
-    """``ConnectXEnv`` keyword arguments from the ``env`` section."""
+def env_kwargs(config: Config, info_board: bool = False, opponent: Any = None) -> Dict[str, Any]:
+    """``ConnectXEnv`` keyword arguments from the ``env`` section (``opponent`` overrides it)."""
     env = config.env
     return dict(
         rows=env.rows,
         columns=env.columns,
         inarow=env.inarow,
-        opponent=env.opponent,
+        opponent=env.opponent if opponent is None else opponent,
         agent_seat=env.agent_seat,
         reward_win=env.reward_win,
         reward_loss=env.reward_loss,
@@ -125,14 +127,14 @@ def ppo_kwargs(config: Config) -> Dict[str, Any]:
     return dict(config_to_dict(config)["ppo"])
 
 
-def build_vec_env(config: Config, seed: int):
+def build_vec_env(config: Config, seed: int, opponent: Any = None):
     from stable_baselines3.common.vec_env import VecMonitor
 
     from .vec import make_vec_env
 
     mp_config = config.multiprocessing
     venv = make_vec_env(
-        env_kwargs(config),
+        env_kwargs(config, opponent=opponent),
         parallel_episodes=mp_config.parallel_episodes,
         num_processes=mp_config.num_processes,
         use_multiprocessing=mp_config.use_multiprocessing,
@@ -171,76 +173,166 @@ def _csv_output(path: Path, resuming: bool):
     return CSVOutputFormat(str(path))
 
 
-def make_callback(config: Config, run_dir: Path, start_step: int):
-    """The callback that drives progress output, checkpoints and evaluation."""
+class RunState:
+    """What a run must carry across a restart besides the model: curriculum stage and self-play pool.
+
+    Saved (atomically, as ``trainer_state.pkl``) right before every checkpoint, so the newest
+    checkpoint never lacks the state that goes with it.
+    """
+
+    FILE = "trainer_state.pkl"
+
+    def __init__(self, config: Config, run_dir: Path, resume) -> None:
+        from .curriculum import Curriculum
+        from .selfplay import PoolKeeper, uses_selfplay
+
+        self.run_dir = run_dir
+        saved: Dict[str, Any] = {}
+        if resume and (run_dir / self.FILE).is_file():
+            with open(run_dir / self.FILE, "rb") as handle:
+                saved = pickle.load(handle)
+        stages = config.curriculum.stages
+        self.curriculum = Curriculum(stages, config.curriculum.window, saved.get("stage", 0))
+        opponents = [config.env.opponent] + [stage["opponent"] for stage in stages]
+        self.pool: Optional[PoolKeeper] = None
+        if any(uses_selfplay(opponent) for opponent in opponents):
+            sp = config.selfplay
+            self.pool = PoolKeeper(sp.pool_size, sp.latest_probability, sp.prioritized)
+            if "pool" in saved:
+                self.pool.restore(saved["pool"])
+
+    @property
+    def opponent(self) -> Any:
+        """The opponent the envs should face now."""
+        return self.curriculum.opponent if self.curriculum.active else None
+
+    def save(self) -> None:
+        from .checkpoints import write_atomic
+
+        state: Dict[str, Any] = {"stage": self.curriculum.stage}
+        if self.pool is not None:
+            state["pool"] = self.pool.state()
+        write_atomic(self.run_dir / self.FILE, pickle.dumps(state))
+
+
+def make_callback(config: Config, run_dir: Path, start_step: int, state: RunState):
+    """The callback that drives progress output, checkpoints, evaluation, self-play and curriculum."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from .checkpoints import checkpoint_path, prune_checkpoints, save_model, write_atomic
     from .match import play_games, sb3_batch_policy
+    from .numpy_policy import from_sb3_model
 
     train = config.train
+
+    def next_multiple(step: int, every: int) -> float:
+        return (step // every + 1) * every if every else math.inf
 
     class TrainingCallback(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
             self.outcomes: collections.deque = collections.deque(maxlen=WIN_RATE_WINDOW)
-            self.next_checkpoint = (start_step // train.checkpoint_every + 1) * train.checkpoint_every
-            self.next_eval = (start_step // train.eval_every + 1) * train.eval_every if train.eval_every else math.inf
+            self.by_opponent: Dict[str, collections.deque] = {}
+            self.next_checkpoint = next_multiple(start_step, train.checkpoint_every)
+            self.next_eval = next_multiple(start_step, train.eval_every)
+            self.next_snapshot = next_multiple(start_step, config.selfplay.snapshot_every)
             self.best_score = -math.inf
             self.bar = None
             self.last_eval: Dict[str, float] = {}
             self.opponent_errors = 0
 
         def _on_training_start(self) -> None:
+            if state.pool is not None:
+                if not state.pool.snapshots:  # a fresh run faces its own initial policy first
+                    self.snapshot()
+                else:
+                    state.pool.send_to(self.training_env)
             if config.logging.progress_bar:
                 from tqdm import tqdm
 
                 self.bar = tqdm(
                     total=train.total_timesteps, initial=min(start_step, train.total_timesteps),
-                    unit="step", unit_scale=True, dynamic_ncols=True, desc="train", file=sys.stderr,
+                    unit="step", unit_scale=True, dynamic_ncols=True, desc="train", file=sys.stderr, mininterval=1.0,
                 )
 
-        def _on_step(self) -> bool:
-            dones = self.locals["dones"]
-            infos = self.locals["infos"]
-            for done, info in zip(dones, infos):
-                if done:
-                    self.outcomes.append(info.get("outcome"))
-                    if "opponent_error" in info:
-                        self.opponent_errors += 1
+        def say(self, text: str) -> None:
             if self.bar is not None:
-                self.bar.update(min(self.model.num_timesteps, train.total_timesteps) - self.bar.n)
+                self.bar.write(text, file=sys.stderr)
+            else:
+                print(text, file=sys.stderr)
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"]):
+                if done:
+                    self.episode_finished(info)
+            step = self.model.num_timesteps
+            if self.bar is not None:
+                self.bar.update(min(step, train.total_timesteps) - self.bar.n)
                 if self.n_calls % 20 == 0:
                     self.bar.set_postfix_str(self._postfix(), refresh=False)
-            if self.model.num_timesteps >= self.next_checkpoint:
+            if step >= self.next_snapshot and state.pool is not None:
+                self.snapshot()
+            if step >= self.next_checkpoint:
                 self.save_checkpoint()
-                self.next_checkpoint += train.checkpoint_every
-            if self.model.num_timesteps >= self.next_eval:
+            if step >= self.next_eval:
                 self.evaluate()
-                while self.next_eval <= self.model.num_timesteps:
-                    self.next_eval += train.eval_every
+            self.next_snapshot = max(self.next_snapshot, next_multiple(step, config.selfplay.snapshot_every))
+            self.next_checkpoint = max(self.next_checkpoint, next_multiple(step, train.checkpoint_every))
+            self.next_eval = max(self.next_eval, next_multiple(step, train.eval_every))
             return True
 
+        def episode_finished(self, info: Dict[str, Any]) -> None:
+            outcome, label = info.get("outcome"), info.get("opponent")
+            self.outcomes.append(outcome)
+            if label:
+                kind = label.split(":", 1)[0] if label.startswith("selfplay:") else label
+                self.by_opponent.setdefault(kind, collections.deque(maxlen=WIN_RATE_WINDOW)).append(outcome)
+            if "opponent_error" in info:
+                self.opponent_errors += 1
+            if state.pool is not None:
+                state.pool.record(label, outcome)
+            if state.curriculum.record(outcome):
+                self.training_env.env_method("set_opponent", state.curriculum.opponent)
+                self.say(f"curriculum: stage {state.curriculum.stage} at step {self.model.num_timesteps}, "
+                         f"opponent {state.curriculum.opponent}")
+
         def _on_rollout_end(self) -> None:
-            rate = self.win_rate()
+            rate = self.win_rate(self.outcomes)
             if not math.isnan(rate):
                 self.logger.record("rollout/win_rate", rate)
+            for kind, outcomes in self.by_opponent.items():
+                self.logger.record(f"rollout/win_rate_vs/{kind}", self.win_rate(outcomes))
             self.logger.record("rollout/opponent_errors", self.opponent_errors)
+            if state.curriculum.active:
+                self.logger.record("curriculum/stage", state.curriculum.stage)
+            if state.pool is not None:
+                self.logger.record("selfplay/pool_size", len(state.pool.snapshots))
+                if state.pool.prioritized:
+                    self.training_env.env_method("set_snapshot_weights", state.pool.weights())
 
-        def win_rate(self) -> float:
-            if not self.outcomes:
+        @staticmethod
+        def win_rate(outcomes) -> float:
+            if not outcomes:
                 return math.nan
-            return sum(1 for outcome in self.outcomes if outcome == "win") / len(self.outcomes)
+            return sum(1 for outcome in outcomes if outcome == "win") / len(outcomes)
 
         def _postfix(self) -> str:
             parts = []
-            rate = self.win_rate()
+            rate = self.win_rate(self.outcomes)
             if not math.isnan(rate):
                 parts.append(f"win {rate:.0%}")
+            if state.curriculum.active:
+                parts.append(f"stage {state.curriculum.stage}")
             parts.extend(f"{name} {value:.0%}" for name, value in self.last_eval.items())
             return " ".join(parts)
 
+        def snapshot(self) -> None:
+            step = self.model.num_timesteps
+            state.pool.add(step, from_sb3_model(self.model).to_bytes())
+            state.pool.send_to(self.training_env, [step])
+
         def save_checkpoint(self) -> Path:
+            state.save()
             path = checkpoint_path(run_dir, self.model.num_timesteps)
             save_model(self.model, path)
             prune_checkpoints(run_dir, train.keep_checkpoints)
@@ -278,7 +370,6 @@ def run(config: Config, run_dir: Path, resume) -> int:
     from ._quiet import quiet_import_sb3
 
     quiet_import_sb3()
-    import torch
     from sb3_contrib import MaskablePPO
 
     from .checkpoints import checkpoint_path, load_model, save_model
@@ -288,13 +379,17 @@ def run(config: Config, run_dir: Path, resume) -> int:
     _check_writable(run_dir)
     save_config(config, run_dir / CONFIG_NAME)
     start_step = resume[0] if resume else 0
-    seed = config.train.seed + start_step
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    state = RunState(config, run_dir, resume)
     print(f"run directory: {run_dir}", file=sys.stderr)
-    venv = build_vec_env(config, seed)
+    venv = build_vec_env(config, config.train.seed + start_step, opponent=state.opponent)
     model = None
     exit_code = 0
     callback = None
+
+    def save_now() -> Path:
+        state.save()
+        return save_model(model, checkpoint_path(run_dir, model.num_timesteps))
+
     try:
         if resume:
             print(f"resuming from {resume[1]} (step {start_step})", file=sys.stderr)
@@ -315,13 +410,13 @@ def run(config: Config, run_dir: Path, resume) -> int:
         # recorded in the checkpoint, so export and evaluation know the board (inarow included)
         model.connectx_board = {"rows": config.env.rows, "columns": config.env.columns, "inarow": config.env.inarow}
         model.set_logger(make_logger(config, run_dir, resuming=bool(resume)))
-        callback = make_callback(config, run_dir, start_step)
+        callback = make_callback(config, run_dir, start_step, state)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
         if remaining > 0:
             model.learn(remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
         elapsed = time.perf_counter() - started
-        save_model(model, checkpoint_path(run_dir, model.num_timesteps))
+        save_now()
         save_model(model, run_dir / FINAL_MODEL_NAME)
         steps = model.num_timesteps - start_step
         print(
@@ -333,7 +428,7 @@ def run(config: Config, run_dir: Path, resume) -> int:
         if callback is not None and callback.bar is not None:
             callback.bar.close()
         if model is not None:
-            path = save_model(model, checkpoint_path(run_dir, model.num_timesteps))
+            path = save_now()
             print(f"\ninterrupted: saved {path}; continue with --resume {run_dir}", file=sys.stderr)
     except WorkerError as error:
         if callback is not None and callback.bar is not None:
@@ -341,7 +436,7 @@ def run(config: Config, run_dir: Path, resume) -> int:
         exit_code = 1
         print(f"\nerror: {error}", file=sys.stderr)
         if model is not None:
-            path = save_model(model, checkpoint_path(run_dir, model.num_timesteps))
+            path = save_now()
             print(f"saved {path}; continue with --resume {run_dir}", file=sys.stderr)
     finally:
         venv.close()

@@ -17,11 +17,13 @@ from connectx_gym import config as config_module
 from connectx_gym.config import (
     SECTIONS,
     Config,
+    CurriculumConfig,
     EnvConfig,
     LoggingConfig,
     MultiprocessingConfig,
     PPOConfig,
     PolicyConfig,
+    SelfPlayConfig,
     TrainConfig,
     config_from_dict,
     config_keys,
@@ -49,6 +51,8 @@ SPEC_DEFAULTS = {
     "train": dict(total_timesteps=2_000_000, seed=0, run_name=None, output_dir="models", checkpoint_every=100_000,
                   keep_checkpoints=3, eval_every=50_000, eval_games=100, eval_opponents=["random", "negamax"],
                   device="cpu"),
+    "selfplay": dict(snapshot_every=100_000, pool_size=20, latest_probability=0.5, prioritized=True),
+    "curriculum": dict(stages=[], window=1000),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
 }
 
@@ -125,7 +129,7 @@ BAD = [
     ("env.illegal_action=ignore", "env.illegal_action must be one of lose|raise, got 'ignore'"),
     ("env.reward_win=big", "env.reward_win must be a number, got 'big'"),
     ("env.reward_loss=.nan", "env.reward_loss must be a number, got nan"),
-    ("env.opponent=3", "env.opponent must be a string, got 3"),
+    ("env.opponent=3", "env.opponent must be a string or a mapping, got 3"),
     ("multiprocessing.use_multiprocessing=1", "multiprocessing.use_multiprocessing must be a boolean (true|false), got 1"),
     ("multiprocessing.backend=ray", "multiprocessing.backend must be one of chunked|sb3_subproc|sb3_dummy, got 'ray'"),
     ("multiprocessing.num_processes=0", "multiprocessing.num_processes must be an integer >= 1 or 'auto', got 0"),
@@ -424,34 +428,39 @@ def test_resolution_always_multiplies_out(processes, chunk, explicit):
 # --- opponent specs ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_opponents(monkeypatch):
-    """A stand-in connectx_gym.opponents whose parse_spec knows 'random' and 'negamax' only."""
-    module = types.ModuleType("connectx_gym.opponents")
-
-    def parse_spec(spec):
-        if spec not in ("random", "negamax"):
-            raise SpecError(f"unknown opponent {spec!r}")
-        return spec
-
-    module.parse_spec = parse_spec
-    monkeypatch.setitem(sys.modules, "connectx_gym.opponents", module)
-    return module
-
-
-def test_opponent_specs_are_validated(fake_opponents):
+def test_opponent_specs_are_validated():
     assert load_config(overrides=["env.opponent=negamax"]).env.opponent == "negamax"
-    assert error_of(["env.opponent=bogus"]) == (
-        "env.opponent='bogus' is not a valid opponent spec: unknown opponent 'bogus'"
+    assert error_of(["env.opponent=bogus"]).startswith(
+        "env.opponent='bogus' is not a valid opponent spec: unknown opponent spec 'bogus'"
     )
-    assert error_of(["train.eval_opponents=[random, bogus]"]) == (
-        "train.eval_opponents[1]='bogus' is not a valid opponent spec: unknown opponent 'bogus'"
+    assert error_of(["train.eval_opponents=[random, bogus]"]).startswith(
+        "train.eval_opponents[1]='bogus' is not a valid opponent spec: unknown opponent spec 'bogus'"
     )
 
 
-def test_opponent_check_is_skipped_when_module_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "connectx_gym.opponents", None)  # makes the import fail
-    assert load_config(overrides=["env.opponent=anything"]).env.opponent == "anything"
+def test_opponent_mixtures_are_validated():
+    cfg = load_config(overrides=["env.opponent={selfplay: 0.6, negamax: 0.3, random: 0.1}"])
+    assert cfg.env.opponent == {"selfplay": 0.6, "negamax": 0.3, "random": 0.1}
+    assert "mixture weight of 'random' must be a number >= 0, got -1" in error_of(
+        ["env.opponent={negamax: 1, random: -1}"]
+    )
+    assert "unknown opponent spec 'negamx'" in error_of(["env.opponent={negamx: 1}"])
+    assert "must not all be 0" in error_of(["env.opponent={negamax: 0}"])
+
+
+def test_curriculum_stages_are_validated():
+    stages = "[{opponent: random, promote_at: 0.8}, {opponent: {negamax: 1, selfplay: 1}}]"
+    cfg = load_config(overrides=[f"curriculum.stages={stages}"])
+    assert cfg.curriculum.stages[1]["opponent"] == {"negamax": 1, "selfplay": 1}
+    assert error_of(["curriculum.stages=[{opponent: random}, {opponent: negamax}]"]) == (
+        "curriculum.stages[0].promote_at must be a win rate in (0, 1] (only the last stage may omit it)"
+    )
+    assert error_of(["curriculum.stages=[{opponent: random, promote_at: 1.5}]"]) == (
+        "curriculum.stages[0].promote_at must be a win rate in (0, 1], got 1.5"
+    )
+    assert "did you mean 'promote_at'" in error_of(["curriculum.stages=[{opponent: random, promote: 0.5}]"])
+    assert error_of(["curriculum.stages=[{promote_at: 0.5}]"]).startswith("curriculum.stages[0] needs an opponent")
+    assert "curriculum.stages must be a list of mappings, got [1]" in error_of(["curriculum.stages=[1]"])
 
 
 # --- save / round trip ---------------------------------------------------------------------------
@@ -519,5 +528,6 @@ def test_module_main_prints_default_yaml_and_markdown(capsys):
 def test_section_classes_are_exported():
     assert SECTIONS == {
         "env": EnvConfig, "multiprocessing": MultiprocessingConfig, "ppo": PPOConfig,
-        "policy": PolicyConfig, "train": TrainConfig, "logging": LoggingConfig,
+        "policy": PolicyConfig, "train": TrainConfig, "selfplay": SelfPlayConfig,
+        "curriculum": CurriculumConfig, "logging": LoggingConfig,
     }
