@@ -133,9 +133,12 @@ def dispatch(chunk: EnvChunk, command: str, data: Any) -> Any:
 
 
 def limit_threads() -> None:
-    """Keep a worker to one thread: the cores belong to the workers as a group, not to each."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = "1"
+    """Keep a worker to one thread: the cores belong to the workers as a group, not to each.
+
+    BLAS and OpenMP pools size themselves from the environment when they load, so the parent
+    starts workers with those variables set (``vec.single_threaded_children``); torch, if a
+    worker happens to import it, is told directly.
+    """
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 

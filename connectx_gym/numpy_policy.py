@@ -54,7 +54,8 @@ def conv2d_same(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     count, channels, height, width = x.shape
     out_channels, _, kernel, _ = weight.shape
     pad = kernel // 2
-    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    padded = np.zeros((count, channels, height + 2 * pad, width + 2 * pad), dtype=np.float32)
+    padded[:, :, pad : pad + height, pad : pad + width] = x
     columns = np.empty((count, height, width, channels, kernel, kernel), dtype=np.float32)
     for i in range(kernel):
         for j in range(kernel):

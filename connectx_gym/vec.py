@@ -12,7 +12,9 @@ costs no round trip. With ``use_multiprocessing=False`` the same chunks run in t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import signal
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -32,6 +34,30 @@ MASK_METHOD = "action_masks"
 POLL_INTERVAL_S = 0.5
 #: seconds a worker gets to exit cleanly on close before it is terminated
 CLOSE_TIMEOUT_S = 5.0
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_children():
+    """Start processes with one BLAS/OpenMP thread each.
+
+    Thread pools read these variables when numpy/torch load, which in a forkserver or spawn child
+    happens at startup, from the environment it inherits: setting them inside the worker is too
+    late. Each worker is one of several processes sharing the cores; a multi-threaded BLAS in
+    each would oversubscribe them (a self-play opponent's forward pass slowed ~40x here).
+    """
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class WorkerError(RuntimeError):
@@ -172,9 +198,10 @@ class ChunkedVecEnv(VecEnv):
                 context = mp.get_context(start_method)
                 if start_method == "forkserver":
                     context.set_forkserver_preload(["connectx_gym.chunk"])
-                for index, env_indices in enumerate(self.chunk_ranges):
-                    fns = [env_fns[i] for i in env_indices]
-                    self.workers.append(_SubprocessWorker(index, env_indices, fns, context))
+                with single_threaded_children():
+                    for index, env_indices in enumerate(self.chunk_ranges):
+                        fns = [env_fns[i] for i in env_indices]
+                        self.workers.append(_SubprocessWorker(index, env_indices, fns, context))
             else:
                 self.workers = [_InProcessWorker([env_fns[i] for i in r]) for r in self.chunk_ranges]
         except BaseException:
@@ -333,7 +360,8 @@ def make_vec_env(
 
         if start_method == "forkserver":
             mp.get_context("forkserver").set_forkserver_preload(["connectx_gym._quiet"])
-        venv = SubprocVecEnv(fns, start_method=start_method)
+        with single_threaded_children():
+            venv = SubprocVecEnv(fns, start_method=start_method)
     elif backend == "sb3_dummy":
         from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -143,3 +143,21 @@ def test_works_with_maskable_ppo():
         assert model.num_timesteps >= 64
     finally:
         venv.close()
+
+
+class ThreadReportingEnv(ConnectXEnv):
+    """Records the BLAS thread setting its worker process started with."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.blas_threads = os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+def test_workers_start_single_threaded_and_parent_env_is_untouched():
+    before = os.environ.get("OPENBLAS_NUM_THREADS")
+    venv = ChunkedVecEnv([partial(ThreadReportingEnv, **ENV_KWARGS)] * 2, num_workers=2)
+    try:
+        assert venv.get_attr("blas_threads") == ["1", "1"]
+    finally:
+        venv.close()
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == before
