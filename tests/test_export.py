@@ -1,0 +1,482 @@
+"""Kaggle submission export: a self-contained file that Kaggle accepts, plays the policy, never moves illegally."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+import types
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectx_gym import export as export_module
+from connectx_gym.bitboard import Position, geometry
+from connectx_gym.errors import UserError
+from connectx_gym.export import check_submission, export, last_callable, load_submission, render_submission
+from connectx_gym.numpy_policy import from_sb3_model
+from connectx_gym.planes import encode_position
+from connectx_gym.solver import WIN_SCORE, alphabeta_scores
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: name -> (board, policy settings); small nets, a few hundred training steps
+MODEL_SPECS = {
+    "cnn_6x7": ({"rows": 6, "columns": 7, "inarow": 4},
+                {"features": "cnn", "cnn_channels": (8, 8), "net_arch": (16,), "activation": "relu"}),
+    "mlp_5x6x3": ({"rows": 5, "columns": 6, "inarow": 3},
+                  {"features": "mlp", "net_arch": (16, 16), "activation": "gelu"}),
+    "cnn_5x6x3_tanh": ({"rows": 5, "columns": 6, "inarow": 3},
+                       {"features": "cnn", "cnn_channels": (6,), "kernel_size": 5, "net_arch": (12,),
+                        "activation": "tanh"}),
+}
+
+
+def train_tiny(board, settings, seed=0, steps=256):
+    from connectx_gym._quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from sb3_contrib import MaskablePPO
+
+    from connectx_gym.policy import policy_kwargs
+    from connectx_gym.vec import make_vec_env
+
+    venv = make_vec_env(dict(board), parallel_episodes=2, num_processes=1, use_multiprocessing=False, seed=seed)
+    model = MaskablePPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=seed, device="cpu",
+                        policy_kwargs=policy_kwargs(**settings))
+    model.learn(steps)
+    venv.close()
+    model.connectx_board = dict(board)  # as train.py records it
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """name -> (model, checkpoint path, board, exported namespace)."""
+    from connectx_gym.checkpoints import save_model
+
+    folder = tmp_path_factory.mktemp("export_models")
+    out = {}
+    for name, (board, settings) in MODEL_SPECS.items():
+        model = train_tiny(board, settings)
+        path = save_model(model, folder / f"{name}.zip")
+        out[name] = (model, path, board, load_submission(render_submission(from_sb3_model(model))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(models, tmp_path_factory):
+    """name -> path of the submission written by ``export`` (search off)."""
+    folder = tmp_path_factory.mktemp("exported")
+    return {name: export(path, folder / f"{name}.py").path for name, (_, path, _, _) in models.items()}
+
+
+def random_positions(board, count, seed, allow_won=False):
+    """Positions with a legal move: random games, or random gravity fills that may hold finished lines."""
+    g = geometry(board["rows"], board["columns"], board["inarow"])
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        target = int(rng.integers(0, g.size))
+        if allow_won:  # any stone count up to one short of full, lines ignored: many nearly full boards
+            stones, mask, mark = [0, 0, 0], 0, 1
+            for _ in range(target):
+                legal = g.legal_moves(mask)
+                bit = g.drop_bit(mask, legal[int(rng.integers(len(legal)))])
+                stones[mark] |= bit
+                mask |= bit
+                mark = 3 - mark
+            found.append((g.to_kaggle(stones[1], stones[2]), mark))
+            continue
+        position = Position(g)
+        while position.moves_played < target and not position.done:
+            legal = position.legal_moves()
+            position.play(legal[int(rng.integers(len(legal)))])
+        if not position.done:
+            found.append((position.to_kaggle(), position.to_move))
+    return found
+
+
+def kaggle_struct(**values):
+    with contextlib.redirect_stderr(io.StringIO()):
+        from kaggle_environments.utils import Struct
+    return Struct(**values)
+
+
+def fixed_policy(namespace, preferences):
+    """Replace the submission's network by fixed logits (column -> preference)."""
+    columns = namespace["BOARD"]["columns"]
+    vector = np.array([[preferences.get(c, 0.0) for c in range(columns)]], dtype=np.float32)
+    namespace["logits"] = lambda planes: vector
+
+
+def grid_board(rows_text):
+    """A Kaggle board from text rows, top row first: '.', '1', '2'."""
+    return [0 if ch == "." else int(ch) for row in rows_text for ch in row.replace(" ", "")]
+
+
+# ====================================================================== the file itself
+def test_file_is_self_contained_and_ends_with_agent(exported):
+    text = Path(exported["cnn_6x7"]).read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"base64", "io", "time", "numpy"}, imported
+    assert "connectx_gym" not in text.split('"""', 2)[2]  # only the docstring names the exporter
+    namespace = load_submission(text)
+    assert last_callable(namespace) is namespace["agent"]
+    # a fresh interpreter loads it with nothing but numpy: no torch, SB3, kaggle or connectx_gym
+    code = (
+        "import sys, time; t = time.perf_counter(); import numpy; ns = {}; "
+        f"exec(compile(open({str(exported['cnn_6x7'])!r}).read(), 'submission', 'exec'), ns); "
+        "bad = [m for m in ('torch', 'stable_baselines3', 'kaggle_environments', 'connectx_gym', 'gymnasium') if m in sys.modules]; "
+        "print(bad, ns['agent']({'board': [0] * 42, 'mark': 1}, {'rows': 6, 'columns': 7, 'inarow': 4}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 0, result.stderr
+    bad, column = result.stdout.split("]")
+    assert bad == "[" and 0 <= int(column) < 7
+
+
+def test_default_network_is_small_and_loads_fast(tmp_path):
+    """cnn [64, 64] + net_arch [128] on 6x7 (the default config): a few MB, loaded well under a second."""
+    from connectx_gym.checkpoints import save_model
+    from connectx_gym._quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from sb3_contrib import MaskablePPO
+
+    from connectx_gym.policy import policy_kwargs
+    from connectx_gym.vec import make_vec_env
+
+    venv = make_vec_env({}, parallel_episodes=1, num_processes=1, use_multiprocessing=False, seed=0)
+    model = MaskablePPO("MlpPolicy", venv, n_steps=32, batch_size=32, seed=0, device="cpu", policy_kwargs=policy_kwargs())
+    model.connectx_board = {"rows": 6, "columns": 7, "inarow": 4}
+    result = export(save_model(model, tmp_path / "default.zip"), tmp_path / "submission.py")
+    assert result.size_bytes == os.path.getsize(tmp_path / "submission.py") < 3_000_000
+    assert result.load_seconds < 1.0
+    started = time.perf_counter()
+    load_submission((tmp_path / "submission.py").read_text())
+    assert time.perf_counter() - started < 1.0
+
+
+# ====================================================================== numerics
+@pytest.mark.parametrize("name", list(MODEL_SPECS))
+def test_submission_logits_equal_torch(models, name):
+    import torch
+
+    model, _, board, namespace = models[name]
+    positions = random_positions(board, 200, seed=1)
+    g = geometry(board["rows"], board["columns"], board["inarow"])
+    planes = np.stack([
+        namespace["encode"](np.asarray(kaggle_board).reshape(board["rows"], board["columns"]), mark)
+        for kaggle_board, mark in positions
+    ])
+    # the submission's own encoding is the training env's
+    expected_planes = np.stack([encode_position(Position.from_kaggle(g, b, m)) for b, m in positions])
+    np.testing.assert_array_equal(planes, expected_planes)
+    got = namespace["logits"](planes)
+    policy = model.policy
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        observations = torch.as_tensor(planes)
+        features = policy.extract_features(observations, policy.pi_features_extractor)
+        raw = policy.action_net(policy.mlp_extractor.forward_actor(features)).numpy()
+        normalised = policy.get_distribution(observations).distribution.logits.numpy()
+    np.testing.assert_allclose(got, raw, atol=1e-5, rtol=0)
+    shifted = got - got.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(log_softmax, normalised, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["cnn_6x7", "mlp_5x6x3"])
+def test_pure_policy_plays_the_masked_argmax(models, name):
+    model, _, board, namespace = models[name]
+    agent = namespace["agent"]
+    for kaggle_board, mark in random_positions(board, 100, seed=2):
+        planes = namespace["encode"](np.asarray(kaggle_board).reshape(board["rows"], board["columns"]), mark)
+        action, _ = model.predict(planes, deterministic=True,
+                                  action_masks=np.asarray(kaggle_board[: board["columns"]]) == 0)
+        assert agent({"board": kaggle_board, "mark": mark}, board) == int(action)
+
+
+# ====================================================================== legality
+@pytest.mark.parametrize("name", list(MODEL_SPECS))
+def test_never_illegal_on_thousands_of_positions(models, name):
+    _, _, board, namespace = models[name]
+    agent = namespace["agent"]
+    configuration = kaggle_struct(**board, actTimeout=2, timeout=2, agentTimeout=60, episodeSteps=1000)
+    positions = random_positions(board, 1000, seed=3) + random_positions(board, 1000, seed=4, allow_won=True)
+    nearly_full = 0
+    for i, (kaggle_board, mark) in enumerate(positions):
+        if i % 3 == 0:
+            observation = kaggle_struct(board=kaggle_board, mark=mark, step=0, remainingOverageTime=60)
+        elif i % 3 == 1:
+            observation = {"board": kaggle_board, "mark": mark}
+        else:
+            observation = types.SimpleNamespace(board=kaggle_board, mark=mark)
+        column = agent(observation, configuration if i % 2 else dict(board))
+        assert type(column) is int and 0 <= column < board["columns"] and kaggle_board[column] == 0
+        nearly_full += sum(v == 0 for v in kaggle_board) <= board["columns"] // 2
+    assert nearly_full >= 50
+
+
+@pytest.mark.parametrize("name", ["cnn_6x7", "mlp_5x6x3"])
+def test_search_never_illegal(models, name):
+    model, _, board, _ = models[name]
+    namespace = load_submission(render_submission(from_sb3_model(model), search_ms=1))
+    agent = namespace["agent"]
+    positions = random_positions(board, 150, seed=5) + random_positions(board, 150, seed=6, allow_won=True)
+    for kaggle_board, mark in positions:
+        column = agent({"board": kaggle_board, "mark": mark}, board)
+        assert type(column) is int and 0 <= column < board["columns"] and kaggle_board[column] == 0
+
+
+def test_board_size_mismatch_is_a_clear_error(models):
+    agent = models["cnn_6x7"][3]["agent"]
+    with pytest.raises(ValueError, match=r"trained on 6x7 inarow 4, got 5x6 inarow 3"):
+        agent({"board": [0] * 30, "mark": 1}, {"rows": 5, "columns": 6, "inarow": 3})
+    with pytest.raises(ValueError, match=r"trained on 6x7 inarow 4, got 6x7 inarow 5"):
+        agent({"board": [0] * 42, "mark": 1}, {"rows": 6, "columns": 7, "inarow": 5})
+    with pytest.raises(ValueError, match=r"board has 30 cells, expected 42"):
+        agent({"board": [0] * 30, "mark": 1}, {})
+    with pytest.raises(ValueError, match=r"mark must be 1 or 2, got 3"):
+        agent({"board": [0] * 42, "mark": 3}, {})
+
+
+# ====================================================================== search
+@pytest.fixture(scope="module")
+def search_namespace(models):
+    return lambda name, ms: load_submission(render_submission(from_sb3_model(models[name][0]), search_ms=ms))
+
+
+def test_search_takes_a_win_in_one_and_pure_mode_stays_pure(search_namespace):
+    board = grid_board([".......", ".......", ".......", ".......", "222....", "111...."])
+    for search_ms in (None, 200):
+        namespace = search_namespace("cnn_6x7", search_ms)
+        fixed_policy(namespace, {6: 5.0, 3: -5.0})  # the policy hates the winning column
+        column = namespace["agent"]({"board": board, "mark": 1}, {})
+        assert column == (6 if search_ms is None else 3)
+
+
+@pytest.mark.parametrize("search_ms", [200, 0])  # 0: no time to search at all, the checks come first
+def test_search_blocks_a_loss_in_one_and_prefers_its_own_win(search_namespace, search_ms):
+    namespace = search_namespace("cnn_6x7", 200)
+    namespace["SEARCH_MS"] = search_ms
+    fixed_policy(namespace, {6: 5.0, 3: -5.0})
+    block = grid_board([".......", ".......", ".......", ".......", ".......", "111..22"])
+    assert namespace["agent"]({"board": block, "mark": 2}, {}) == 3
+    win = grid_board([".......", ".......", ".......", ".......", "222....", "111...."])
+    assert namespace["agent"]({"board": win, "mark": 1}, {}) == 3
+    # both threaten: winning now beats blocking
+    both = grid_board([".......", ".......", ".......", "......2", "......2", "111...2"])
+    fixed_policy(namespace, {6: 9.0})
+    assert namespace["agent"]({"board": both, "mark": 1}, {}) == 3
+    # on a 5x6 board with inarow 3
+    namespace = search_namespace("mlp_5x6x3", 100)
+    namespace["SEARCH_MS"] = search_ms
+    fixed_policy(namespace, {5: 5.0})
+    small = grid_board(["......", "......", "......", "......", "11..22"])
+    assert namespace["agent"]({"board": small, "mark": 1}, {"rows": 5, "columns": 6, "inarow": 3}) == 2
+
+
+def test_search_finds_forced_wins_and_avoids_forced_losses(search_namespace):
+    """On random positions, against a policy that prefers the worst column: wins in 3 are played,
+    columns the solver proves lost in 2 are avoided while a safe column exists."""
+    namespace = search_namespace("cnn_6x7", 300)
+    board = {"rows": 6, "columns": 7, "inarow": 4}
+    g = geometry(6, 7, 4)
+    wins = avoided = 0
+    for kaggle_board, mark in random_positions(board, 400, seed=7):
+        position = Position.from_kaggle(g, kaggle_board, mark)
+        scores = alphabeta_scores(position, 3)
+        if max(scores.values()) >= WIN_SCORE - 1:  # immediate wins are tested above
+            continue
+        best, worst = max(scores.values()), min(scores.values())
+        if best >= WIN_SCORE - 2 and wins < 6:  # a forced win within 3 plies
+            fixed_policy(namespace, {c: (1.0 if s < WIN_SCORE - 2 else -1.0) for c, s in scores.items()})
+            column = namespace["agent"]({"board": kaggle_board, "mark": mark}, board)
+            assert alphabeta_scores(position, 5)[column] > WIN_SCORE // 2, (position.render(), column)
+            wins += 1
+        elif worst <= -(WIN_SCORE - 2) and best > -(WIN_SCORE // 2) and avoided < 6:
+            fixed_policy(namespace, {c: (1.0 if s <= -(WIN_SCORE - 2) else -1.0) for c, s in scores.items()})
+            column = namespace["agent"]({"board": kaggle_board, "mark": mark}, board)
+            assert scores[column] > -(WIN_SCORE // 2), (position.render(), column)
+            avoided += 1
+        if wins >= 6 and avoided >= 6:
+            break
+    assert wins >= 3 and avoided >= 3
+
+
+def test_search_respects_its_time_budget(search_namespace):
+    namespace = search_namespace("cnn_6x7", 60)
+    agent = namespace["agent"]
+    elapsed = []
+    for kaggle_board, mark in [([0] * 42, 1)] + random_positions({"rows": 6, "columns": 7, "inarow": 4}, 5, seed=8):
+        started = time.perf_counter()
+        column = agent({"board": kaggle_board, "mark": mark}, {})
+        elapsed.append(time.perf_counter() - started)
+        assert kaggle_board[column] == 0
+    assert elapsed[0] > 0.045  # nothing to prove on the empty board: the search uses its budget
+    # the deadline is checked at every node; leeway only for a loaded (shared) machine's scheduling
+    assert sorted(elapsed)[len(elapsed) // 2] < 0.06 + 0.03, elapsed
+    assert max(elapsed) < 0.06 + 0.5, elapsed
+
+
+# ====================================================================== through kaggle_environments
+def test_exported_file_plays_through_kaggle_both_seats(exported):
+    report = check_submission(exported["cnn_6x7"], {"rows": 6, "columns": 7, "inarow": 4},
+                              games_per_seat=2, opponents=("random",))
+    assert report.passed, report.failures
+    assert report.games == 4 and report.latencies_ms
+    assert all(tally.games == 2 for tally in report.tallies["random"].values())
+    report = check_submission(exported["mlp_5x6x3"], {"rows": 5, "columns": 6, "inarow": 3},
+                              games_per_seat=1, opponents=("random", "negamax"))
+    assert report.passed, report.failures
+    lines = "\n".join(report.lines())
+    assert "vs negamax" in lines and "check passed" in lines
+
+
+def test_search_submission_plays_through_kaggle(models, tmp_path):
+    path = export(models["mlp_5x6x3"][1], tmp_path / "search.py", search_ms=15).path
+    report = check_submission(path, {"rows": 5, "columns": 6, "inarow": 3}, games_per_seat=1, opponents=("negamax",))
+    assert report.passed, report.failures
+    stats = report.latency()
+    assert stats["median"] < 15 + 30 and stats["max"] < 1000, stats  # max: leeway for a loaded machine
+
+
+@pytest.mark.parametrize("body, status", [
+    ("def agent(observation, configuration):\n    return -1\n", "INVALID"),
+    ("def agent(observation, configuration):\n    raise RuntimeError('boom')\n", "ERROR"),
+])
+def test_check_catches_bad_agents(tmp_path, body, status):
+    path = tmp_path / "bad.py"
+    path.write_text(body)
+    report = check_submission(path, {"rows": 6, "columns": 7, "inarow": 4}, games_per_seat=1, opponents=("random",))
+    assert not report.passed
+    assert any(status in failure for failure in report.failures), report.failures
+    assert "check FAILED" in "\n".join(report.lines())
+
+
+@pytest.mark.slow
+def test_check_more_games_with_search(models, tmp_path):
+    path = export(models["cnn_6x7"][1], tmp_path / "search.py", search_ms=50).path
+    report = check_submission(path, {"rows": 6, "columns": 7, "inarow": 4}, games_per_seat=5)
+    assert report.passed, report.failures
+    stats = report.latency()
+    assert stats["median"] < 50 + 30 and stats["max"] < 1000, stats
+
+
+# ====================================================================== CLI
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "connectx_gym.export", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_cli_writes_and_checks(models, tmp_path):
+    _, checkpoint, _, _ = models["mlp_5x6x3"]
+    result = run_cli(checkpoint, "-o", "sub.py", "--check", "--check-games", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "wrote sub.py" in out and "loads in" in out and "board 5x6 inarow 3" in out
+    assert "vs random" in out and "vs negamax" in out and "median" in out and "p99" in out
+    assert "check passed" in out
+    assert result.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.py"]
+
+
+def _truncated(checkpoint, folder):
+    path = folder / "truncated.zip"
+    data = Path(checkpoint).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _foreign_zip(folder):
+    path = folder / "foreign.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data", "{not json")
+        archive.writestr("policy.pth", b"\x00garbage")
+    return path
+
+
+@pytest.mark.parametrize("case", [
+    "missing", "random_bytes", "text_file", "truncated_zip", "foreign_zip", "directory",
+    "no_output_dir", "output_parent_is_file", "output_is_dir",
+    "search_ms_big", "search_ms_zero", "search_ms_text", "check_games_zero",
+])
+def test_cli_errors_are_one_line_and_write_nothing(models, tmp_path, case):
+    good = models["cnn_6x7"][1]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    output = out_dir / "submission.py"
+    args, needle = None, None
+    if case == "missing":
+        args, needle = [inputs / "nope.zip"], "nope.zip"
+    elif case == "random_bytes":
+        (inputs / "random.zip").write_bytes(np.random.default_rng(0).bytes(5000))
+        args, needle = [inputs / "random.zip"], "random.zip"
+    elif case == "text_file":
+        (inputs / "notes.txt").write_text("hello\n")
+        args, needle = [inputs / "notes.txt"], "notes.txt"
+    elif case == "truncated_zip":
+        args, needle = [_truncated(good, inputs)], "truncated.zip"
+    elif case == "foreign_zip":
+        args, needle = [_foreign_zip(inputs)], "foreign.zip"
+    elif case == "directory":
+        args, needle = [inputs], "inputs"
+    elif case == "no_output_dir":
+        output = out_dir / "missing" / "submission.py"
+        args, needle = [good], "missing"
+    elif case == "output_parent_is_file":
+        (out_dir / "file").write_text("x")
+        output = out_dir / "file" / "submission.py"
+        args, needle = [good], "file"
+    elif case == "output_is_dir":
+        output = out_dir
+        args, needle = [good], "directory"
+    elif case == "search_ms_big":
+        args, needle = [good, "--search-ms", "1501"], "1501"
+    elif case == "search_ms_zero":
+        args, needle = [good, "--search-ms", "0"], "got 0"
+    elif case == "search_ms_text":
+        args, needle = [good, "--search-ms", "fast"], "'fast'"
+    elif case == "check_games_zero":
+        args, needle = [good, "--check", "--check-games", "0"], "--check-games"
+    before = sorted(p.name for p in out_dir.iterdir())
+    result = run_cli(*args, "-o", output, cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not output.is_file()
+    assert sorted(p.name for p in out_dir.iterdir()) == before  # no partial or temporary file
+
+
+def test_export_refuses_to_overwrite_the_checkpoint(models, tmp_path):
+    checkpoint = tmp_path / "model.zip"
+    checkpoint.write_bytes(Path(models["cnn_6x7"][1]).read_bytes())
+    with pytest.raises(UserError, match="is the checkpoint itself"):
+        export(checkpoint, checkpoint)
+    assert checkpoint.read_bytes() == Path(models["cnn_6x7"][1]).read_bytes()
+
+
+def test_check_search_ms_bounds():
+    assert export_module.check_search_ms(None) is None
+    assert export_module.check_search_ms("1") == 1 and export_module.check_search_ms(1500) == 1500
+    for bad in (0, 1501, -5, "2.5", "x"):
+        with pytest.raises(UserError, match="--search-ms"):
+            export_module.check_search_ms(bad)
