@@ -4,16 +4,20 @@
 seat, and asks the policy for all pending moves in one batch per ply, so a neural policy pays
 one forward pass per ply instead of one per game. Game ``i`` is reset with seed ``seed + i``,
 so results depend only on the seed, never on how the games are scheduled.
+
+``play_opponent_games`` plays games between two ``act(position, rng)`` opponents (neither a batch
+policy) on a bare ``Position``, with the same seat split and per-game seeds, for evaluation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
 from .env import ConnectXEnv
 
 #: policy interface: (observations [n, planes, rows, columns], legal masks [n, columns]) -> columns [n]
@@ -133,3 +137,165 @@ def sb3_batch_policy(model: Any, deterministic: bool = True) -> BatchPolicy:
         return np.asarray(actions)
 
     return act
+
+
+# ====================================================================== games between two opponents
+@dataclass
+class GameRecord:
+    """One game between two opponents, from the side of the evaluated ``agent``.
+
+    :param index: the game's index within its pairing (its seed is ``seed + index``)
+    :param seed: seed of the game's generator
+    :param agent_first: whether the agent played first (mark 1)
+    :param moves: the legal columns played, in order (both sides)
+    :param outcome: ``"win"``, ``"draw"`` or ``"loss"`` for the agent
+    :param forfeit: ``None``, or ``"agent"``/``"opponent"``: the side that raised or answered an
+        illegal column and so lost the game
+    :param error: what the forfeiting side did
+    :param illegal_column: the illegal answer when it was an integer (for replays), else ``None``
+    """
+
+    index: int
+    seed: int
+    agent_first: bool
+    moves: List[int] = field(default_factory=list)
+    outcome: str = "draw"
+    forfeit: Optional[str] = None
+    error: Optional[str] = None
+    illegal_column: Optional[int] = None
+
+    @property
+    def seat(self) -> str:
+        return "first" if self.agent_first else "second"
+
+
+def _geometry_of(board: Any) -> Geometry:
+    """A ``Geometry`` from a ``Geometry``, a ``{"rows", "columns", "inarow"}`` mapping or ``None`` (6x7x4)."""
+    if board is None:
+        return geometry()
+    if isinstance(board, Geometry):
+        return board
+    return geometry(int(board["rows"]), int(board["columns"]), int(board["inarow"]))
+
+
+def play_opponent_game(agent: Any, opponent: Any, agent_first: bool, seed: int, board: Any = None, index: int = 0) -> GameRecord:
+    """Play one game between two objects with ``act(position, rng) -> column``.
+
+    Both sides draw from one generator, ``np.random.default_rng(seed)``, in move order, so the
+    game depends only on ``seed`` and the seat. A side that raises or answers anything but a legal
+    column (an ``int``/``np.integer``) forfeits: the game is a loss for it, as in ``ConnectXEnv``
+    and on Kaggle.
+
+    :param board: ``Geometry``, ``{"rows", "columns", "inarow"}`` or ``None`` for 6x7, 4 in a row
+    """
+    position = Position(_geometry_of(board))
+    rng = np.random.default_rng(seed)
+    record = GameRecord(index=index, seed=seed, agent_first=agent_first)
+    agent_mark = FIRST_MARK if agent_first else SECOND_MARK
+    while position.winner is None:
+        side_is_agent = position.to_move == agent_mark
+        player = agent if side_is_agent else opponent
+        try:
+            column = player.act(position, rng)
+            legal = isinstance(column, (int, np.integer)) and position.is_legal(int(column))
+        except Exception as error:  # a failing side loses the game; the evaluation goes on
+            from .opponents import OpponentError
+
+            cause = error.cause if isinstance(error, OpponentError) else error
+            record.error = f"raised {type(cause).__name__}: {cause}"
+            legal = False
+            column = None
+        else:
+            if not legal:
+                record.error = f"illegal move {column!r}; legal columns were {position.legal_moves()}"
+                if isinstance(column, (int, np.integer)) and not isinstance(column, bool):
+                    record.illegal_column = int(column)
+        if not legal:
+            record.forfeit = "agent" if side_is_agent else "opponent"
+            record.outcome = "loss" if side_is_agent else "win"
+            return record
+        position.play(int(column))
+        record.moves.append(int(column))
+    if position.winner == EMPTY:
+        record.outcome = "draw"
+    else:
+        record.outcome = "win" if position.winner == agent_mark else "loss"
+    return record
+
+
+def play_opponent_games(
+    agent: Any,
+    opponent: Any,
+    games: int,
+    seed: int = 0,
+    board: Any = None,
+    indices: Optional[Sequence[int]] = None,
+) -> List[GameRecord]:
+    """Play a pairing's games between two opponents (specs or objects with ``act``).
+
+    Game ``i`` has the agent first for ``i < ceil(games / 2)`` (as ``play_games``) and uses the
+    generator ``np.random.default_rng(seed + i)`` shared by both sides, so any subset of the
+    games (``indices``; default all) plays exactly as it would in the full match: results never
+    depend on how games are split between processes.
+    """
+    if isinstance(agent, str) or isinstance(opponent, str):
+        from .opponents import make_opponent
+
+        agent, opponent = make_opponent(agent), make_opponent(opponent)
+    first_games = (games + 1) // 2
+    chosen = range(games) if indices is None else indices
+    return [
+        play_opponent_game(agent, opponent, index < first_games, seed + index, board, index=index)
+        for index in chosen
+    ]
+
+
+def match_result_from_games(records: Sequence[GameRecord], opponent: str) -> MatchResult:
+    """A ``MatchResult`` (per-seat W/D/L, the opponent's forfeits) from game records."""
+    result = MatchResult(opponent=opponent)
+    for record in records:
+        result.seats[record.seat].add(record.outcome)
+        if record.forfeit == "opponent" and record.error:
+            result.opponent_errors.append(record.error)
+    return result
+
+
+# ====================================================================== batches for worker processes
+#: set by ``init_batch_worker`` in each evaluation worker: the agents, games per pairing, seed, board
+_BATCH_WORKER: Dict[str, Any] = {}
+
+
+def init_batch_worker(agents: Sequence[Any], games: int, seed: int, board: Any) -> None:
+    """Process-pool initializer: the agents arrive once per worker (checkpoints as numpy weights)."""
+    _BATCH_WORKER.clear()
+    _BATCH_WORKER.update(agents=list(agents), games=games, seed=seed, board=board)
+
+
+def init_batch_worker_process(agents: Sequence[Any], games: int, seed: int, board: Any) -> None:
+    """``init_batch_worker`` in a pool worker, which leaves Ctrl-C to the parent (no traceback spam)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_batch_worker(agents, games, seed, board)
+
+
+def play_batch(batch: Sequence[Tuple[int, int, int, int]]) -> List[Tuple[int, GameRecord]]:
+    """Play ``(pairing, agent index, opponent index, game index)`` jobs; ``(pairing, record)`` each.
+
+    Needs ``init_batch_worker`` first; game ``g`` plays as in ``play_opponent_games`` (seed
+    ``seed + g``, agent first for ``g < ceil(games / 2)``), whichever batch it is in.
+    """
+    state = _BATCH_WORKER
+    agents, games, seed, board = state["agents"], state["games"], state["seed"], state["board"]
+    out = []
+    for pairing, agent, opponent, game in batch:
+        (record,) = play_opponent_games(agents[agent], agents[opponent], games, seed, board, indices=[game])
+        out.append((pairing, record))
+    return out
+
+
+def loaded_heavy_modules() -> List[str]:
+    """Heavy modules loaded in this process (evaluation workers should load none of them)."""
+    import sys
+
+    return sorted(name for name in ("torch", "stable_baselines3", "sb3_contrib", "matplotlib") if name in sys.modules)

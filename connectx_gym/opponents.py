@@ -302,6 +302,23 @@ def _check_depth(argument: str) -> None:
         raise SpecError(f"alphabeta depth must be an integer >= 1, got {argument!r}")
 
 
+#: how a bare path is read as a spec, by its ending
+BARE_PATH_KINDS = ((".zip", "checkpoint"), (".py", "kaggle"))
+
+
+def resolve_bare_path(spec: str) -> str:
+    """``spec`` stripped, with a bare path made explicit: ``x.zip`` -> ``checkpoint:x.zip``,
+    ``x.py`` -> ``kaggle:x.py``. A spec that already names a known kind is returned unchanged."""
+    text = spec.strip()
+    head, colon, _ = text.partition(":")
+    if colon and head.strip() in OPPONENT_KINDS:
+        return text
+    for ending, kind in BARE_PATH_KINDS:
+        if text.lower().endswith(ending) and kind in OPPONENT_KINDS:
+            return f"{kind}:{text}"
+    return text
+
+
 def parse_spec(spec: str) -> OpponentSpec:
     """Check an opponent spec's syntax (cheap: no files are opened, nothing heavy is imported).
 
@@ -311,7 +328,7 @@ def parse_spec(spec: str) -> OpponentSpec:
     """
     if not isinstance(spec, str):
         raise SpecError(f"opponent spec must be a string, got {spec!r}; {_forms_text()}")
-    text = spec.strip()
+    text = resolve_bare_path(spec)
     if not text:
         raise SpecError(f"empty opponent spec {spec!r}; {_forms_text()}")
     name, colon, argument = text.partition(":")
@@ -420,3 +437,6 @@ register_opponent_kind(
         argument_name="'greedy'",
     )
 )
+
+# Trained checkpoints ("checkpoint:<model.zip>", or a bare path ending in .zip) register themselves.
+from . import agents  # noqa: E402,F401

@@ -130,11 +130,15 @@ def ppo_kwargs(config: Config) -> Dict[str, Any]:
 def build_vec_env(config: Config, seed: int, opponent: Any = None):
     from stable_baselines3.common.vec_env import VecMonitor
 
+    from .opponents import make_opponent
     from .vec import make_vec_env
 
     mp_config = config.multiprocessing
+    # Built here and shipped as an object: a checkpoint opponent then travels as numpy weights
+    # instead of every worker loading the checkpoint through SB3 (and importing torch).
+    built = make_opponent(config.env.opponent if opponent is None else opponent)
     venv = make_vec_env(
-        env_kwargs(config, opponent=opponent),
+        env_kwargs(config, opponent=built),
         parallel_episodes=mp_config.parallel_episodes,
         num_processes=mp_config.num_processes,
         use_multiprocessing=mp_config.use_multiprocessing,
@@ -222,6 +226,7 @@ def make_callback(config: Config, run_dir: Path, start_step: int, state: RunStat
     from .checkpoints import checkpoint_path, prune_checkpoints, save_model, write_atomic
     from .match import play_games, sb3_batch_policy
     from .numpy_policy import from_sb3_model
+    from .opponents import make_opponent
 
     train = config.train
 
@@ -292,7 +297,7 @@ def make_callback(config: Config, run_dir: Path, start_step: int, state: RunStat
             if state.pool is not None:
                 state.pool.record(label, outcome)
             if state.curriculum.record(outcome):
-                self.training_env.env_method("set_opponent", state.curriculum.opponent)
+                self.training_env.env_method("set_opponent", make_opponent(state.curriculum.opponent))
                 self.say(f"curriculum: stage {state.curriculum.stage} at step {self.model.num_timesteps}, "
                          f"opponent {state.curriculum.opponent}")
 

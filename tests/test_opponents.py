@@ -145,6 +145,7 @@ def test_forms_describe_every_kind():
         "alphabeta:<depth>  (depth >= 1)",
         "kaggle:<builtin-name or path/to/agent.py>",
         "selfplay[:greedy]  (a snapshot of the learner from the self-play pool)",
+        "checkpoint:<path/to/model.zip>",
     )
 
 
