@@ -83,6 +83,33 @@ def _default(f: dataclasses.Field) -> Any:
 # ------------------------------------------------------------------------------------------------
 
 
+class FrozenMapping(dict):
+    """A read-only, hashable dict: mapping values (opponent mixtures, curriculum stages) keep
+    the config frozen and hashable like the rest of it."""
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("config mappings are read-only; use dataclasses.replace or --set")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+    def __reduce__(self):
+        return (FrozenMapping, (dict(self),))
+
+    def __deepcopy__(self, memo: dict) -> "FrozenMapping":
+        return FrozenMapping({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return FrozenMapping({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 class _Mismatch(Exception):
     """The value does not have the annotated type (internal; becomes a ConfigError)."""
 
@@ -166,7 +193,7 @@ def _convert(value: Any, tp: Any) -> Any:
         return tuple(_convert(item, item_type) for item in value)
     if tp is dict:  # a mapping with string keys, e.g. an opponent mixture {spec: weight}
         if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-            return dict(value)
+            return _freeze(value)
         raise _Mismatch
     if tp is bool:
         if isinstance(value, bool):
@@ -285,7 +312,7 @@ class EnvConfig(_Section):
     columns: int = _field(7, "Board width in cells; also the size of the action space.", ge=1)
     inarow: int = _field(4, "Stones in a line (row, column or diagonal) needed to win.", ge=1)
     opponent: Union[str, dict] = _field(
-        "random",
+        {"negamax": 0.8, "random": 0.2},
         "Training opponent: a spec (random, negamax, alphabeta:N, kaggle:FILE, selfplay, model.zip) or a mixture {spec: weight} drawn per episode.",
     )
     agent_seat: Literal["first", "second", "random"] = _field(
@@ -434,7 +461,7 @@ class TrainConfig(_Section):
 
     section: ClassVar[str] = "train"
 
-    total_timesteps: int = _field(2_000_000, "Environment steps to train for (summed over all environments).", ge=1)
+    total_timesteps: int = _field(3_500_000, "Environment steps to train for (summed over all environments).", ge=1)
     seed: int = _field(0, "Random seed of the run (environments, opponents and torch).", ge=0)
     run_name: Optional[str] = _field(
         None, "Run directory name under output_dir; null = a timestamp name chosen by the trainer.",
@@ -443,9 +470,9 @@ class TrainConfig(_Section):
     output_dir: str = _field(
         "models", "Directory holding one subdirectory per run.", check=bool, rule="a non-empty string"
     )
-    checkpoint_every: int = _field(100_000, "Save a checkpoint every this many steps.", ge=1)
+    checkpoint_every: int = _field(200_000, "Save a checkpoint every this many steps.", ge=1)
     keep_checkpoints: int = _field(3, "Number of most recent checkpoints kept on disk.", ge=1)
-    eval_every: int = _field(50_000, "Evaluate against eval_opponents every this many steps; 0 disables.", ge=0)
+    eval_every: int = _field(200_000, "Evaluate against eval_opponents every this many steps; 0 disables.", ge=0)
     eval_games: int = _field(
         100, "Games per evaluation opponent, half in each seat.",
         ge=2, check=_is_even, rule="an even integer >= 2",
@@ -469,7 +496,7 @@ class SelfPlayConfig(_Section):
 
     section: ClassVar[str] = "selfplay"
 
-    snapshot_every: int = _field(100_000, "Freeze the current policy into the pool every this many steps.", ge=1)
+    snapshot_every: int = _field(200_000, "Freeze the current policy into the pool every this many steps.", ge=1)
     pool_size: int = _field(20, "Snapshots kept in the pool; the oldest is dropped first.", ge=1)
     latest_probability: float = _field(
         0.5, "Chance that a self-play episode faces the newest snapshot (else an older one).", ge=0, le=1
@@ -489,10 +516,13 @@ class CurriculumConfig(_Section):
     section: ClassVar[str] = "curriculum"
 
     stages: tuple[dict, ...] = _field(
-        (),
+        (
+            {"opponent": {"negamax": 0.8, "random": 0.2}, "promote_at": 0.85},
+            {"opponent": {"negamax": 0.7, "selfplay": 0.2, "random": 0.1}},
+        ),
         "Stages {opponent, promote_at, min_episodes}; each replaces env.opponent until its win rate reaches promote_at.",
     )
-    window: int = _field(1000, "Episodes over which a stage's win rate is measured.", ge=1)
+    window: int = _field(2000, "Episodes over which a stage's win rate is measured.", ge=1)
 
     def _validate(self) -> None:
         for i, stage in enumerate(self.stages):

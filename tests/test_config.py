@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import os
 import sys
 import types
@@ -39,20 +40,27 @@ from connectx_gym.errors import ConfigError, SpecError, UserError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
-# The defaults the brief specifies (num_processes' default, 'auto', is this module's choice).
+# The defaults: the trainer brief's values, with the tuned recipe (opponent mixture, curriculum,
+# run length and intervals) replacing them where the recipe differs.
 SPEC_DEFAULTS = {
-    "env": dict(rows=6, columns=7, inarow=4, opponent="random", agent_seat="random", reward_win=1.0,
+    "env": dict(rows=6, columns=7, inarow=4, opponent={"negamax": 0.8, "random": 0.2}, agent_seat="random", reward_win=1.0,
                 reward_loss=-1.0, reward_draw=0.0, illegal_action="lose"),
     "multiprocessing": dict(use_multiprocessing=True, backend="chunked", num_processes="auto",
                             parallel_episodes=64, chunk_size=None, start_method="forkserver"),
     "ppo": dict(n_steps=128, batch_size=1024, n_epochs=4, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95,
                 ent_coef=0.01, vf_coef=0.5, clip_range=0.2, max_grad_norm=0.5, target_kl=None),
     "policy": dict(features="cnn", cnn_channels=[64, 64], kernel_size=3, net_arch=[128], activation="relu"),
-    "train": dict(total_timesteps=2_000_000, seed=0, run_name=None, output_dir="models", checkpoint_every=100_000,
-                  keep_checkpoints=3, eval_every=50_000, eval_games=100, eval_opponents=["random", "negamax"],
+    "train": dict(total_timesteps=3_500_000, seed=0, run_name=None, output_dir="models", checkpoint_every=200_000,
+                  keep_checkpoints=3, eval_every=200_000, eval_games=100, eval_opponents=["random", "negamax"],
                   device="cpu"),
-    "selfplay": dict(snapshot_every=100_000, pool_size=20, latest_probability=0.5, prioritized=True),
-    "curriculum": dict(stages=[], window=1000),
+    "selfplay": dict(snapshot_every=200_000, pool_size=20, latest_probability=0.5, prioritized=True),
+    "curriculum": dict(
+        stages=[
+            {"opponent": {"negamax": 0.8, "random": 0.2}, "promote_at": 0.85},
+            {"opponent": {"negamax": 0.7, "selfplay": 0.2, "random": 0.1}},
+        ],
+        window=2000,
+    ),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
 }
 
@@ -116,6 +124,9 @@ def test_config_is_frozen_and_hashable():
         cfg.ppo.n_steps = 3  # type: ignore[misc]
     assert isinstance(cfg.policy.cnn_channels, tuple)
     assert hash(cfg) == hash(load_config())
+    with pytest.raises(TypeError, match="read-only"):
+        cfg.env.opponent["negamax"] = 1.0
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
 
 
 # --- validation: one rule per case, the message names the key, the value and the rule -----------
@@ -194,7 +205,7 @@ def test_batch_size_must_divide_rollout():
 
 def test_eval_opponents_required_unless_eval_disabled():
     message = error_of(["train.eval_opponents=[]"])
-    assert "train.eval_opponents=[]" in message and "train.eval_every=50000" in message
+    assert "train.eval_opponents=[]" in message and "train.eval_every=200000" in message
     assert load_config(overrides=["train.eval_opponents=[]", "train.eval_every=0"]).train.eval_opponents == ()
 
 
