@@ -9,6 +9,7 @@ in a fraction of a second and prints nothing (SB3 drags in the old ``gym`` and i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -132,11 +133,35 @@ def dispatch(chunk: EnvChunk, command: str, data: Any) -> Any:
     raise ValueError(f"unknown worker command {command!r}")
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_children():
+    """Start processes with one BLAS/OpenMP thread each.
+
+    Thread pools read these variables when numpy/torch load, which in a forkserver or spawn child
+    happens at startup, from the environment it inherits: setting them inside the worker is too
+    late. Each worker is one of several processes sharing the cores; a multi-threaded BLAS in
+    each would oversubscribe them (a self-play opponent's forward pass slowed ~40x here).
+    """
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def limit_threads() -> None:
     """Keep a worker to one thread: the cores belong to the workers as a group, not to each.
 
     BLAS and OpenMP pools size themselves from the environment when they load, so the parent
-    starts workers with those variables set (``vec.single_threaded_children``); torch, if a
+    starts workers with those variables set (``single_threaded_children``); torch, if a
     worker happens to import it, is told directly.
     """
     if "torch" in sys.modules:

@@ -23,7 +23,6 @@ import functools
 import math
 import os
 import sys
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -725,22 +724,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write ``config`` as YAML to ``path`` atomically (temp file in the same directory + os.replace)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from connectx_gym.checkpoints import write_atomic
+
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, text.encode("utf-8"))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .agents import BARE_PATH_NOTE, agent_board, board_text, make_agent, parse_agent_spec
+from .chunk import single_threaded_children
 from .errors import UserError
 from .match import GameRecord, SeatRecord, init_batch_worker, init_batch_worker_process, play_batch
 
@@ -282,29 +283,6 @@ def split_batches(jobs: Sequence[Any], num_processes: int) -> List[List[Any]]:
     count = max(1, min(len(jobs), num_processes * BATCHES_PER_PROCESS))
     size = math.ceil(len(jobs) / count)
     return [list(jobs[start : start + size]) for start in range(0, len(jobs), size)]
-
-
-#: thread-pool sizes a worker reads from its environment when numpy loads
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def single_threaded_children():
-    """Start processes with one BLAS/OpenMP thread each (read at numpy import, so set before the start).
-
-    Every worker is one of several processes sharing the cores; a multi-threaded BLAS in each
-    (a checkpoint's forward pass) would oversubscribe them many times over.
-    """
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 _OPENBLAS_APIS: Optional[List[Tuple[Any, Any]]] = None

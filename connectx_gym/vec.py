@@ -23,7 +23,7 @@ import cloudpickle
 import numpy as np
 
 from ._quiet import quiet_import_sb3
-from .chunk import EnvChunk, dispatch, worker_main
+from .chunk import EnvChunk, dispatch, single_threaded_children, worker_main
 
 quiet_import_sb3()
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
@@ -34,30 +34,6 @@ MASK_METHOD = "action_masks"
 POLL_INTERVAL_S = 0.5
 #: seconds a worker gets to exit cleanly on close before it is terminated
 CLOSE_TIMEOUT_S = 5.0
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def single_threaded_children():
-    """Start processes with one BLAS/OpenMP thread each.
-
-    Thread pools read these variables when numpy/torch load, which in a forkserver or spawn child
-    happens at startup, from the environment it inherits: setting them inside the worker is too
-    late. Each worker is one of several processes sharing the cores; a multi-threaded BLAS in
-    each would oversubscribe them (a self-play opponent's forward pass slowed ~40x here).
-    """
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class WorkerError(RuntimeError):

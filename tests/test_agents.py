@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import tiny_model
 
 from connectx_gym import opponents
 from connectx_gym.bitboard import Position, geometry
@@ -46,24 +47,9 @@ def checkpoint_kind_registered():
 
 def train_tiny_checkpoint(path, board=BOARD, steps=64, seed=0):
     """A few PPO steps of a tiny CNN policy, saved like the trainer does (board recorded)."""
-    from connectx_gym._quiet import quiet_import_sb3
-
-    quiet_import_sb3()
-    from sb3_contrib import MaskablePPO
-
     from connectx_gym.checkpoints import save_model
-    from connectx_gym.policy import policy_kwargs
-    from connectx_gym.vec import make_vec_env
 
-    venv = make_vec_env(dict(board, opponent="random"), parallel_episodes=2, num_processes=1, use_multiprocessing=False, seed=seed)
-    model = MaskablePPO(
-        "MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=seed, device="cpu", verbose=0,
-        policy_kwargs=policy_kwargs("cnn", [4], 3, [8], "relu"),
-    )
-    model.connectx_board = dict(board)
-    model.learn(steps)
-    save_model(model, path)
-    venv.close()
+    save_model(tiny_model(board, seed=seed, steps=steps), path)
     return path
 
 

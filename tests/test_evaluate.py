@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_model
 
 from connectx_gym import opponents
 from connectx_gym.bitboard import Position, geometry
@@ -45,37 +46,18 @@ def checkpoint_kind_registered():
     opponents.OPPONENT_FORMS = saved_forms
 
 
-def tiny_model(seed=0):
-    from connectx_gym._quiet import quiet_import_sb3
-
-    quiet_import_sb3()
-    from sb3_contrib import MaskablePPO
-
-    from connectx_gym.policy import policy_kwargs
-    from connectx_gym.vec import make_vec_env
-
-    venv = make_vec_env(dict(BOARD, opponent="random"), parallel_episodes=2, num_processes=1, use_multiprocessing=False, seed=seed)
-    model = MaskablePPO(
-        "MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=seed, device="cpu", verbose=0,
-        policy_kwargs=policy_kwargs("cnn", [4], 3, [8], "relu"),
-    )
-    model.connectx_board = dict(BOARD)
-    return model, venv
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory like the trainer's: two checkpoints (steps 64 and 128) and final_model.zip."""
     from connectx_gym.checkpoints import checkpoint_path, save_model
 
     run = tmp_path_factory.mktemp("evaluate") / "models" / "tiny"
-    model, venv = tiny_model()
+    model = tiny_model(BOARD)
     model.learn(64)
     save_model(model, checkpoint_path(run, 64))
     model.learn(64, reset_num_timesteps=False)
     save_model(model, checkpoint_path(run, 128))
     save_model(model, run / "final_model.zip")
-    venv.close()
     return run
 
 
@@ -185,7 +167,9 @@ def test_workers_load_neither_torch_nor_sb3_and_use_one_blas_thread(checkpoint):
     import os
 
     entries = [ev.build_agent(checkpoint).agent]
-    environment = {name: os.environ.get(name) for name in ev.THREAD_VARIABLES}
+    from connectx_gym.chunk import THREAD_VARIABLES
+
+    environment = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     pool = ev.make_pool(2, entries, 1, 0, BOARD)
     try:
         with ev.single_threaded_children():  # as play_pairings starts them
@@ -194,7 +178,7 @@ def test_workers_load_neither_torch_nor_sb3_and_use_one_blas_thread(checkpoint):
         assert modules.result(timeout=120) == [] and threads.result(timeout=120) == "1"
     finally:
         pool.shutdown()
-    assert {name: os.environ.get(name) for name in ev.THREAD_VARIABLES} == environment
+    assert {name: os.environ.get(name) for name in THREAD_VARIABLES} == environment
 
 
 def test_single_threaded_blas_is_restored():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_model
 
 from connectx_gym import export as export_module
 from connectx_gym.bitboard import Position, geometry
@@ -39,21 +40,7 @@ MODEL_SPECS = {
 
 
 def train_tiny(board, settings, seed=0, steps=256):
-    from connectx_gym._quiet import quiet_import_sb3
-
-    quiet_import_sb3()
-    from sb3_contrib import MaskablePPO
-
-    from connectx_gym.policy import policy_kwargs
-    from connectx_gym.vec import make_vec_env
-
-    venv = make_vec_env(dict(board), parallel_episodes=2, num_processes=1, use_multiprocessing=False, seed=seed)
-    model = MaskablePPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=seed, device="cpu",
-                        policy_kwargs=policy_kwargs(**settings))
-    model.learn(steps)
-    venv.close()
-    model.connectx_board = dict(board)  # as train.py records it
-    return model
+    return tiny_model(board, settings, seed=seed, n_steps=64, steps=steps)
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +138,8 @@ def test_file_is_self_contained_and_ends_with_agent(exported):
 def test_default_network_is_small_and_loads_fast(tmp_path):
     """cnn [64, 64] + net_arch [128] on 6x7 (the default config): a few MB, loaded well under a second."""
     from connectx_gym.checkpoints import save_model
-    from connectx_gym._quiet import quiet_import_sb3
 
-    quiet_import_sb3()
-    from sb3_contrib import MaskablePPO
-
-    from connectx_gym.policy import policy_kwargs
-    from connectx_gym.vec import make_vec_env
-
-    venv = make_vec_env({}, parallel_episodes=1, num_processes=1, use_multiprocessing=False, seed=0)
-    model = MaskablePPO("MlpPolicy", venv, n_steps=32, batch_size=32, seed=0, device="cpu", policy_kwargs=policy_kwargs())
-    model.connectx_board = {"rows": 6, "columns": 7, "inarow": 4}
+    model = tiny_model({"rows": 6, "columns": 7, "inarow": 4}, settings={})
     result = export(save_model(model, tmp_path / "default.zip"), tmp_path / "submission.py")
     assert result.size_bytes == os.path.getsize(tmp_path / "submission.py") < 3_000_000
     assert result.load_seconds < 1.0

@@ -1,0 +1,33 @@
+"""Shared test helpers: small in-process MaskablePPO models saved the way the trainer saves them."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+
+def tiny_model(board: Dict[str, int], settings: Optional[Dict[str, Any]] = None, seed: int = 0,
+               n_steps: int = 32, steps: int = 0):
+    """A MaskablePPO on in-process envs vs random, with the board recorded as ``train.py`` does.
+
+    :param board: ``{"rows", "columns", "inarow"}``
+    :param settings: ``policy.policy_kwargs`` arguments (default: a 4-channel CNN, an 8-unit head)
+    :param steps: PPO steps to learn before returning (0: the untrained policy)
+    """
+    from connectx_gym._quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from sb3_contrib import MaskablePPO
+
+    from connectx_gym.policy import policy_kwargs
+    from connectx_gym.vec import make_vec_env
+
+    settings = settings if settings is not None else dict(features="cnn", cnn_channels=[4], kernel_size=3,
+                                                          net_arch=[8], activation="relu")
+    venv = make_vec_env(dict(board, opponent="random"), parallel_episodes=2, num_processes=1,
+                        use_multiprocessing=False, seed=seed)
+    model = MaskablePPO("MlpPolicy", venv, n_steps=n_steps, batch_size=n_steps, n_epochs=1, seed=seed,
+                        device="cpu", verbose=0, policy_kwargs=policy_kwargs(**settings))
+    model.connectx_board = dict(board)
+    if steps:
+        model.learn(steps)
+    return model
