@@ -198,3 +198,22 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
     assert [snapshot_id for snapshot_id, _ in state["pool"]["snapshots"]] == [3072, 4096, 5120]
     header = (run / "progress.csv").read_text().splitlines()[0]
     assert "curriculum/stage" in header and "selfplay/pool_size" in header
+
+
+@pytest.mark.slow
+def test_short_selfplay_run_improves_over_random(tmp_path):
+    """About 2 minutes: 60k steps of pure self-play must beat random far more often than chance."""
+    from connectx_gym.agents import make_agent
+    from connectx_gym.match import play_opponent_games, match_result_from_games
+
+    result = run_train(
+        tmp_path, "--config", str(ROOT / "configs" / "quick.yaml"), "--set", "train.run_name=selfplay",
+        "--set", "env.opponent=selfplay", "--set", "selfplay.snapshot_every=8192",
+        "--set", "train.total_timesteps=61440", "--set", "train.eval_every=0", "--set", "logging.progress_bar=false",
+        "--set", "multiprocessing.parallel_episodes=16", "--set", "ppo.n_steps=128", "--set", "ppo.batch_size=512",
+        "--set", "ppo.n_epochs=4", timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    trained = make_agent(str(tmp_path / "models" / "selfplay" / "final_model.zip"))
+    games = play_opponent_games(trained, make_opponent("random"), 200, seed=0, board=geometry(6, 7, 4))
+    assert match_result_from_games(games, "random").win_rate > 0.8
