@@ -202,7 +202,7 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
 
 @pytest.mark.slow
 def test_short_selfplay_run_improves_over_random(tmp_path):
-    """About 2 minutes: 60k steps of pure self-play must beat random far more often than chance."""
+    """About 20 s: 60k steps of pure self-play must beat random far more often than chance."""
     from connectx_gym.agents import make_agent
     from connectx_gym.match import play_opponent_games, match_result_from_games
 
