@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers import tiny_model
 
+from connectx_gym import agents as ag
 from connectx_gym import opponents
 from connectx_gym.bitboard import Position, geometry
 from connectx_gym.checkpoints import CheckpointError
@@ -19,30 +20,6 @@ from connectx_gym.match import match_result_from_games, play_opponent_game, play
 from connectx_gym.opponents import OpponentSpec, make_opponent
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
-
-
-#: ``connectx_gym.agents``, imported by the fixture below rather than at collection
-ag = None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def checkpoint_kind_registered():
-    """Register the checkpoint kind for this module only.
-
-    Importing ``connectx_gym.agents`` registers it globally; doing that here instead of at
-    collection (and restoring the registry afterwards) leaves other test modules the registry
-    they expect until ``opponents`` imports ``agents`` itself.
-    """
-    global ag
-    saved_kinds, saved_forms = dict(opponents.OPPONENT_KINDS), opponents.OPPONENT_FORMS
-    from connectx_gym import agents
-
-    agents.register()
-    ag = agents
-    yield
-    opponents.OPPONENT_KINDS.clear()
-    opponents.OPPONENT_KINDS.update(saved_kinds)
-    opponents.OPPONENT_FORMS = saved_forms
 
 
 def train_tiny_checkpoint(path, board=BOARD, steps=64, seed=0):

@@ -16,34 +16,12 @@ import numpy as np
 import pytest
 from helpers import tiny_model
 
+from connectx_gym import evaluate as ev
 from connectx_gym import opponents
 from connectx_gym.bitboard import Position, geometry
 from connectx_gym.match import loaded_heavy_modules
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
-
-
-#: ``connectx_gym.evaluate``, imported by the fixture below rather than at collection
-ev = None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def checkpoint_kind_registered():
-    """Import ``evaluate`` (which registers the checkpoint kind) for this module only.
-
-    Doing that here instead of at collection, and restoring the registry afterwards, leaves other
-    test modules the registry they expect until ``opponents`` imports ``agents`` itself.
-    """
-    global ev
-    saved_kinds, saved_forms = dict(opponents.OPPONENT_KINDS), opponents.OPPONENT_FORMS
-    from connectx_gym import agents, evaluate
-
-    agents.register()
-    ev = evaluate
-    yield
-    opponents.OPPONENT_KINDS.clear()
-    opponents.OPPONENT_KINDS.update(saved_kinds)
-    opponents.OPPONENT_FORMS = saved_forms
 
 
 @pytest.fixture(scope="module")
