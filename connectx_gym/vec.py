@@ -12,9 +12,7 @@ costs no round trip. With ``use_multiprocessing=False`` the same chunks run in t
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
-import os
 import signal
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -36,7 +34,7 @@ from connectx_gym.config import (
     save_config,
     usable_cpu_count,
 )
-from connectx_gym.errors import ConfigError, SpecError, UserError
+from connectx_gym.errors import ConfigError, UserError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

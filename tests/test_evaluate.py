@@ -17,7 +17,6 @@ import pytest
 from helpers import tiny_model
 
 from connectx_gym import evaluate as ev
-from connectx_gym import opponents
 from connectx_gym.bitboard import Position, geometry
 from connectx_gym.match import loaded_heavy_modules
 
