@@ -7,6 +7,7 @@ message on one line and exit non-zero without a traceback.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 from typing import Iterable
 
@@ -27,3 +28,11 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' hint for a misspelt ``name``, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose errors are ``UserError``s: one ``error: ...`` line from the CLI's handler,
+    not argparse's usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(message)

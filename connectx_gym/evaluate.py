@@ -41,7 +41,7 @@ import numpy as np
 
 from .agents import BARE_PATH_NOTE, agent_board, board_text, make_agent, parse_agent_spec
 from .chunk import single_threaded_children
-from .errors import UserError
+from .errors import ArgumentParser, UserError
 from .match import GameRecord, SeatRecord, init_batch_worker, init_batch_worker_process, play_batch
 
 #: two-sided 95% normal quantile
@@ -693,7 +693,7 @@ def replay_html(result: PairingResult, record: GameRecord, board: Dict[str, int]
 
 # ====================================================================== CLI
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m connectx_gym.evaluate",
         description=(
             "Evaluate ConnectX agents: matches with 95% Wilson intervals, Elo tournaments, "

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from .errors import ArgumentParser, UserError
 
 #: Kaggle's ConnectX gives an agent 2 s per move (``actTimeout``); the search budget stays far below it
 MAX_SEARCH_MS = 1500
@@ -673,13 +673,8 @@ def check_submission(
 
 
 # ====================================================================== CLI
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage block: like every other CLI error here
-        raise UserError(message)
-
-
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m connectx_gym.export",
         description="Write a trained checkpoint as one self-contained Kaggle ConnectX submission file "
                     "(standard library + numpy only).",

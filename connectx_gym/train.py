@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from .config import Config, config_to_dict, load_config, save_config
-from .errors import UserError
+from .errors import ArgumentParser, UserError
 
 DEFAULT_CONFIG = Path("configs") / "default.yaml"
 CONFIG_NAME = "config.yaml"
@@ -35,7 +35,7 @@ EVAL_SEED_OFFSET = 1_000_003
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m connectx_gym.train",
         description="Train a MaskablePPO ConnectX agent on batched rollouts from parallel env workers.",
     )
