@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -455,3 +456,93 @@ def test_killed_worker_is_reported_saved_and_exits_1(tmp_path):
     for _, path in saved:
         verify_checkpoint(path)
     assert _session_alive(process.pid) == []
+
+
+# ---------------------------------------------------------------------------------------- exported agent fuzz
+FUZZ_BOARDS = [
+    {"rows": 6, "columns": 7, "inarow": 4},
+    {"rows": 4, "columns": 9, "inarow": 5},
+    {"rows": 3, "columns": 3, "inarow": 3},
+    {"rows": 7, "columns": 5, "inarow": 4},
+    {"rows": 2, "columns": 6, "inarow": 3},
+]
+
+
+def fuzz_positions(board, count, seed):
+    """Random gravity fills from empty to full-but-one (lines ignored), the mover by stone count."""
+    from connectx_gym.bitboard import geometry
+
+    g = geometry(board["rows"], board["columns"], board["inarow"])
+    rng = np.random.default_rng(seed)
+    positions = []
+    for i in range(count):
+        # every third position is full but one cell or nearly so: the hardest masks to get right
+        stones_wanted = g.size - 1 - int(rng.integers(0, 3)) if i % 3 == 0 else int(rng.integers(0, g.size))
+        stones, mask, mark = [0, 0, 0], 0, 1
+        for _ in range(max(0, stones_wanted)):
+            legal = g.legal_moves(mask)
+            bit = g.drop_bit(mask, legal[int(rng.integers(len(legal)))])
+            stones[mark] |= bit
+            mask |= bit
+            mark = 3 - mark
+        positions.append((g.to_kaggle(stones[1], stones[2]), mark))
+    return positions
+
+
+def test_exported_agent_never_plays_illegally_on_10000_fuzzed_positions():
+    from helpers import tiny_model
+
+    from connectx_gym.export import load_submission, render_submission
+    from connectx_gym.numpy_policy import from_sb3_model
+
+    checked = full_but_one = 0
+    for index, board in enumerate(FUZZ_BOARDS):
+        agent = load_submission(render_submission(from_sb3_model(tiny_model(board, seed=index))))["agent"]
+        for kaggle_board, mark in fuzz_positions(board, 2000, seed=index):
+            column = agent({"board": kaggle_board, "mark": mark}, dict(board))
+            assert type(column) is int and 0 <= column < board["columns"] and kaggle_board[column] == 0
+            checked += 1
+            full_but_one += kaggle_board.count(0) == 1
+    assert checked == 10_000 and full_but_one >= 500
+
+
+def test_search_p99_stays_within_its_budget_plus_50_ms():
+    from helpers import tiny_model
+
+    from connectx_gym.export import load_submission, render_submission
+    from connectx_gym.numpy_policy import from_sb3_model
+
+    board = FUZZ_BOARDS[0]
+    budget_ms = 20
+    agent = load_submission(render_submission(from_sb3_model(tiny_model(board)), search_ms=budget_ms))["agent"]
+    elapsed = []
+    for kaggle_board, mark in fuzz_positions(board, 100, seed=7):
+        started = time.perf_counter()
+        column = agent({"board": kaggle_board, "mark": mark}, dict(board))
+        elapsed.append(time.perf_counter() - started)
+        assert kaggle_board[column] == 0
+    p99 = sorted(elapsed)[int(0.99 * len(elapsed)) - 1]
+    assert p99 <= (budget_ms + 50) / 1000, p99
+
+
+# ---------------------------------------------------------------------------------------- determinism
+def test_same_seed_gives_identical_evaluations_in_process_and_in_subprocesses(tmp_path):
+    """Same config and seed: the subprocess and the in-process trainer produce checkpoints that
+    play identical games (the chunked workers step the same episodes either way)."""
+    from connectx_gym.agents import make_agent
+    from connectx_gym.bitboard import geometry
+    from connectx_gym.match import play_opponent_games
+
+    outcomes = {}
+    for name, multiprocess in (("sub", "true"), ("inproc", "false"), ("sub2", "true")):
+        result = subprocess.run(
+            [sys.executable, "-m", "connectx_gym.train", "--config", str(ROOT / "configs" / "quick.yaml"),
+             "--set", f"train.run_name={name}", "--set", f"multiprocessing.use_multiprocessing={multiprocess}",
+             "--set", "train.eval_every=0", "--set", "logging.progress_bar=false"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        agent = make_agent(str(tmp_path / "models" / name / "final_model.zip"))
+        games = play_opponent_games(agent, "random", 60, seed=11, board=geometry(6, 7, 4))
+        outcomes[name] = [(g.outcome, g.moves) for g in games]
+    assert outcomes["sub"] == outcomes["sub2"] == outcomes["inproc"]
