@@ -31,3 +31,18 @@ def tiny_model(board: Dict[str, int], settings: Optional[Dict[str, Any]] = None,
     if steps:
         model.learn(steps)
     return model
+
+
+def gravity_fill(geometry, stones_wanted: int, rng):
+    """``stones_wanted`` stones dropped into random legal columns, alternating marks, lines ignored.
+
+    :returns: (Kaggle board, mark to move)
+    """
+    stones, mask, mark = [0, 0, 0], 0, 1
+    for _ in range(max(0, stones_wanted)):
+        legal = geometry.legal_moves(mask)
+        bit = geometry.drop_bit(mask, legal[int(rng.integers(len(legal)))])
+        stones[mark] |= bit
+        mask |= bit
+        mark = 3 - mark
+    return geometry.to_kaggle(stones[1], stones[2]), mark

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_model
+from helpers import gravity_fill, tiny_model
 
 from connectx_gym import export as export_module
 from connectx_gym.bitboard import Position, geometry
@@ -72,14 +72,7 @@ def random_positions(board, count, seed, allow_won=False):
     while len(found) < count:
         target = int(rng.integers(0, g.size))
         if allow_won:  # any stone count up to one short of full, lines ignored: many nearly full boards
-            stones, mask, mark = [0, 0, 0], 0, 1
-            for _ in range(target):
-                legal = g.legal_moves(mask)
-                bit = g.drop_bit(mask, legal[int(rng.integers(len(legal)))])
-                stones[mark] |= bit
-                mask |= bit
-                mark = 3 - mark
-            found.append((g.to_kaggle(stones[1], stones[2]), mark))
+            found.append(gravity_fill(g, target, rng))
             continue
         position = Position(g)
         while position.moves_played < target and not position.done:

@@ -470,6 +470,8 @@ FUZZ_BOARDS = [
 
 def fuzz_positions(board, count, seed):
     """Random gravity fills from empty to full-but-one (lines ignored), the mover by stone count."""
+    from helpers import gravity_fill
+
     from connectx_gym.bitboard import geometry
 
     g = geometry(board["rows"], board["columns"], board["inarow"])
@@ -478,14 +480,7 @@ def fuzz_positions(board, count, seed):
     for i in range(count):
         # every third position is full but one cell or nearly so: the hardest masks to get right
         stones_wanted = g.size - 1 - int(rng.integers(0, 3)) if i % 3 == 0 else int(rng.integers(0, g.size))
-        stones, mask, mark = [0, 0, 0], 0, 1
-        for _ in range(max(0, stones_wanted)):
-            legal = g.legal_moves(mask)
-            bit = g.drop_bit(mask, legal[int(rng.integers(len(legal)))])
-            stones[mark] |= bit
-            mask |= bit
-            mark = 3 - mark
-        positions.append((g.to_kaggle(stones[1], stones[2]), mark))
+        positions.append(gravity_fill(g, stones_wanted, rng))
     return positions
 
 
