@@ -28,7 +28,6 @@ from .opponents import (
     register_opponent_kind,
     resolve_bare_path,
 )
-from .planes import encode_position, legal_mask
 
 CHECKPOINT_KIND = "checkpoint"
 BARE_PATH_NOTE = "a bare path ending in .zip is read as checkpoint:<path>, one ending in .py as kaggle:<path>"
@@ -78,9 +77,7 @@ class CheckpointOpponent:
     def act(self, position: Position, rng: np.random.Generator) -> int:
         geometry = position.geometry
         self.check_board(geometry.rows, geometry.columns, geometry.inarow)
-        planes = encode_position(position, position.to_move)[None]
-        mask = legal_mask(geometry, position.mask)[None]
-        return int(self.policy.act(planes, mask)[0])
+        return self.policy.move(position)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.name == self.name  # type: ignore[attr-defined]

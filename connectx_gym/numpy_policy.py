@@ -145,6 +145,14 @@ class NumpyPolicy:
         draws = rng.random((len(logits), 1))
         return np.minimum((probabilities.cumsum(axis=1) < draws).sum(axis=1), logits.shape[1] - 1)
 
+    def move(self, position, deterministic: bool = True, rng: Optional[np.random.Generator] = None) -> int:
+        """The column this policy plays for the player to move in a ``bitboard.Position``."""
+        from .planes import encode_position, legal_mask
+
+        planes = encode_position(position)[None]
+        mask = legal_mask(position.geometry, position.mask)[None]
+        return int(self.act(planes, mask, deterministic=deterministic, rng=rng)[0])
+
     # ------------------------------------------------------------------ (de)serialisation
     def arrays(self) -> Dict[str, np.ndarray]:
         """The weights under their SB3 names."""

@@ -17,7 +17,6 @@ import numpy as np
 
 from .bitboard import Position
 from .numpy_policy import NumpyPolicy
-from .planes import encode_position, legal_mask
 
 DEFAULT_POOL = "default"
 
@@ -118,10 +117,7 @@ class SelfPlayOpponent:
         if self._current is None:
             legal = position.legal_moves()
             return legal[int(rng.integers(len(legal)))]
-        policy = self._current[1]
-        planes = encode_position(position)[None]
-        mask = legal_mask(position.geometry, position.mask)[None]
-        return int(policy.act(planes, mask, deterministic=self.greedy, rng=rng)[0])
+        return self._current[1].move(position, deterministic=self.greedy, rng=rng)
 
     def __getstate__(self) -> Dict[str, Any]:
         # the pool lives in each process; only how to find it travels
