@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -327,6 +328,17 @@ def _session_alive(pgid: int) -> list:
     return alive
 
 
+def _session_left_over(pgid: int, timeout: float = 30.0) -> list:
+    """Processes of the session still alive after ``timeout`` seconds.
+
+    The forkserver and the resource tracker are not joined by the trainer: they see their pipe close
+    when it exits and leave a moment later, so they get a grace period, not a snapshot."""
+    deadline = time.monotonic() + timeout
+    while (alive := _session_alive(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
 def test_kill_9_mid_training_keeps_checkpoints_and_resumes(tmp_path):
     import psutil
 
@@ -451,11 +463,16 @@ def test_killed_worker_is_reported_saved_and_exits_1(tmp_path):
     assert "Traceback" not in stderr
     assert "error: env worker" in stderr and "SIGKILL" in stderr, stderr
     assert f"continue with --resume {Path('models') / 'crash'}" in stderr, stderr
+    # the crash save may share its step (and so its name) with the periodic one: the worker can die
+    # during the PPO update that follows a checkpoint, before any new env step is counted
+    crash_save = re.search(r"^saved (\S+\.zip); continue", stderr, re.MULTILINE)
+    assert crash_save, stderr
+    assert (tmp_path / crash_save.group(1)).is_file()
     saved = list_checkpoints(run)
-    assert len(saved) >= 2  # the periodic one and the one saved on the crash
+    assert (tmp_path / crash_save.group(1)).resolve() in [path.resolve() for _, path in saved]
     for _, path in saved:
         verify_checkpoint(path)
-    assert _session_alive(process.pid) == []
+    assert _session_left_over(process.pid) == []
 
 
 # ---------------------------------------------------------------------------------------- exported agent fuzz
