@@ -345,8 +345,10 @@ class MultiprocessingConfig(_Section):
     use_multiprocessing: bool = _field(
         True, "Run the chunks in worker processes; false runs the same chunks in the main process."
     )
-    backend: Literal["chunked", "sb3_subproc", "sb3_dummy"] = _field(
-        "chunked", "Vec env: chunked (several envs per worker), SB3 SubprocVecEnv or SB3 DummyVecEnv."
+    backend: Literal["chunked", "ray", "sb3_subproc", "sb3_dummy"] = _field(
+        "chunked",
+        "Vec env: chunked (several envs per worker), ray (the same chunks as Ray actors; see the ray "
+        "section), SB3 SubprocVecEnv or SB3 DummyVecEnv.",
     )
     num_processes: Union[int, Literal["auto"]] = _field(
         "auto",
@@ -546,6 +548,20 @@ class CurriculumConfig(_Section):
 
 
 @dataclass(frozen=True)
+class RayConfig(_Section):
+    """Where the ray backend runs its chunk actors (needs the optional extra: pip install -e ".[ray]")."""
+
+    section: ClassVar[str] = "ray"
+
+    address: Optional[str] = _field(
+        None,
+        "Ray cluster to join: null or empty starts a local instance on this machine's cores, auto finds a running "
+        "cluster (ray start), host:port or ray://host:port names one.",
+    )
+    num_cpus_per_worker: float = _field(1.0, "CPUs each chunk actor reserves from Ray's scheduler.", gt=0)
+
+
+@dataclass(frozen=True)
 class LoggingConfig(_Section):
     """What the trainer logs and shows."""
 
@@ -561,7 +577,7 @@ SECTIONS: dict[str, type] = {
     cls.section: cls
     for cls in (
         EnvConfig, MultiprocessingConfig, PPOConfig, PolicyConfig, TrainConfig, SelfPlayConfig, CurriculumConfig,
-        LoggingConfig,
+        RayConfig, LoggingConfig,
     )
 }
 
@@ -577,6 +593,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:

@@ -219,8 +219,13 @@ class RunState:
         write_atomic(self.run_dir / self.FILE, pickle.dumps(state))
 
 
-def make_callback(config: Config, run_dir: Path, start_step: int, state: RunState):
-    """The callback that drives progress output, checkpoints, evaluation, self-play and curriculum."""
+def make_callback(config: Config, run_dir: Path, start_step: int, state: RunState, report=None):
+    """The callback that drives progress output, checkpoints, evaluation, self-play and curriculum.
+
+    :param report: called after every evaluation with ``{"timesteps", "mean_win_rate",
+        "win_rate/<opponent>", "steps_per_s"}`` (steps/s since the previous report); Ray Tune's
+        trials pass ``tune.report`` here
+    """
     from stable_baselines3.common.callbacks import BaseCallback
 
     from .checkpoints import checkpoint_path, prune_checkpoints, save_model, write_atomic
@@ -245,6 +250,7 @@ def make_callback(config: Config, run_dir: Path, start_step: int, state: RunStat
             self.bar = None
             self.last_eval: Dict[str, float] = {}
             self.opponent_errors = 0
+            self.last_report = (start_step, time.perf_counter())
 
         def _on_training_start(self) -> None:
             if state.pool is not None:
@@ -362,6 +368,16 @@ def make_callback(config: Config, run_dir: Path, start_step: int, state: RunStat
                 write_atomic(run_dir / "best_model.txt", f"step {self.model.num_timesteps} mean_win_rate {mean:.4f}\n".encode())
             if self.bar is not None:
                 self.bar.set_postfix_str(self._postfix())
+            if report is not None:
+                step, now = self.model.num_timesteps, time.perf_counter()
+                last_step, last_time = self.last_report
+                self.last_report = (step, now)
+                report({
+                    "timesteps": step,
+                    "mean_win_rate": mean,
+                    **{f"win_rate/{spec}": rate for spec, rate in self.last_eval.items()},
+                    "steps_per_s": (step - last_step) / max(now - last_time, 1e-9),
+                })
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
@@ -370,8 +386,11 @@ def make_callback(config: Config, run_dir: Path, start_step: int, state: RunStat
     return TrainingCallback()
 
 
-def run(config: Config, run_dir: Path, resume) -> int:
-    """Train; returns the process exit code."""
+def run(config: Config, run_dir: Path, resume, report=None) -> int:
+    """Train; returns the process exit code.
+
+    :param report: see :func:`make_callback` (metrics after every evaluation)
+    """
     from ._quiet import quiet_import_sb3
 
     quiet_import_sb3()
@@ -415,7 +434,7 @@ def run(config: Config, run_dir: Path, resume) -> int:
         # recorded in the checkpoint, so export and evaluation know the board (inarow included)
         model.connectx_board = {"rows": config.env.rows, "columns": config.env.columns, "inarow": config.env.inarow}
         model.set_logger(make_logger(config, run_dir, resuming=bool(resume)))
-        callback = make_callback(config, run_dir, start_step, state)
+        callback = make_callback(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
         if remaining > 0:

@@ -19,6 +19,7 @@ from connectx_gym.config import (
     CurriculumConfig,
     EnvConfig,
     LoggingConfig,
+    RayConfig,
     MultiprocessingConfig,
     PPOConfig,
     PolicyConfig,
@@ -59,6 +60,7 @@ SPEC_DEFAULTS = {
         ],
         window=2000,
     ),
+    "ray": dict(address=None, num_cpus_per_worker=1.0),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
 }
 
@@ -140,7 +142,7 @@ BAD = [
     ("env.reward_loss=.nan", "env.reward_loss must be a number, got nan"),
     ("env.opponent=3", "env.opponent must be a string or a mapping, got 3"),
     ("multiprocessing.use_multiprocessing=1", "multiprocessing.use_multiprocessing must be a boolean (true|false), got 1"),
-    ("multiprocessing.backend=ray", "multiprocessing.backend must be one of chunked|sb3_subproc|sb3_dummy, got 'ray'"),
+    ("multiprocessing.backend=rays", "multiprocessing.backend must be one of chunked|ray|sb3_subproc|sb3_dummy, got 'rays'"),
     ("multiprocessing.num_processes=0", "multiprocessing.num_processes must be an integer >= 1 or 'auto', got 0"),
     ("multiprocessing.num_processes=many", "multiprocessing.num_processes must be an integer >= 1 or 'auto', got 'many'"),
     ("multiprocessing.parallel_episodes=0", "multiprocessing.parallel_episodes must be an integer >= 1, got 0"),
@@ -538,5 +540,5 @@ def test_section_classes_are_exported():
     assert SECTIONS == {
         "env": EnvConfig, "multiprocessing": MultiprocessingConfig, "ppo": PPOConfig,
         "policy": PolicyConfig, "train": TrainConfig, "selfplay": SelfPlayConfig,
-        "curriculum": CurriculumConfig, "logging": LoggingConfig,
+        "curriculum": CurriculumConfig, "ray": RayConfig, "logging": LoggingConfig,
     }

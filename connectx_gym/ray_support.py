@@ -1,0 +1,57 @@
+"""Ray, the optional extra: importing it with a helpful message, and joining or starting a cluster.
+
+Everything Ray-related in the package (the ``ray`` vec-env backend, ``evaluate --backend ray`` and
+``python -m connectx_gym.tune``) goes through here, so a missing install or a cluster that cannot
+be reached is one clear ``error:`` line, and a local instance starts the same way everywhere:
+limited to this machine's usable cores, without the dashboard, and without Ray's INFO chatter.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+from typing import Optional
+
+from .errors import UserError
+
+INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "ray[tune]")'
+
+
+def import_ray(what: str) -> ModuleType:
+    """The ``ray`` module, or a ``UserError`` saying that ``what`` needs it and how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"{what} needs Ray, which is not installed; install the extra with: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str = "", num_cpus: Optional[int] = None, what: str = "the ray backend") -> ModuleType:
+    """Join the Ray cluster at ``address`` or start a local instance; returns the ``ray`` module.
+
+    :param address: empty for a new local instance, ``auto`` for the cluster ``ray start`` left
+        running on this machine, ``host:port`` or ``ray://host:port`` for a given one
+    :param num_cpus: CPUs of a new local instance (default: this process's usable cores);
+        ignored when joining a cluster, which has its own
+    :param what: what needs Ray, for the message when it is not installed
+    """
+    ray = import_ray(what)
+    if ray.is_initialized():
+        return ray
+    options = dict(include_dashboard=False, logging_level=logging.ERROR)
+    if address:
+        try:
+            ray.init(address=address, **options)
+        except Exception as error:  # ConnectionError, ValueError, RuntimeError, TimeoutError, ...
+            summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"ray.address={address!r}: cannot connect to a Ray cluster: {summary}") from None
+        return ray
+    from .config import usable_cpu_count
+
+    ray.init(num_cpus=num_cpus or usable_cpu_count(), **options)
+    return ray
+
+
+def cluster_cpus(ray: ModuleType) -> int:
+    """CPUs the connected cluster offers in all (at least 1)."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
