@@ -1,10 +1,11 @@
-"""A chunk of environments stepped together, and the worker loop that serves one over a pipe.
+"""A chunk of environments stepped together, and the ways one is served: over a pipe or as a Ray actor.
 
-``EnvChunk`` is the stepping code every transport shares (in-process, subprocess, and later Ray
-actors): it takes all of a chunk's actions at once and returns stacked observations, rewards,
+``EnvChunk`` is the stepping code every transport shares (in-process, subprocess, Ray actor): it
+takes all of a chunk's actions at once and returns stacked observations, rewards,
 dones, infos and action masks, resetting finished episodes itself the way SB3's ``VecEnv`` does.
-This module deliberately imports neither torch nor stable-baselines3, so a worker process starts
-in a fraction of a second and prints nothing (SB3 drags in the old ``gym`` and its banner).
+This module deliberately imports neither torch nor stable-baselines3 (nor Ray), so a worker
+process starts in a fraction of a second and prints nothing (SB3 drags in the old ``gym`` and its
+banner).
 """
 
 from __future__ import annotations
@@ -200,3 +201,24 @@ def worker_main(remote, parent_remote, env_fns_bytes: bytes) -> None:
             pass
     finally:
         remote.close()
+
+
+class ChunkActor:
+    """An ``EnvChunk`` served by method calls: the body of a Ray actor (``vec`` wraps it with
+    ``ray.remote``), speaking the same ``dispatch`` messages as ``worker_main``.
+
+    :param env_fns_bytes: the chunk's env factories, cloudpickled
+    """
+
+    def __init__(self, env_fns_bytes: bytes) -> None:
+        limit_threads()
+        self.chunk = EnvChunk(pickle.loads(env_fns_bytes))
+
+    def describe(self) -> Tuple[Any, Any, int, str]:
+        """``(observation space, action space, pid, host name)``: what the driver needs and names."""
+        import socket
+
+        return self.chunk.observation_space, self.chunk.action_space, os.getpid(), socket.gethostname()
+
+    def call(self, command: str, data: Any) -> Any:
+        return dispatch(self.chunk, command, data)

@@ -14,8 +14,11 @@ Game ``i`` of a pairing uses ``np.random.default_rng(seed + i)`` (shared by both
 ``match.play_opponent_game``) and the agent is first in the first ``ceil(N / 2)`` games, so results
 depend only on the seed: the games are split into contiguous batches that ``--num-processes``
 processes play (this one and forkserver workers that import numpy but never torch), and any
-process count gives the same records. ``--replay out.html`` writes one game as Kaggle's HTML player; ``--json``/``--csv`` save
-the results. Bad input is one ``error: ...`` line on stderr and exit code 2.
+process count gives the same records. With ``--backend ray`` the same batches are Ray tasks
+(one CPU each) on a local Ray instance or, with ``--ray-address auto|host:port``, on a cluster,
+which gives the same records again. ``--replay out.html`` writes one game as Kaggle's HTML player; ``--json``/``--csv`` save
+the results. Bad input is one ``error: ...`` line on stderr and exit code 2; a worker or Ray task
+that fails is one ``error: ...`` line and exit code 1.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import pickle
 import sys
 import threading
 import time
@@ -43,6 +47,7 @@ from .agents import BARE_PATH_NOTE, agent_board, board_text, make_agent, parse_a
 from .chunk import single_threaded_children
 from .errors import ArgumentParser, UserError
 from .match import GameRecord, SeatRecord, init_batch_worker, init_batch_worker_process, play_batch
+from .ray_support import cluster_cpus, connect, import_ray
 
 #: two-sided 95% normal quantile
 Z95 = 1.959963984540054
@@ -57,6 +62,14 @@ BATCHES_PER_PROCESS = 32
 TRAINING_ONLY_KINDS = ("selfplay",)
 #: distinct forfeit messages kept per pairing
 MAX_ERRORS_KEPT = 5
+#: where games are played: processes on this machine, or tasks on a Ray cluster
+BACKENDS = ("local", "ray")
+#: resources of one Ray task: it plays one batch of games on one thread
+RAY_TASK_OPTIONS: Dict[str, Any] = {"num_cpus": 1}
+
+
+class WorkerError(RuntimeError):
+    """A process or task playing games failed (not the agents: their errors are forfeits)."""
 
 
 # ====================================================================== statistics
@@ -370,17 +383,13 @@ def play_pairings(
     :param progress: called with the number of games just finished
     """
     board = dict(board or DEFAULT_BOARD)
-    jobs = [(p, a, b, g) for p, (a, b) in enumerate(pairs) for g in range(games)]
-    batches = split_batches(jobs, num_processes)
+    batches = split_batches(pairing_jobs(pairs, games), num_processes)
     records: List[List[Optional[GameRecord]]] = [[None] * games for _ in pairs]
     lock = threading.Lock()
 
     def collect(results: List[Tuple[int, GameRecord]]) -> None:
         with lock:  # the pool's results arrive on its management thread
-            for pairing, record in results:
-                records[pairing][record.index] = record
-            if progress is not None:
-                progress(len(results))
+            place_records(records, results, progress)
 
     def collect_future(future: Future) -> None:
         if not future.cancelled() and future.exception() is None:
@@ -416,6 +425,119 @@ def play_pairings(
     if pool is not None:
         pool.shutdown(wait=True)
     return [list(pair_records) for pair_records in records]  # type: ignore[arg-type]
+
+
+def pairing_jobs(pairs: Sequence[Tuple[int, int]], games: int) -> List[Tuple[int, int, int, int]]:
+    """``(pairing, agent index, opponent index, game index)`` for every game, pairing by pairing."""
+    return [(p, a, b, g) for p, (a, b) in enumerate(pairs) for g in range(games)]
+
+
+def place_records(
+    records: List[List[Optional[GameRecord]]],
+    results: Sequence[Tuple[int, GameRecord]],
+    progress: Optional[Callable[[int], None]] = None,
+) -> None:
+    """Put a batch's ``(pairing, record)`` results at their game index and report their count."""
+    for pairing, record in results:
+        records[pairing][record.index] = record
+    if progress is not None:
+        progress(len(results))
+
+
+# ---------------------------------------------------------------------- on a Ray cluster
+#: in a Ray worker process: the key of the agents, games, seed and board that ``init_batch_worker`` holds
+_RAY_WORKER_STATE: Dict[str, Any] = {}
+
+
+def ray_play_batch(
+    agents_box: Sequence[Any], games: int, seed: int, board: Dict[str, int], batch: Sequence[Tuple[int, int, int, int]]
+) -> List[Tuple[int, GameRecord]]:
+    """The body of a Ray task: ``play_batch`` in a worker process, set up once per evaluation.
+
+    :param agents_box: ``[ObjectRef]`` of the pickled agents list; boxed in a list so that Ray
+        passes the reference instead of the value, and a worker that already holds these agents
+        (with the same games, seed and board) skips fetching and unpickling them again
+    """
+    key = (agents_box[0].hex(), games, seed, tuple(sorted(board.items())))
+    if _RAY_WORKER_STATE.get("key") != key:
+        import ray
+
+        for _, set_threads in _openblas_apis():  # one thread, even if the cluster's OPENBLAS_NUM_THREADS says more
+            set_threads(1)
+        _RAY_WORKER_STATE.clear()
+        try:
+            agents = pickle.loads(ray.get(agents_box[0]))
+        except Exception as error:
+            raise RuntimeError(
+                f"cannot load the agents in a Ray worker ({type(error).__name__}: {error}); every node needs "
+                "connectx_gym and the agents' files at the same paths"
+            ) from None
+        init_batch_worker(agents, games, seed, board)
+        _RAY_WORKER_STATE["key"] = key
+    return play_batch(batch)
+
+
+def play_pairings_ray(
+    ray: Any,
+    agents: Sequence[Any],
+    pairs: Sequence[Tuple[int, int]],
+    games: int,
+    seed: int = 0,
+    board: Optional[Dict[str, int]] = None,
+    progress: Optional[Callable[[int], None]] = None,
+) -> List[List[GameRecord]]:
+    """``play_pairings`` on the connected Ray cluster: the same batches, one task (1 CPU) each.
+
+    The agents go into the object store once (pickled, as for ``play_pairings``'s processes); the
+    batches are split for the cluster's CPUs (``--num-processes`` plays no part) and the records
+    come back as tasks finish, placed by game index, so they equal ``play_pairings``'s for the same
+    seed. On Ctrl-C or a failing task the other tasks are cancelled.
+
+    :param ray: the ``ray`` module, connected (``ray_support.connect``)
+    :param progress: called with the number of games just finished
+    :raises WorkerError: if a task raised or its worker died
+    """
+    board = dict(board or DEFAULT_BOARD)
+    batches = split_batches(pairing_jobs(pairs, games), cluster_cpus(ray))
+    records: List[List[Optional[GameRecord]]] = [[None] * games for _ in pairs]
+    task = ray.remote(**RAY_TASK_OPTIONS)(ray_play_batch)  # here, not at import: Ray is optional
+    agents_box = [ray.put(pickle.dumps(list(agents)))]  # unpickled by the task itself: its errors are ours to word
+    pending = [task.remote(agents_box, games, seed, board, batch) for batch in batches]
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            try:
+                results = ray.get(ready[0])
+            except ray.exceptions.RayError as error:
+                raise WorkerError(_ray_failure(error)) from None
+            place_records(records, results, progress)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+    return [list(pair_records) for pair_records in records]  # type: ignore[arg-type]
+
+
+def _ray_failure(error: BaseException) -> str:
+    """One line for a failed Ray task: the exception it raised (not its remote traceback), or why it died."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        what = f"raised {type(cause).__name__}: {cause}".strip()
+    else:
+        text = str(error).strip()
+        what = text.splitlines()[0] if text else type(error).__name__
+    return f"a Ray task playing games failed: {what.splitlines()[0]}; try --backend local"
+
+
+def connect_ray(address: str) -> Tuple[Any, bool]:
+    """Join the cluster at ``address`` or start a local instance; ``(ray, whether this call started it)``.
+
+    :raises UserError: naming ``--ray-address`` if the cluster cannot be reached
+    """
+    ray = import_ray("--backend ray")
+    started = not ray.is_initialized()
+    connect(address, what="--backend ray", option="--ray-address")
+    return ray, started
 
 
 # ====================================================================== agents and boards
@@ -706,7 +828,15 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--tournament", nargs="+", metavar="SPEC", help="round robin between these agents, with Elo ratings")
     parser.add_argument("--games", type=int, default=100, help="games per pairing, half in each seat (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="game i of every pairing uses seed SEED + i (default: 0)")
-    parser.add_argument("--num-processes", type=int, default=None, help="processes playing games, this one included (default: all usable cores)")
+    parser.add_argument("--num-processes", type=int, default=None,
+                        help="processes playing games, this one included (default: all usable cores; "
+                             "not used with --backend ray, whose tasks (1 CPU each) fill every CPU of the cluster)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="where games are played: local (processes on this machine; default) or ray "
+                             "(Ray tasks, 1 CPU each; needs the ray extra); the records are the same")
+    parser.add_argument("--ray-address", default="", metavar="ADDRESS",
+                        help="with --backend ray: 'auto' (the cluster 'ray start' runs on this machine) or "
+                             "host:port to join a cluster (default: start a local Ray instance on this machine's usable cores)")
     parser.add_argument("--rows", type=int, help="board rows (default: the checkpoints' board, else 6)")
     parser.add_argument("--columns", type=int, help="board columns (default: the checkpoints' board, else 7)")
     parser.add_argument("--inarow", type=int, help="stones in a row to win (default: the checkpoints' board, else 4)")
@@ -735,6 +865,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--games must be >= 1, got {args.games}")
     if args.num_processes is not None and args.num_processes < 1:
         raise UserError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.ray_address and args.backend != "ray":
+        raise UserError(f"--ray-address {args.ray_address} needs --backend ray (got --backend {args.backend})")
     if args.elo_prior < 0 or not math.isfinite(args.elo_prior):
         raise UserError(f"--elo-prior must be a number >= 0, got {args.elo_prior}")
     if args.replay_game < 0 or args.replay_game >= args.games:
@@ -754,9 +886,25 @@ def _progress_bar(total: int):
     return tqdm(total=total, unit="game", desc="evaluate", dynamic_ncols=True, file=sys.stderr, leave=False)
 
 
+def _timed_play(
+    total_games: int, play: Callable[[Optional[Callable[[int], None]]], List[List[GameRecord]]]
+) -> Tuple[List[List[GameRecord]], float]:
+    """``play(progress)`` under a progress bar (on a terminal); its records and the seconds it took."""
+    bar = _progress_bar(total_games)
+    started = time.perf_counter()
+    try:
+        records = play(bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return records, time.perf_counter() - started
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Validate, play, print and write everything; returns the JSON document."""
     _check_args(args)
+    if args.backend == "ray":
+        import_ray("--backend ray")  # before loading any agent: say at once that Ray is missing
     mode = "tournament" if args.tournament else "match"
     run_dir = None
     if mode == "match" and is_run_directory(args.agent.strip()):
@@ -783,20 +931,25 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     board = resolve_board(entries, args.rows, args.columns, args.inarow)
     if not 0 <= args.replay_pairing < len(pairs):
         raise UserError(f"--replay-pairing must be in 0..{len(pairs) - 1}, got {args.replay_pairing}")
-    num_processes = args.num_processes or usable_cpu_count()
-
     total_games = len(pairs) * args.games
-    bar = _progress_bar(total_games)
-    started = time.perf_counter()
-    try:
-        records = play_pairings(
-            [entry.agent for entry in entries], pairs, args.games, args.seed, board, num_processes,
-            progress=bar.update if bar is not None else None,
+    agents = [entry.agent for entry in entries]
+    if args.backend == "ray":
+        ray, started_ray = connect_ray(args.ray_address)
+        try:
+            ray_cpus = cluster_cpus(ray)
+            records, elapsed = _timed_play(
+                total_games, lambda progress: play_pairings_ray(ray, agents, pairs, args.games, args.seed, board, progress)
+            )
+        finally:
+            if started_ray:
+                ray.shutdown()
+        num_processes, workers = None, f"on Ray ({ray_cpus} CPU{'s' if ray_cpus != 1 else ''})"
+    else:
+        num_processes = args.num_processes or usable_cpu_count()
+        records, elapsed = _timed_play(
+            total_games, lambda progress: play_pairings(agents, pairs, args.games, args.seed, board, num_processes, progress)
         )
-    finally:
-        if bar is not None:
-            bar.close()
-    elapsed = time.perf_counter() - started
+        workers = f"with {min(num_processes, max(1, total_games))} process(es)"
     results = [
         PairingResult(entries[a].label, entries[b].label, a, b, pair_records, step=entries[a].step)
         for (a, b), pair_records in zip(pairs, records)
@@ -804,14 +957,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     header = (
         f"board {board_text(board)}; {args.games} games per pairing (half in each seat), seed {args.seed}; "
-        f"{total_games} games in {elapsed:.1f} s with {min(num_processes, max(1, total_games))} process(es)"
+        f"{total_games} games in {elapsed:.1f} s {workers}"
     )
     document: Dict[str, Any] = {
-        "mode": mode, "board": board, "games_per_pairing": args.games, "seed": args.seed,
+        "mode": mode, "board": board, "games_per_pairing": args.games, "seed": args.seed, "backend": args.backend,
         "num_processes": num_processes, "elapsed_s": round(elapsed, 3),
         "agents": [entry.label for entry in entries],
         "pairings": [result.to_dict() for result in results],
     }
+    if args.backend == "ray":
+        document["ray_cpus"] = ray_cpus
     print(header)
     if mode == "match":
         print(f"agent: {entries[0].label}\n")
@@ -888,6 +1043,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenProcessPool as error:
         print(f"error: a worker process died ({error}); try --num-processes 1", file=sys.stderr)
+        return 1
+    except WorkerError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -14,6 +14,8 @@ from typing import Optional
 
 from .errors import UserError
 
+#: seconds to wait for a TCP connection to a cluster's head node before calling it unreachable
+REACHABLE_TIMEOUT_S = 5.0
 INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "ray[tune]")'
 
 
@@ -26,7 +28,9 @@ def import_ray(what: str) -> ModuleType:
     return ray
 
 
-def connect(address: str = "", num_cpus: Optional[int] = None, what: str = "the ray backend") -> ModuleType:
+def connect(
+    address: str = "", num_cpus: Optional[int] = None, what: str = "the ray backend", option: str = "ray.address"
+) -> ModuleType:
     """Join the Ray cluster at ``address`` or start a local instance; returns the ``ray`` module.
 
     :param address: empty for a new local instance, ``auto`` for the cluster ``ray start`` left
@@ -34,22 +38,46 @@ def connect(address: str = "", num_cpus: Optional[int] = None, what: str = "the 
     :param num_cpus: CPUs of a new local instance (default: this process's usable cores);
         ignored when joining a cluster, which has its own
     :param what: what needs Ray, for the message when it is not installed
+    :param option: where ``address`` came from (a config key or a ``--flag``), for error messages
     """
     ray = import_ray(what)
     if ray.is_initialized():
         return ray
     options = dict(include_dashboard=False, logging_level=logging.ERROR)
     if address:
+        shown = f"{option} {address}" if option.startswith("-") else f"{option}={address!r}"
+        _check_reachable(address, shown)
         try:
             ray.init(address=address, **options)
         except Exception as error:  # ConnectionError, ValueError, RuntimeError, TimeoutError, ...
             summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(f"ray.address={address!r}: cannot connect to a Ray cluster: {summary}") from None
+            raise UserError(f"{shown}: cannot connect to a Ray cluster: {summary}") from None
         return ray
     from .config import usable_cpu_count
 
     ray.init(num_cpus=num_cpus or usable_cpu_count(), **options)
     return ray
+
+
+def _check_reachable(address: str, shown: str) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) that does not accept connections.
+
+    Ray itself retries an unreachable head node for minutes, printing warnings all the while;
+    a plain TCP connection answers in a moment. Other forms (``auto``) are left to Ray.
+    """
+    import socket
+
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACHABLE_TIMEOUT_S).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__ if not isinstance(error, socket.timeout) else "timed out"
+        raise UserError(
+            f"{shown}: cannot connect to a Ray cluster: nothing answers at {host}:{port} ({reason})"
+        ) from None
 
 
 def cluster_cpus(ray: ModuleType) -> int:

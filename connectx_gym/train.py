@@ -75,6 +75,15 @@ def check_opponents(config: Config) -> None:
         make_opponent(spec)
 
 
+def check_ray(config: Config) -> None:
+    """With ``multiprocessing.backend: ray``, join (or start) the cluster now and check it has room
+    for the workers, so a missing install or a wrong ``ray.address`` fails before anything is written."""
+    if config.multiprocessing.backend == "ray":
+        from .vec import ray_chunk_actor_class
+
+        ray_chunk_actor_class(config.ray.address, config.ray.num_cpus_per_worker * config.multiprocessing.num_processes)
+
+
 def prepare_run(args: argparse.Namespace) -> tuple:
     """Validate everything and decide the run directory: ``(config, run_dir, resume checkpoint)``."""
     from .checkpoints import newest_valid_checkpoint
@@ -86,17 +95,19 @@ def prepare_run(args: argparse.Namespace) -> tuple:
         saved = run_dir / CONFIG_NAME
         if not saved.is_file():
             raise UserError(f"--resume '{run_dir}': no {CONFIG_NAME} there; is it a run directory?")
-        config = load_config(saved, args.overrides)
+        config = load_config(saved, args.overrides).resolved()
         check_opponents(config)
+        check_ray(config)
         found = newest_valid_checkpoint(run_dir)
         if found is None:
             raise UserError(f"--resume '{run_dir}': no intact checkpoint in {run_dir / 'checkpoints'}")
-        return config.resolved(), run_dir, found
+        return config, run_dir, found
     path = args.config
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
     config = load_config(path, args.overrides).resolved()
     check_opponents(config)
+    check_ray(config)
     run_name = config.train.run_name or time.strftime("run-%Y%m%d-%H%M%S")
     run_dir = Path(config.train.output_dir) / run_name
     if (run_dir / CONFIG_NAME).exists():
@@ -145,6 +156,8 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
         backend=mp_config.backend,
         start_method=mp_config.start_method,
         seed=seed,
+        ray_address=config.ray.address,
+        ray_cpus_per_worker=config.ray.num_cpus_per_worker,
     )
     return VecMonitor(venv)
 

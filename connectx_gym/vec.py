@@ -4,7 +4,9 @@ Each worker owns a contiguous chunk of environments (``chunk.EnvChunk``). A step
 worker its slice of the actions and receives stacked observations, rewards, dones, infos and
 action masks in one reply; finished episodes reset inside the worker. MaskablePPO's
 ``env_method("action_masks")`` is answered from the masks that came with the observations, so it
-costs no round trip. With ``use_multiprocessing=False`` the same chunks run in this process.
+costs no round trip. With ``use_multiprocessing=False`` the same chunks run in this process; with
+``use_ray=True`` each chunk is a Ray actor (``chunk.ChunkActor``) on a local or remote cluster.
+Only the transport differs: every worker steps its chunk with the same ``chunk.dispatch``.
 
 ``make_vec_env`` builds the training vec env from the config: this one, or SB3's own
 ``SubprocVecEnv`` / ``DummyVecEnv`` for comparison.
@@ -12,6 +14,7 @@ costs no round trip. With ``use_multiprocessing=False`` the same chunks run in t
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import signal
 from functools import partial
@@ -21,7 +24,7 @@ import cloudpickle
 import numpy as np
 
 from ._quiet import quiet_import_sb3
-from .chunk import EnvChunk, dispatch, single_threaded_children, worker_main
+from .chunk import ChunkActor, EnvChunk, dispatch, single_threaded_children, worker_main
 
 quiet_import_sb3()
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
@@ -32,6 +35,8 @@ MASK_METHOD = "action_masks"
 POLL_INTERVAL_S = 0.5
 #: seconds a worker gets to exit cleanly on close before it is terminated
 CLOSE_TIMEOUT_S = 5.0
+#: what needs Ray, in the message shown when it is not installed
+BACKEND_NEEDS_RAY = "multiprocessing.backend=ray"
 
 
 class WorkerError(RuntimeError):
@@ -143,6 +148,90 @@ class _SubprocessWorker:
         self.remote.close()
 
 
+class _RayWorker:
+    """A chunk served by a Ray actor; a dead actor or an error inside it becomes ``WorkerError``.
+
+    Creating one only submits the actor: ``spaces()`` waits for it, so all actors of a vec env
+    start at the same time.
+    """
+
+    def __init__(self, index: int, env_indices: range, env_fns, actor_class, num_cpus: float) -> None:
+        from .ray_support import import_ray
+
+        self.ray = import_ray(BACKEND_NEEDS_RAY)
+        self.index = index
+        self.env_indices = env_indices
+        self.where = ""
+        self.actor = actor_class.options(num_cpus=num_cpus).remote(cloudpickle.dumps(list(env_fns)))
+        self._pending = self.actor.describe.remote()
+        self._spaces = None
+
+    def describe(self) -> str:
+        return f"env worker {self.index} (envs {self.env_indices.start}-{self.env_indices.stop - 1}, ray actor{self.where})"
+
+    def spaces(self):
+        if self._spaces is None:
+            observation_space, action_space, pid, host = self.recv()
+            self.where = f" pid {pid} on {host}"
+            self._spaces = observation_space, action_space
+        return self._spaces
+
+    def send(self, command: str, data: Any) -> None:
+        self._pending = self.actor.call.remote(command, data)
+
+    def recv(self) -> Any:
+        exceptions = self.ray.exceptions
+        pending, self._pending = self._pending, None
+        try:
+            return self.ray.get(pending)
+        except exceptions.RayActorError as error:
+            text = getattr(error, "error_msg", "") or str(error)
+            if getattr(error, "_actor_init_failed", False):  # the chunk's envs could not be built
+                raise WorkerError(f"{self.describe()} failed to start: {_lines(text)[-1]}", text) from None
+            raise WorkerError(f"{self.describe()} died: {_lines(text)[0]}", text) from None
+        except exceptions.RayTaskError as error:
+            cause = error.cause if isinstance(error.cause, BaseException) else error
+            raise WorkerError(f"{self.describe()} failed: {type(cause).__name__}: {cause}", str(error)) from None
+
+    def stop(self) -> None:
+        try:
+            self.ray.get(self.actor.call.remote("close", None), timeout=CLOSE_TIMEOUT_S)
+        except Exception:  # dead, stuck or already gone: killed below all the same
+            pass
+        self.ray.kill(self.actor)
+
+
+def _lines(text: str) -> List[str]:
+    """The non-blank lines of ``text`` (at least one)."""
+    return [line.strip() for line in text.splitlines() if line.strip()] or ["(no message)"]
+
+
+def ray_chunk_actor_class(address: Optional[str], cpus_needed: float):
+    """``ray.remote(ChunkActor)``, after joining the cluster at ``address`` (or starting a local one).
+
+    A local instance gets at least ``cpus_needed`` logical CPUs, as the subprocess backend starts
+    as many workers as asked for; a cluster that has fewer in all is an error rather than actors
+    that wait forever for a place.
+    """
+    from .errors import UserError
+    from .ray_support import cluster_cpus, connect
+
+    needed = max(1, math.ceil(cpus_needed))
+    if not address:
+        from .config import usable_cpu_count
+
+        ray = connect("", num_cpus=max(usable_cpu_count(), needed), what=BACKEND_NEEDS_RAY)
+    else:
+        ray = connect(address, what=BACKEND_NEEDS_RAY)
+    available = cluster_cpus(ray)
+    if cpus_needed > available:
+        raise UserError(
+            f"the ray backend needs {cpus_needed:g} CPUs (multiprocessing.num_processes × ray.num_cpus_per_worker) "
+            f"but the Ray cluster has {available}; lower one of them or add nodes"
+        )
+    return ray.remote(ChunkActor)
+
+
 class ChunkedVecEnv(VecEnv):
     """Vectorized env over chunks of envs, one message per worker per step.
 
@@ -151,6 +240,11 @@ class ChunkedVecEnv(VecEnv):
     :param use_multiprocessing: run the chunks in worker processes (True) or in this process
     :param start_method: ``forkserver`` (default: safe with torch, workers preload this package),
         ``spawn`` or ``fork``
+    :param use_ray: run the chunks as Ray actors instead (``use_multiprocessing`` and
+        ``start_method`` then do not apply)
+    :param ray_address: the cluster for ``use_ray``: empty or None starts a local instance,
+        ``auto`` or ``host:port`` joins one
+    :param ray_cpus_per_worker: CPUs each actor reserves from Ray's scheduler
     """
 
     def __init__(
@@ -159,16 +253,27 @@ class ChunkedVecEnv(VecEnv):
         num_workers: int = 1,
         use_multiprocessing: bool = True,
         start_method: str = "forkserver",
+        use_ray: bool = False,
+        ray_address: Optional[str] = None,
+        ray_cpus_per_worker: float = 1.0,
     ) -> None:
         if not 1 <= num_workers <= len(env_fns):
             raise ValueError(f"num_workers must be between 1 and the number of envs ({len(env_fns)}), got {num_workers}")
         self.chunk_ranges = split_evenly(len(env_fns), num_workers)
         self.use_multiprocessing = use_multiprocessing
+        self.use_ray = use_ray
         self.workers: List[Any] = []
         self.closed = False
         self.waiting = False
         try:
-            if use_multiprocessing:
+            if use_ray:
+                actor_class = ray_chunk_actor_class(ray_address, ray_cpus_per_worker * num_workers)
+                for index, env_indices in enumerate(self.chunk_ranges):
+                    fns = [env_fns[i] for i in env_indices]
+                    self.workers.append(_RayWorker(index, env_indices, fns, actor_class, ray_cpus_per_worker))
+                for worker in self.workers:
+                    worker.spaces()
+            elif use_multiprocessing:
                 context = mp.get_context(start_method)
                 if start_method == "forkserver":
                     context.set_forkserver_preload(["connectx_gym.chunk"])
@@ -299,7 +404,7 @@ class ChunkedVecEnv(VecEnv):
             pass
 
 
-BACKENDS = ("chunked", "sb3_subproc", "sb3_dummy")
+BACKENDS = ("chunked", "ray", "sb3_subproc", "sb3_dummy")
 
 
 def env_factories(env_kwargs: Dict[str, Any], count: int) -> List[Callable[[], Any]]:
@@ -317,6 +422,8 @@ def make_vec_env(
     backend: str = "chunked",
     start_method: str = "forkserver",
     seed: Optional[int] = None,
+    ray_address: Optional[str] = None,
+    ray_cpus_per_worker: float = 1.0,
 ) -> VecEnv:
     """The training vec env (not yet reset), seeded so that env ``i`` gets ``seed + i``.
 
@@ -324,11 +431,18 @@ def make_vec_env(
     :param parallel_episodes: number of envs (SB3's ``n_envs``)
     :param num_processes: number of chunks / worker processes (``chunked``; ignored by the SB3 backends)
     :param use_multiprocessing: workers in subprocesses (``chunked``)
-    :param backend: ``chunked``, ``sb3_subproc`` (one env per process) or ``sb3_dummy`` (in-process)
+    :param backend: ``chunked``, ``ray`` (the same chunks as Ray actors), ``sb3_subproc`` (one env
+        per process) or ``sb3_dummy`` (in-process)
+    :param ray_address: the Ray cluster (``ray``): empty or None starts a local instance
+    :param ray_cpus_per_worker: CPUs each chunk actor reserves (``ray``)
     """
     fns = env_factories(env_kwargs, parallel_episodes)
     if backend == "chunked":
         venv: VecEnv = ChunkedVecEnv(fns, num_processes, use_multiprocessing, start_method)
+    elif backend == "ray":
+        venv = ChunkedVecEnv(
+            fns, num_processes, use_ray=True, ray_address=ray_address, ray_cpus_per_worker=ray_cpus_per_worker
+        )
     elif backend == "sb3_subproc":
         from stable_baselines3.common.vec_env import SubprocVecEnv
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import numpy as np
+
 
 def tiny_model(board: Dict[str, int], settings: Optional[Dict[str, Any]] = None, seed: int = 0,
                n_steps: int = 32, steps: int = 0):
@@ -46,3 +48,28 @@ def gravity_fill(geometry, stones_wanted: int, rng):
         mask |= bit
         mark = 3 - mark
     return geometry.to_kaggle(stones[1], stones[2]), mark
+
+
+def rollout(venv, steps, seed):
+    """Seeded random legal actions; returns everything the vec env produced."""
+    rng = np.random.default_rng(seed)
+    venv.seed(seed)
+    obs = venv.reset()
+    record = [obs]
+    for _ in range(steps):
+        masks = np.stack(venv.env_method("action_masks"))
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+        obs, rewards, dones, infos = venv.step(actions)
+        record.append((obs, rewards, dones, [info.get("board") for info in infos], masks))
+    return record
+
+
+def assert_same(a, b):
+    """Two ``rollout`` records are equal step by step."""
+    assert np.array_equal(a[0], b[0])
+    for x, y in zip(a[1:], b[1:]):
+        for left, right in zip(x, y):
+            if isinstance(left, np.ndarray):
+                assert np.array_equal(left, right)
+            else:
+                assert left == right

@@ -12,32 +12,9 @@ import pytest
 
 from connectx_gym.env import ConnectXEnv
 from connectx_gym.vec import ChunkedVecEnv, WorkerError, make_vec_env, split_evenly
+from helpers import assert_same, rollout
 
 ENV_KWARGS = dict(opponent="random", info_board=True)
-
-
-def rollout(venv, steps, seed):
-    """Seeded random legal actions; returns everything the vec env produced."""
-    rng = np.random.default_rng(seed)
-    venv.seed(seed)
-    obs = venv.reset()
-    record = [obs]
-    for _ in range(steps):
-        masks = np.stack(venv.env_method("action_masks"))
-        actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
-        obs, rewards, dones, infos = venv.step(actions)
-        record.append((obs, rewards, dones, [info.get("board") for info in infos], masks))
-    return record
-
-
-def assert_same(a, b):
-    assert np.array_equal(a[0], b[0])
-    for x, y in zip(a[1:], b[1:]):
-        for left, right in zip(x, y):
-            if isinstance(left, np.ndarray):
-                assert np.array_equal(left, right)
-            else:
-                assert left == right
 
 
 def test_split_evenly():
