@@ -9,6 +9,8 @@ limited to this machine's usable cores, without the dashboard, and without Ray's
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
@@ -16,6 +18,13 @@ from .errors import UserError
 
 #: seconds to wait for a TCP connection to a cluster's head node before calling it unreachable
 REACHABLE_TIMEOUT_S = 5.0
+#: Ray's switch for token authentication, and where ``ray start`` keeps the token
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
+DEFAULT_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+TOKEN_HINT = (
+    " (this machine sent its Ray token; the cluster's is in ~/.ray/auth_token on its head node: copy it "
+    "there or set RAY_AUTH_TOKEN)"
+)
 INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "ray[tune]")'
 
 
@@ -47,16 +56,40 @@ def connect(
     if address:
         shown = f"{option} {address}" if option.startswith("-") else f"{option}={address!r}"
         _check_reachable(address, shown)
+        token = _use_auth_token(address)
         try:
             ray.init(address=address, **options)
         except Exception as error:  # ConnectionError, ValueError, RuntimeError, TimeoutError, ...
             summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(f"{shown}: cannot connect to a Ray cluster: {summary}") from None
+            hint = TOKEN_HINT if token else ""
+            raise UserError(f"{shown}: cannot connect to a Ray cluster: {summary}{hint}") from None
         return ray
     from .config import usable_cpu_count
 
     ray.init(num_cpus=num_cpus or usable_cpu_count(), **options)
     return ray
+
+
+def _use_auth_token(address: str) -> bool:
+    """Send this machine's Ray token when joining a cluster by address; returns whether one is sent.
+
+    ``ray start`` enables token authentication whenever a token exists (``~/.ray/auth_token``,
+    or ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``), but a driver joining by ``host:port`` sends it
+    only with ``RAY_AUTH_MODE=token``, and is refused after many warnings without it. A
+    ``RAY_AUTH_MODE`` the user set is left alone, and ``auto`` finds the mode by itself.
+    """
+    if address == "auto" or AUTH_MODE_VARIABLE in os.environ:
+        return os.environ.get(AUTH_MODE_VARIABLE, "").lower() == "token"
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or DEFAULT_TOKEN_PATH.is_file():
+        os.environ[AUTH_MODE_VARIABLE] = "token"
+        try:  # Ray reads the variable when it is imported: refresh its config, as `ray start` does
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except Exception:  # another Ray version: the variable alone then has to do
+            pass
+        return True
+    return False
 
 
 def _check_reachable(address: str, shown: str) -> None:

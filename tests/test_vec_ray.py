@@ -153,3 +153,47 @@ def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch, caps
     assert err == ['error: multiprocessing.backend=ray needs Ray, which is not installed; install the extra with: '
                    'pip install -e ".[ray]"  (or: pip install "ray[tune]")']
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.ray
+@requires_ray
+def test_a_cluster_started_with_ray_start_is_joined_by_address(tmp_path):
+    """The README's recipe: `ray start --head`, then point ray.address (and --ray-address) at it."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             "--block"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None, "ray start --head exited"
+                time.sleep(0.5)
+        address = f"127.0.0.1:{port}"
+        result = train_cli(tmp_path, "multiprocessing.backend=ray", f"ray.address={address}", "train.run_name=cluster",
+                           "train.total_timesteps=1024", "train.eval_every=0")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "models" / "cluster" / "final_model.zip").is_file()
+        evaluated = subprocess.run(
+            [sys.executable, "-m", "connectx_gym.evaluate", "models/cluster/final_model.zip", "--opponents", "random",
+             "--games", "8", "--backend", "ray", "--ray-address", address],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+        assert evaluated.returncode == 0, evaluated.stderr
+        assert "on Ray (2 CPUs)" in evaluated.stdout
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
