@@ -34,6 +34,12 @@ def import_ray(what: str) -> ModuleType:
         import ray
     except ImportError:
         raise UserError(f"{what} needs Ray, which is not installed; install the extra with: {INSTALL_HINT}") from None
+    if not hasattr(ray, "init"):  # e.g. Ray's own session folder /tmp/ray, imported from the current directory
+        where = ", ".join(getattr(ray, "__path__", [])) or getattr(ray, "__file__", "?")
+        raise UserError(
+            f"{what} needs Ray, but 'import ray' found {where}, which is not Ray; run from another directory "
+            f"or install the extra with: {INSTALL_HINT}"
+        )
     return ray
 
 
