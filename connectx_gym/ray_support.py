@@ -72,12 +72,15 @@ def connect(
         return ray
     from .config import usable_cpu_count
 
-    ray.init(num_cpus=num_cpus or usable_cpu_count(), **options)
+    # 'local': a new instance even where RAY_ADDRESS or an earlier `ray start` names a cluster,
+    # which a bare ray.init() would join instead
+    ray.init(address="local", num_cpus=num_cpus or usable_cpu_count(), **options)
     return ray
 
 
 def _use_auth_token(address: str) -> bool:
-    """Send this machine's Ray token when joining a cluster by address; returns whether one is sent.
+    """Send this machine's Ray token when joining a cluster by address; returns whether this call
+    turned token authentication on (then a refusal may be about the token, and the message says so).
 
     ``ray start`` enables token authentication whenever a token exists (``~/.ray/auth_token``,
     or ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``), but a driver joining by ``host:port`` sends it
@@ -85,7 +88,7 @@ def _use_auth_token(address: str) -> bool:
     ``RAY_AUTH_MODE`` the user set is left alone, and ``auto`` finds the mode by itself.
     """
     if address == "auto" or AUTH_MODE_VARIABLE in os.environ:
-        return os.environ.get(AUTH_MODE_VARIABLE, "").lower() == "token"
+        return False
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or DEFAULT_TOKEN_PATH.is_file():
         os.environ[AUTH_MODE_VARIABLE] = "token"
         try:  # Ray reads the variable when it is imported: refresh its config, as `ray start` does

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +169,11 @@ def test_a_cluster_started_with_ray_start_is_joined_by_address(tmp_path):
         port = probe.getsockname()[1]
     ray_cli = str(Path(sys.executable).with_name("ray"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # its own (short: socket paths) temp dir, so the cluster is not recorded as this machine's latest
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                             "--block"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                             f"--temp-dir={temp_dir}", "--block"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -197,3 +201,4 @@ def test_a_cluster_started_with_ray_start_is_joined_by_address(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
