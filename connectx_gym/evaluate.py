@@ -45,6 +45,7 @@ import numpy as np
 
 from .agents import BARE_PATH_NOTE, agent_board, board_text, make_agent, parse_agent_spec
 from .chunk import single_threaded_children
+from .config import usable_cpu_count
 from .errors import ArgumentParser, UserError
 from .match import GameRecord, SeatRecord, init_batch_worker, init_batch_worker_process, play_batch
 from .ray_support import cluster_cpus, connect, import_ray
@@ -282,13 +283,6 @@ def _finite(value: float) -> Optional[float]:
 
 
 # ====================================================================== playing games in parallel
-def usable_cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def split_batches(jobs: Sequence[Any], num_processes: int) -> List[List[Any]]:
     """Contiguous batches of ``jobs``: about ``BATCHES_PER_PROCESS`` per process, at least one job each."""
     if not jobs:

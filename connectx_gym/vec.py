@@ -25,6 +25,8 @@ import numpy as np
 
 from ._quiet import quiet_import_sb3
 from .chunk import ChunkActor, EnvChunk, dispatch, single_threaded_children, worker_main
+from .config import usable_cpu_count
+from .errors import UserError
 
 quiet_import_sb3()
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
@@ -213,13 +215,10 @@ def ray_chunk_actor_class(address: Optional[str], cpus_needed: float):
     as many workers as asked for; a cluster that has fewer in all is an error rather than actors
     that wait forever for a place.
     """
-    from .errors import UserError
     from .ray_support import cluster_cpus, connect
 
     needed = max(1, math.ceil(cpus_needed))
     if not address:
-        from .config import usable_cpu_count
-
         ray = connect("", num_cpus=max(usable_cpu_count(), needed), what=BACKEND_NEEDS_RAY)
     else:
         ray = connect(address, what=BACKEND_NEEDS_RAY)
