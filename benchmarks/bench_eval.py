@@ -15,7 +15,7 @@ import json
 import time
 
 from connectx_gym.evaluate import build_agent, play_pairings
-from connectx_gym.solver import clear_caches
+from connectx_gym.game.solver import clear_caches
 
 
 def timed(agents, games, seed, processes):

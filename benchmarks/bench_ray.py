@@ -31,9 +31,9 @@ import numpy as np
 from bench_train import measure
 
 from connectx_gym.config import load_config
-from connectx_gym.ray_support import connect
+from connectx_gym.runtime.ray_cluster import connect
 from connectx_gym.train import env_kwargs
-from connectx_gym.vec import make_vec_env
+from connectx_gym.envs.vec import make_vec_env
 
 BACKENDS = ("chunked", "ray")
 

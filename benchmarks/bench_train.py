@@ -36,7 +36,7 @@ from typing import Any, Dict, List
 import gymnasium as gym
 import numpy as np
 
-from connectx_gym._quiet import quiet_import_sb3
+from connectx_gym.runtime.quiet import quiet_import_sb3
 
 quiet_import_sb3()
 import torch  # noqa: E402
@@ -44,10 +44,10 @@ from sb3_contrib import MaskablePPO  # noqa: E402
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor  # noqa: E402
 
 from connectx_gym.config import load_config  # noqa: E402
-from connectx_gym.planes import NUM_PLANES  # noqa: E402
-from connectx_gym.policy import policy_kwargs  # noqa: E402
+from connectx_gym.envs.planes import NUM_PLANES  # noqa: E402
+from connectx_gym.training.policy import policy_kwargs  # noqa: E402
 from connectx_gym.train import env_kwargs, ppo_kwargs  # noqa: E402
-from connectx_gym.vec import make_vec_env  # noqa: E402
+from connectx_gym.envs.vec import make_vec_env  # noqa: E402
 
 #: a null episode ends every this many steps, about the length of a real game against random
 NULL_EPISODE_LENGTH = 11

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import gymnasium
 
-from .bitboard import Geometry, Position, geometry
-from .env import ConnectXEnv
+from connectx_gym.game.bitboard import Geometry, Position, geometry
+from connectx_gym.envs.connectx import ConnectXEnv
 
 __version__ = "0.1.0"
 ENV_ID = "ConnectX-v0"
 
 if ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=ENV_ID, entry_point="connectx_gym.env:ConnectXEnv")
+    gymnasium.register(id=ENV_ID, entry_point="connectx_gym.envs.connectx:ConnectXEnv")
 
 __all__ = ["ConnectXEnv", "Geometry", "Position", "geometry", "ENV_ID", "__version__"]

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal, Mapping, Optional, Sequence, Union
 import yaml
 
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
+from connectx_gym.runtime.processes import usable_cpu_count
 
 __all__ = [
     "Config",
@@ -49,7 +50,6 @@ __all__ = [
     "config_to_dict",
     "save_config",
     "resolve",
-    "usable_cpu_count",
     "config_keys",
     "config_reference_markdown",
     "default_config_yaml",
@@ -269,8 +269,8 @@ def _type_hints(cls: type) -> dict[str, Any]:
 
 
 def _check_opponent(path: str, spec: Any) -> None:
-    """Validate an opponent spec (or a ``{spec: weight}`` mixture) with ``connectx_gym.opponents``."""
-    from connectx_gym.opponents import parse_mixture, parse_spec  # lazy: avoids an import cycle
+    """Validate an opponent spec (or a ``{spec: weight}`` mixture) with ``connectx_gym.game.opponents``."""
+    from connectx_gym.game.opponents import parse_mixture, parse_spec  # lazy: avoids an import cycle
 
     try:
         parse_mixture(spec) if isinstance(spec, Mapping) else parse_spec(spec)
@@ -326,14 +326,6 @@ class EnvConfig(_Section):
 
     def _validate(self) -> None:
         _check_opponent(f"{self.section}.opponent", self.opponent)
-
-
-def usable_cpu_count() -> int:
-    """CPU cores this process may run on (its affinity mask), falling back to ``os.cpu_count()``."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not available on macOS/Windows
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -741,7 +733,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write ``config`` as YAML to ``path`` atomically (temp file in the same directory + os.replace)."""
-    from connectx_gym.checkpoints import write_atomic
+    from connectx_gym.training.checkpoints import write_atomic
 
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
     write_atomic(path, text.encode("utf-8"))

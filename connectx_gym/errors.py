@@ -7,7 +7,6 @@ message on one line and exit non-zero without a traceback.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 from typing import Iterable
 
@@ -24,15 +23,18 @@ class SpecError(UserError):
     """An agent/opponent spec string could not be parsed or loaded."""
 
 
+class WorkerError(RuntimeError):
+    """A worker process, Ray actor or task failed (not an agent: agents' errors are forfeits).
+
+    The message names the worker and the cause; ``worker_traceback`` keeps the worker's traceback.
+    """
+
+    def __init__(self, message: str, worker_traceback: str = "") -> None:
+        super().__init__(message)
+        self.worker_traceback = worker_traceback
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' hint for a misspelt ``name``, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """``argparse`` whose errors are ``UserError``s: one ``error: ...`` line from the CLI's handler,
-    not argparse's usage block."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)

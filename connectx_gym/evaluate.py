@@ -43,12 +43,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .agents import BARE_PATH_NOTE, agent_board, board_text, make_agent, parse_agent_spec
-from .chunk import single_threaded_children
-from .config import usable_cpu_count
-from .errors import ArgumentParser, UserError
-from .match import GameRecord, SeatRecord, init_batch_worker, init_batch_worker_process, play_batch
-from .ray_support import cluster_cpus, connect, import_ray
+from connectx_gym.game.agents import BARE_PATH_NOTE, agent_board, board_text, make_agent, parse_agent_spec
+from connectx_gym.runtime.processes import openblas_apis, single_threaded_blas, single_threaded_children, usable_cpu_count
+from connectx_gym.cli import ArgumentParser
+from connectx_gym.errors import UserError, WorkerError
+from connectx_gym.evaluation.match import GameRecord, SeatRecord, init_batch_worker, init_batch_worker_process, play_batch
+from connectx_gym.runtime.ray_cluster import cluster_cpus, connect, import_ray
 
 #: two-sided 95% normal quantile
 Z95 = 1.959963984540054
@@ -56,7 +56,7 @@ ELO_PER_NATURAL_UNIT = 400.0 / math.log(10.0)
 DEFAULT_BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 DEFAULT_OPPONENTS = ("random", "negamax")
 #: modules a worker process preloads (forkserver): quiet gym banner, the env, agents and game loops
-WORKER_PRELOAD = ["connectx_gym._quiet", "connectx_gym.env", "connectx_gym.agents", "connectx_gym.match"]
+WORKER_PRELOAD = ["connectx_gym.runtime.quiet", "connectx_gym.envs.connectx", "connectx_gym.game.agents", "connectx_gym.evaluation.match"]
 #: batches per process: small enough to balance games of uneven length, each still many games
 BATCHES_PER_PROCESS = 32
 #: spec kinds that only make sense inside a training run
@@ -67,10 +67,6 @@ MAX_ERRORS_KEPT = 5
 BACKENDS = ("local", "ray")
 #: resources of one Ray task: it plays one batch of games on one thread
 RAY_TASK_OPTIONS: Dict[str, Any] = {"num_cpus": 1}
-
-
-class WorkerError(RuntimeError):
-    """A process or task playing games failed (not the agents: their errors are forfeits)."""
 
 
 # ====================================================================== statistics
@@ -292,58 +288,6 @@ def split_batches(jobs: Sequence[Any], num_processes: int) -> List[List[Any]]:
     return [list(jobs[start : start + size]) for start in range(0, len(jobs), size)]
 
 
-_OPENBLAS_APIS: Optional[List[Tuple[Any, Any]]] = None
-
-
-def _openblas_apis() -> List[Tuple[Any, Any]]:
-    """``(get_num_threads, set_num_threads)`` of every OpenBLAS loaded in this process (Linux; else none).
-
-    numpy reads ``OPENBLAS_NUM_THREADS`` only when it loads, which in this process happened
-    before any of our code ran; OpenBLAS's own C API changes it at run time.
-    """
-    global _OPENBLAS_APIS
-    if _OPENBLAS_APIS is None:
-        import ctypes
-
-        _OPENBLAS_APIS = []
-        try:
-            with open("/proc/self/maps", encoding="utf-8") as handle:
-                paths = sorted({line.split()[-1] for line in handle if "openblas" in line.lower() and "/" in line})
-        except OSError:
-            paths = []
-        for path in paths:
-            try:
-                library = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for prefix in ("scipy_openblas", "openblas"):
-                for suffix in ("64_", ""):
-                    get = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
-                    set_ = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
-                    if get is not None and set_ is not None:
-                        get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-                        _OPENBLAS_APIS.append((get, set_))
-    return _OPENBLAS_APIS
-
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """This process's OpenBLAS on one thread for a while (a no-op where it cannot be found).
-
-    While this process plays games next to the workers, a multi-threaded BLAS here would spin on
-    the cores they need (a checkpoint's forward pass ran 2x slower in total than one process).
-    """
-    apis = _openblas_apis()
-    before = [get() for get, _ in apis]
-    for _, set_ in apis:
-        set_(1)
-    try:
-        yield
-    finally:
-        for (_, set_), count in zip(apis, before):
-            set_(count)
-
-
 def make_pool(num_processes: int, agents: Sequence[Any], games: int, seed: int, board: Dict[str, int]) -> ProcessPoolExecutor:
     """A process pool whose workers hold ``agents``; forkserver (numpy-only, quiet), else spawn."""
     methods = mp.get_all_start_methods()
@@ -456,7 +400,7 @@ def ray_play_batch(
     if _RAY_WORKER_STATE.get("key") != key:
         import ray
 
-        for _, set_threads in _openblas_apis():  # one thread, even if the cluster's OPENBLAS_NUM_THREADS says more
+        for _, set_threads in openblas_apis():  # one thread, even if the cluster's OPENBLAS_NUM_THREADS says more
             set_threads(1)
         _RAY_WORKER_STATE.clear()
         try:
@@ -572,8 +516,8 @@ def is_run_directory(path: str) -> bool:
 
 def run_checkpoints(run_dir: str) -> List[AgentEntry]:
     """Every loadable checkpoint of a run, oldest first; unreadable ones are skipped with a warning."""
-    from .agents import CheckpointOpponent
-    from .checkpoints import CHECKPOINT_DIR, CheckpointError, list_checkpoints
+    from connectx_gym.game.agents import CheckpointOpponent
+    from connectx_gym.training.checkpoints import CHECKPOINT_DIR, CheckpointError, list_checkpoints
 
     found = list_checkpoints(run_dir)
     if not found:
@@ -759,7 +703,7 @@ def plot_progress(results: Sequence[PairingResult], path: str, title: str) -> No
 # ====================================================================== replay
 def replay_text(result: PairingResult, record: GameRecord, board: Dict[str, int]) -> str:
     """A plain-text move list and the final board of one game."""
-    from .bitboard import Position, geometry
+    from connectx_gym.game.bitboard import Position, geometry
 
     position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
     names = {1: result.agent, 2: result.opponent} if record.agent_first else {1: result.opponent, 2: result.agent}

@@ -30,7 +30,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import ArgumentParser, UserError
+from connectx_gym.cli import ArgumentParser
+from connectx_gym.errors import UserError
 
 #: Kaggle's ConnectX gives an agent 2 s per move (``actTimeout``); the search budget stays far below it
 MAX_SEARCH_MS = 1500
@@ -517,8 +518,8 @@ def export(checkpoint, output, search_ms: Optional[int] = None) -> ExportResult:
 
     :raises UserError: bad checkpoint, output path or search budget (nothing is written)
     """
-    from .checkpoints import verify_checkpoint, write_atomic
-    from .numpy_policy import load_checkpoint
+    from connectx_gym.training.checkpoints import verify_checkpoint, write_atomic
+    from connectx_gym.game.numpy_policy import load_checkpoint
 
     search_ms = check_search_ms(search_ms)
     checkpoint, output = Path(checkpoint), Path(output)

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .config import Config, config_to_dict, load_config, save_config
-from .errors import ArgumentParser, UserError
+from connectx_gym.config import Config, config_to_dict, load_config, save_config
+from connectx_gym.cli import ArgumentParser
+from connectx_gym.errors import UserError
 
 DEFAULT_CONFIG = Path("configs") / "default.yaml"
 CONFIG_NAME = "config.yaml"
@@ -68,7 +69,7 @@ def _check_writable(run_dir: Path) -> None:
 
 def check_opponents(config: Config) -> None:
     """Build every configured opponent once, so a bad agent file fails before anything is written."""
-    from .opponents import make_opponent
+    from connectx_gym.game.opponents import make_opponent
 
     stages = [stage["opponent"] for stage in config.curriculum.stages]
     for spec in (config.env.opponent, *stages, *config.train.eval_opponents):
@@ -79,14 +80,14 @@ def check_ray(config: Config) -> None:
     """With ``multiprocessing.backend: ray``, join (or start) the cluster now and check it has room
     for the workers, so a missing install or a wrong ``ray.address`` fails before anything is written."""
     if config.multiprocessing.backend == "ray":
-        from .vec import ray_chunk_actor_class
+        from connectx_gym.envs.vec import ray_chunk_actor_class
 
         ray_chunk_actor_class(config.ray.address, config.ray.num_cpus_per_worker * config.multiprocessing.num_processes)
 
 
 def prepare_run(args: argparse.Namespace) -> tuple:
     """Validate everything and decide the run directory: ``(config, run_dir, resume checkpoint)``."""
-    from .checkpoints import newest_valid_checkpoint
+    from connectx_gym.training.checkpoints import newest_valid_checkpoint
 
     if args.resume:
         if args.config:
@@ -141,8 +142,8 @@ def ppo_kwargs(config: Config) -> Dict[str, Any]:
 def build_vec_env(config: Config, seed: int, opponent: Any = None):
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from .opponents import make_opponent
-    from .vec import make_vec_env
+    from connectx_gym.game.opponents import make_opponent
+    from connectx_gym.envs.vec import make_vec_env
 
     mp_config = config.multiprocessing
     # Built here and shipped as an object: a checkpoint opponent then travels as numpy weights
@@ -200,8 +201,8 @@ class RunState:
     FILE = "trainer_state.pkl"
 
     def __init__(self, config: Config, run_dir: Path, resume) -> None:
-        from .curriculum import Curriculum
-        from .selfplay import PoolKeeper, uses_selfplay
+        from connectx_gym.training.curriculum import Curriculum
+        from connectx_gym.game.selfplay import PoolKeeper, uses_selfplay
 
         self.run_dir = run_dir
         saved: Dict[str, Any] = {}
@@ -224,7 +225,7 @@ class RunState:
         return self.curriculum.opponent if self.curriculum.active else None
 
     def save(self) -> None:
-        from .checkpoints import write_atomic
+        from connectx_gym.training.checkpoints import write_atomic
 
         state: Dict[str, Any] = {"stage": self.curriculum.stage}
         if self.pool is not None:
@@ -241,10 +242,10 @@ def make_callback(config: Config, run_dir: Path, start_step: int, state: RunStat
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from .checkpoints import checkpoint_path, prune_checkpoints, save_model, write_atomic
-    from .match import play_games, sb3_batch_policy
-    from .numpy_policy import from_sb3_model
-    from .opponents import make_opponent
+    from connectx_gym.training.checkpoints import checkpoint_path, prune_checkpoints, save_model, write_atomic
+    from connectx_gym.evaluation.match import play_games, sb3_batch_policy
+    from connectx_gym.game.numpy_policy import from_sb3_model
+    from connectx_gym.game.opponents import make_opponent
 
     train = config.train
 
@@ -404,14 +405,14 @@ def run(config: Config, run_dir: Path, resume, report=None) -> int:
 
     :param report: see :func:`make_callback` (metrics after every evaluation)
     """
-    from ._quiet import quiet_import_sb3
+    from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
-    from .checkpoints import checkpoint_path, load_model, save_model
-    from .policy import policy_kwargs
-    from .vec import WorkerError
+    from connectx_gym.training.checkpoints import checkpoint_path, load_model, save_model
+    from connectx_gym.training.policy import policy_kwargs
+    from connectx_gym.envs.vec import WorkerError
 
     _check_writable(run_dir)
     save_config(config, run_dir / CONFIG_NAME)

@@ -87,7 +87,7 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Set, T
 
 import yaml
 
-from .config import (
+from connectx_gym.config import (
     SECTIONS,
     Config,
     _check_field,
@@ -99,7 +99,8 @@ from .config import (
     config_to_dict,
     load_config,
 )
-from .errors import ArgumentParser, ConfigError, UserError, did_you_mean
+from connectx_gym.cli import ArgumentParser
+from connectx_gym.errors import ConfigError, UserError, did_you_mean
 
 WHAT = "python -m connectx_gym.tune"
 DEFAULT_SWEEP_FILE = Path("configs") / "tune.yaml"
@@ -435,7 +436,7 @@ def load_sweep(path: str | os.PathLike, sets: Sequence[str] = (), num_samples: O
     :param address: the Ray cluster (``--address``); None: the base config's ``ray.address``
     :raises UserError: on any bad key or value, naming it
     """
-    from .train import DEFAULT_CONFIG, check_opponents
+    from connectx_gym.train import DEFAULT_CONFIG, check_opponents
 
     source = os.fspath(path)
     data = _read_yaml(path)
@@ -564,7 +565,7 @@ def _searched(key: str, spec: Any, plan: TrialPlan, workers_reserve_cpus: bool, 
         ``multiprocessing.num_processes`` decides a trial's resources and cannot be searched)
     :param fail: makes the ConfigError for a message (prefixing the sweep file)
     """
-    from .train import check_opponents
+    from connectx_gym.train import check_opponents
 
     where = f"search_space {key}"
     if key in _SAME_FOR_EVERY_TRIAL:
@@ -700,7 +701,7 @@ def run_trial(config: Dict[str, Any], plan: TrialPlan) -> None:
     log_path = run_dir / TRIAL_LOG_NAME
     _output_to(log_path)
     try:
-        from .train import run
+        from connectx_gym.train import run
 
         trial_config = plan.trial_config(_flat(config), name)
         code = run(trial_config, run_dir, None, report=tune.report)
@@ -745,7 +746,7 @@ class TrialRecord:
     @property
     def model(self) -> str:
         """The run's exportable model: final_model.zip, else best_model.zip, else ''."""
-        from .train import BEST_MODEL_NAME, FINAL_MODEL_NAME
+        from connectx_gym.train import BEST_MODEL_NAME, FINAL_MODEL_NAME
 
         for file_name in (FINAL_MODEL_NAME, BEST_MODEL_NAME):
             if (self.run_dir / file_name).is_file():
@@ -900,7 +901,7 @@ def _csv_cell(value: Any) -> Any:
 
 def write_results(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """``results.csv``: the table, one row per trial, values as plain YAML-ish text."""
-    from .checkpoints import write_atomic
+    from connectx_gym.training.checkpoints import write_atomic
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -955,7 +956,7 @@ def run_sweep(sweep: Sweep) -> int:
 
     :raises UserError: when Ray is missing, the cluster cannot be reached or cannot fit a trial
     """
-    from .ray_support import cluster_cpus, connect
+    from connectx_gym.runtime.ray_cluster import cluster_cpus, connect
 
     ray = connect(sweep.address, what=WHAT, option=sweep.address_option)
     cpus = cluster_cpus(ray)

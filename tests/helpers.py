@@ -15,13 +15,13 @@ def tiny_model(board: Dict[str, int], settings: Optional[Dict[str, Any]] = None,
     :param settings: ``policy.policy_kwargs`` arguments (default: a 4-channel CNN, an 8-unit head)
     :param steps: PPO steps to learn before returning (0: the untrained policy)
     """
-    from connectx_gym._quiet import quiet_import_sb3
+    from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
-    from connectx_gym.policy import policy_kwargs
-    from connectx_gym.vec import make_vec_env
+    from connectx_gym.training.policy import policy_kwargs
+    from connectx_gym.envs.vec import make_vec_env
 
     settings = settings if settings is not None else dict(features="cnn", cnn_channels=[4], kernel_size=3,
                                                           net_arch=[8], activation="relu")

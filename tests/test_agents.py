@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 from helpers import tiny_model
 
-from connectx_gym import agents as ag
-from connectx_gym import opponents
-from connectx_gym.bitboard import Position, geometry
-from connectx_gym.checkpoints import CheckpointError
+from connectx_gym.game import agents as ag
+from connectx_gym.game import opponents
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.training.checkpoints import CheckpointError
 from connectx_gym.errors import SpecError, UserError
-from connectx_gym.match import match_result_from_games, play_opponent_game, play_opponent_games
-from connectx_gym.opponents import OpponentSpec, make_opponent
+from connectx_gym.evaluation.match import match_result_from_games, play_opponent_game, play_opponent_games
+from connectx_gym.game.opponents import OpponentSpec, make_opponent
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 
 
 def train_tiny_checkpoint(path, board=BOARD, steps=64, seed=0):
     """A few PPO steps of a tiny CNN policy, saved like the trainer does (board recorded)."""
-    from connectx_gym.checkpoints import save_model
+    from connectx_gym.training.checkpoints import save_model
 
     save_model(tiny_model(board, seed=seed, steps=steps), path)
     return path
@@ -112,7 +112,7 @@ def test_checkpoint_agent_plays_legal_greedy_moves(checkpoint):
 
 
 def test_checkpoint_agent_prefers_its_best_logit_among_legal_columns(checkpoint):
-    from connectx_gym.planes import encode_position
+    from connectx_gym.envs.planes import encode_position
 
     agent = ag.make_agent(checkpoint)
     position = Position(geometry(**BOARD))
@@ -147,7 +147,7 @@ def test_checkpoint_agent_pickles_as_numpy_weights_without_torch(checkpoint, tmp
         assert clone.act(position, None) == agent.act(position, None)
     (tmp_path / "agent.pkl").write_bytes(payload)
     code = (
-        "import pickle, sys; from connectx_gym.bitboard import Position, geometry\n"
+        "import pickle, sys; from connectx_gym.game.bitboard import Position, geometry\n"
         f"agent = pickle.load(open({str(tmp_path / 'agent.pkl')!r}, 'rb'))\n"
         "print(agent.act(Position(geometry(5, 6, 4)), None), 'torch' in sys.modules, 'stable_baselines3' in sys.modules)"
     )

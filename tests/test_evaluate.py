@@ -17,8 +17,9 @@ import pytest
 from helpers import tiny_model
 
 from connectx_gym import evaluate as ev
-from connectx_gym.bitboard import Position, geometry
-from connectx_gym.match import loaded_heavy_modules
+from connectx_gym.runtime import processes
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.evaluation.match import loaded_heavy_modules
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 
@@ -26,7 +27,7 @@ BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory like the trainer's: two checkpoints (steps 64 and 128) and final_model.zip."""
-    from connectx_gym.checkpoints import checkpoint_path, save_model
+    from connectx_gym.training.checkpoints import checkpoint_path, save_model
 
     run = tmp_path_factory.mktemp("evaluate") / "models" / "tiny"
     model = tiny_model(BOARD)
@@ -144,12 +145,12 @@ def test_workers_load_neither_torch_nor_sb3_and_use_one_blas_thread(checkpoint):
     import os
 
     entries = [ev.build_agent(checkpoint).agent]
-    from connectx_gym.chunk import THREAD_VARIABLES
+    from connectx_gym.runtime.processes import THREAD_VARIABLES
 
     environment = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     pool = ev.make_pool(2, entries, 1, 0, BOARD)
     try:
-        with ev.single_threaded_children():  # as play_pairings starts them
+        with processes.single_threaded_children():  # as play_pairings starts them
             modules = pool.submit(loaded_heavy_modules)
             threads = pool.submit(os.getenv, "OPENBLAS_NUM_THREADS")
         assert modules.result(timeout=120) == [] and threads.result(timeout=120) == "1"
@@ -159,9 +160,9 @@ def test_workers_load_neither_torch_nor_sb3_and_use_one_blas_thread(checkpoint):
 
 
 def test_single_threaded_blas_is_restored():
-    apis = ev._openblas_apis()
+    apis = processes.openblas_apis()
     before = [get() for get, _ in apis]
-    with ev.single_threaded_blas():
+    with processes.single_threaded_blas():
         assert all(get() == 1 for get, _ in apis)
     assert [get() for get, _ in apis] == before
 

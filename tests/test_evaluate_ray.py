@@ -10,8 +10,8 @@ import pytest
 from helpers import tiny_model
 
 from connectx_gym import evaluate as ev
-from connectx_gym import ray_support
-from connectx_gym.match import loaded_heavy_modules
+from connectx_gym.runtime import ray_cluster as ray_support
+from connectx_gym.evaluation.match import loaded_heavy_modules
 
 try:  # not importorskip: the missing-Ray tests below must run exactly when Ray is missing too
     import ray
@@ -36,7 +36,7 @@ def ray_instance():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from connectx_gym.checkpoints import save_model
+    from connectx_gym.training.checkpoints import save_model
 
     path = tmp_path_factory.mktemp("evaluate_ray") / "model.zip"
     save_model(tiny_model(BOARD), path)

@@ -1,4 +1,4 @@
-"""Tests of ``connectx_gym.opponents``: spec parsing, building, Kaggle agents, pickling, seeding."""
+"""Tests of ``connectx_gym.game.opponents``: spec parsing, building, Kaggle agents, pickling, seeding."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import List
 import numpy as np
 import pytest
 
-from connectx_gym import opponents
-from connectx_gym.bitboard import Position, geometry
+from connectx_gym.game import opponents
+from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.errors import SpecError, UserError
-from connectx_gym.opponents import (
+from connectx_gym.game.opponents import (
     OPPONENT_FORMS,
     AlphaBetaOpponent,
     KaggleAgentOpponent,
@@ -28,7 +28,7 @@ from connectx_gym.opponents import (
     parse_spec,
     register_opponent_kind,
 )
-from connectx_gym.solver import kaggle_immediate_win, kaggle_negamax_scores
+from connectx_gym.game.solver import kaggle_immediate_win, kaggle_negamax_scores
 
 
 def positions(count: int, seed: int, rows: int = 6, columns: int = 7, inarow: int = 4) -> List[Position]:
@@ -152,7 +152,7 @@ def test_forms_describe_every_kind():
 def test_parsing_and_building_solvers_do_not_import_kaggle():
     code = (
         "import sys\n"
-        "from connectx_gym.opponents import parse_spec, make_opponent\n"
+        "from connectx_gym.game.opponents import parse_spec, make_opponent\n"
         "parse_spec('kaggle:negamax'); parse_spec('kaggle:x.py')\n"
         "for spec in ('random', 'negamax', 'alphabeta:3'): make_opponent(spec)\n"
         "assert not [m for m in sys.modules if m.startswith('kaggle_environments')]\n"

@@ -213,7 +213,7 @@ EXPORT_CASES = [
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """A good 6x7 checkpoint, a 5x5 one, a truncated one and random bytes named .zip."""
-    from connectx_gym.checkpoints import save_model
+    from connectx_gym.training.checkpoints import save_model
 
     from helpers import tiny_model
 
@@ -342,7 +342,7 @@ def _session_left_over(pgid: int, timeout: float = 30.0) -> list:
 def test_kill_9_mid_training_keeps_checkpoints_and_resumes(tmp_path):
     import psutil
 
-    from connectx_gym.checkpoints import list_checkpoints, verify_checkpoint
+    from connectx_gym.training.checkpoints import list_checkpoints, verify_checkpoint
 
     every = 2048
     process = subprocess.Popen(
@@ -435,7 +435,7 @@ def test_misbehaving_kaggle_opponent_is_counted_not_fatal(tmp_path, kind):
 def test_killed_worker_is_reported_saved_and_exits_1(tmp_path):
     import psutil
 
-    from connectx_gym.checkpoints import list_checkpoints, verify_checkpoint
+    from connectx_gym.training.checkpoints import list_checkpoints, verify_checkpoint
 
     process = subprocess.Popen(
         [sys.executable, "-m", "connectx_gym.train", "--config", QUICK, "--set", "train.run_name=crash",
@@ -489,7 +489,7 @@ def fuzz_positions(board, count, seed):
     """Random gravity fills from empty to full-but-one (lines ignored), the mover by stone count."""
     from helpers import gravity_fill
 
-    from connectx_gym.bitboard import geometry
+    from connectx_gym.game.bitboard import geometry
 
     g = geometry(board["rows"], board["columns"], board["inarow"])
     rng = np.random.default_rng(seed)
@@ -505,7 +505,7 @@ def test_exported_agent_never_plays_illegally_on_10000_fuzzed_positions():
     from helpers import tiny_model
 
     from connectx_gym.export import load_submission, render_submission
-    from connectx_gym.numpy_policy import from_sb3_model
+    from connectx_gym.game.numpy_policy import from_sb3_model
 
     checked = full_but_one = 0
     for index, board in enumerate(FUZZ_BOARDS):
@@ -522,7 +522,7 @@ def test_search_p99_stays_within_its_budget_plus_50_ms():
     from helpers import tiny_model
 
     from connectx_gym.export import load_submission, render_submission
-    from connectx_gym.numpy_policy import from_sb3_model
+    from connectx_gym.game.numpy_policy import from_sb3_model
 
     board = FUZZ_BOARDS[0]
     budget_ms = 20
@@ -541,9 +541,9 @@ def test_search_p99_stays_within_its_budget_plus_50_ms():
 def test_same_seed_gives_identical_evaluations_in_process_and_in_subprocesses(tmp_path):
     """Same config and seed: the subprocess and the in-process trainer produce checkpoints that
     play identical games (the chunked workers step the same episodes either way)."""
-    from connectx_gym.agents import make_agent
-    from connectx_gym.bitboard import geometry
-    from connectx_gym.match import play_opponent_games
+    from connectx_gym.game.agents import make_agent
+    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.evaluation.match import play_opponent_games
 
     outcomes = {}
     for name, multiprocess in (("sub", "true"), ("inproc", "false"), ("sub2", "true")):

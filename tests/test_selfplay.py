@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectx_gym.bitboard import Position, geometry
-from connectx_gym.curriculum import Curriculum
-from connectx_gym.env import ConnectXEnv
-from connectx_gym.numpy_policy import NumpyPolicy
-from connectx_gym.opponents import make_opponent
-from connectx_gym.selfplay import (
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.training.curriculum import Curriculum
+from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.game.numpy_policy import NumpyPolicy
+from connectx_gym.game.opponents import make_opponent
+from connectx_gym.game.selfplay import (
     MixtureOpponent,
     PoolKeeper,
     SelfPlayOpponent,
@@ -203,8 +203,8 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
 @pytest.mark.slow
 def test_short_selfplay_run_improves_over_random(tmp_path):
     """About 20 s: 60k steps of pure self-play must beat random far more often than chance."""
-    from connectx_gym.agents import make_agent
-    from connectx_gym.match import play_opponent_games, match_result_from_games
+    from connectx_gym.game.agents import make_agent
+    from connectx_gym.evaluation.match import play_opponent_games, match_result_from_games
 
     result = run_train(
         tmp_path, "--config", str(ROOT / "configs" / "quick.yaml"), "--set", "train.run_name=selfplay",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectx_gym import ray_support
+from connectx_gym.runtime import ray_cluster as ray_support
 from connectx_gym import tune as sweep_cli
 
 ROOT = Path(__file__).resolve().parent.parent

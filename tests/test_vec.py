@@ -10,8 +10,8 @@ from functools import partial
 import numpy as np
 import pytest
 
-from connectx_gym.env import ConnectXEnv
-from connectx_gym.vec import ChunkedVecEnv, WorkerError, make_vec_env, split_evenly
+from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.envs.vec import ChunkedVecEnv, WorkerError, make_vec_env, split_evenly
 from helpers import assert_same, rollout
 
 ENV_KWARGS = dict(opponent="random", info_board=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from connectx_gym.errors import UserError
-from connectx_gym.vec import WorkerError, make_vec_env
+from connectx_gym.envs.vec import WorkerError, make_vec_env
 from helpers import assert_same, rollout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def local_ray():
     """One local Ray instance for the module (2 CPUs, no dashboard); shut down only if started here."""
     import ray
 
-    from connectx_gym.ray_support import connect
+    from connectx_gym.runtime.ray_cluster import connect
 
     started = not ray.is_initialized()
     connect("", num_cpus=2)
@@ -116,9 +116,9 @@ def test_more_cpus_than_the_cluster_has_is_refused():
 @requires_ray
 def test_training_on_ray_equals_training_on_subprocesses(tmp_path):
     """The same config and seed give checkpoints that play identical games on either backend."""
-    from connectx_gym.agents import make_agent
-    from connectx_gym.bitboard import geometry
-    from connectx_gym.match import play_opponent_games
+    from connectx_gym.game.agents import make_agent
+    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.evaluation.match import play_opponent_games
 
     games = {}
     for backend in ("ray", "chunked"):

@@ -17,10 +17,10 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-from .bitboard import Position
-from .errors import SpecError
-from .numpy_policy import NumpyPolicy
-from .opponents import (
+from connectx_gym.game.bitboard import Position
+from connectx_gym.errors import SpecError
+from connectx_gym.game.numpy_policy import NumpyPolicy
+from connectx_gym.game.opponents import (
     OpponentKind,
     OpponentSpec,
     make_opponent,
@@ -60,9 +60,9 @@ class CheckpointOpponent:
     def from_file(cls, path: Union[str, os.PathLike]) -> "CheckpointOpponent":
         """Load a checkpoint ``.zip`` (imports SB3 here only).
 
-        :raises connectx_gym.checkpoints.CheckpointError: if it is missing or not a checkpoint
+        :raises connectx_gym.training.checkpoints.CheckpointError: if it is missing or not a checkpoint
         """
-        from .numpy_policy import load_checkpoint
+        from connectx_gym.game.numpy_policy import load_checkpoint
 
         return cls(load_checkpoint(path), name=f"{CHECKPOINT_KIND}:{os.fspath(path)}")
 

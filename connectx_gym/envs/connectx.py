@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
-from .planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
+from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
+from connectx_gym.envs.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
 
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
@@ -90,7 +90,7 @@ class ConnectXEnv(gym.Env):
         """Replace the opponent (a spec string, a ``{spec: weight}`` mixture drawn from per episode,
         or an object with ``act``); a drawn mixture component changes at the next reset."""
         if isinstance(opponent, (str, Mapping)):
-            from .opponents import make_opponent
+            from connectx_gym.game.opponents import make_opponent
 
             opponent = make_opponent(opponent)
         if not callable(getattr(opponent, "act", None)):
@@ -170,7 +170,7 @@ class ConnectXEnv(gym.Env):
     # ------------------------------------------------------------------ self-play
     def add_snapshot(self, snapshot_id: int, payload: bytes, max_size: int, latest_probability: float) -> bool:
         """Add a frozen policy to this process's self-play pool (once per id, shared by all envs)."""
-        from .selfplay import pool
+        from connectx_gym.game.selfplay import pool
 
         shared = pool()
         shared.configure(max_size=max_size, latest_probability=latest_probability)
@@ -178,7 +178,7 @@ class ConnectXEnv(gym.Env):
 
     def set_snapshot_weights(self, weights: Mapping[int, float]) -> None:
         """Sampling weights of older snapshots in this process's self-play pool."""
-        from .selfplay import pool
+        from connectx_gym.game.selfplay import pool
 
         pool().set_weights(weights)
 

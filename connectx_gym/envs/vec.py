@@ -23,10 +23,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import cloudpickle
 import numpy as np
 
-from ._quiet import quiet_import_sb3
-from .chunk import ChunkActor, EnvChunk, dispatch, single_threaded_children, worker_main
-from .config import usable_cpu_count
-from .errors import UserError
+from connectx_gym.runtime.quiet import quiet_import_sb3
+from connectx_gym.envs.chunk import ChunkActor, EnvChunk, dispatch, worker_main
+from connectx_gym.runtime.processes import single_threaded_children, usable_cpu_count
+from connectx_gym.errors import UserError, WorkerError
 
 quiet_import_sb3()
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
@@ -39,14 +39,6 @@ POLL_INTERVAL_S = 0.5
 CLOSE_TIMEOUT_S = 5.0
 #: what needs Ray, in the message shown when it is not installed
 BACKEND_NEEDS_RAY = "multiprocessing.backend=ray"
-
-
-class WorkerError(RuntimeError):
-    """An env worker raised or died; names the worker, its envs and the cause."""
-
-    def __init__(self, message: str, worker_traceback: str = "") -> None:
-        super().__init__(message)
-        self.worker_traceback = worker_traceback
 
 
 def split_evenly(count: int, parts: int) -> List[range]:
@@ -158,7 +150,7 @@ class _RayWorker:
     """
 
     def __init__(self, index: int, env_indices: range, env_fns, actor_class, num_cpus: float) -> None:
-        from .ray_support import import_ray
+        from connectx_gym.runtime.ray_cluster import import_ray
 
         self.ray = import_ray(BACKEND_NEEDS_RAY)
         self.index = index
@@ -215,7 +207,7 @@ def ray_chunk_actor_class(address: Optional[str], cpus_needed: float):
     as many workers as asked for; a cluster that has fewer in all is an error rather than actors
     that wait forever for a place.
     """
-    from .ray_support import cluster_cpus, connect
+    from connectx_gym.runtime.ray_cluster import cluster_cpus, connect
 
     needed = max(1, math.ceil(cpus_needed))
     if not address:
@@ -275,7 +267,7 @@ class ChunkedVecEnv(VecEnv):
             elif use_multiprocessing:
                 context = mp.get_context(start_method)
                 if start_method == "forkserver":
-                    context.set_forkserver_preload(["connectx_gym.chunk"])
+                    context.set_forkserver_preload(["connectx_gym.envs.chunk"])
                 with single_threaded_children():
                     for index, env_indices in enumerate(self.chunk_ranges):
                         fns = [env_fns[i] for i in env_indices]
@@ -408,7 +400,7 @@ BACKENDS = ("chunked", "ray", "sb3_subproc", "sb3_dummy")
 
 def env_factories(env_kwargs: Dict[str, Any], count: int) -> List[Callable[[], Any]]:
     """``count`` picklable callables that each build a ``ConnectXEnv`` with ``env_kwargs``."""
-    from .env import ConnectXEnv
+    from connectx_gym.envs.connectx import ConnectXEnv
 
     return [partial(ConnectXEnv, **env_kwargs) for _ in range(count)]
 
@@ -446,7 +438,7 @@ def make_vec_env(
         from stable_baselines3.common.vec_env import SubprocVecEnv
 
         if start_method == "forkserver":
-            mp.get_context("forkserver").set_forkserver_preload(["connectx_gym._quiet"])
+            mp.get_context("forkserver").set_forkserver_preload(["connectx_gym.runtime.quiet"])
         with single_threaded_children():
             venv = SubprocVecEnv(fns, start_method=start_method)
     elif backend == "sb3_dummy":

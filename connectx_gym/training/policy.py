@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Sequence
 
-from ._quiet import quiet_import_sb3
+from connectx_gym.runtime.quiet import quiet_import_sb3
 
 quiet_import_sb3()
 import torch  # noqa: E402

@@ -22,9 +22,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple, Unio
 
 import numpy as np
 
-from .bitboard import Position
-from .errors import SpecError, did_you_mean
-from .solver import alphabeta_move, kaggle_negamax_move
+from connectx_gym.game.bitboard import Position
+from connectx_gym.errors import SpecError, did_you_mean
+from connectx_gym.game.solver import alphabeta_move, kaggle_negamax_move
 
 # Kaggle's ConnectX configuration and observation defaults (kaggle_environments' connectx.json
 # and core.py), sent to Kaggle agents along with the board size.
@@ -377,7 +377,7 @@ def make_opponent(spec: Union[str, OpponentSpec, Opponent, Mapping[str, Any]]) -
     :raises SpecError: for a bad spec, or a Kaggle agent file that is missing or does not load
     """
     if isinstance(spec, Mapping):
-        from .selfplay import MixtureOpponent
+        from connectx_gym.game.selfplay import MixtureOpponent
 
         return MixtureOpponent([(weight, make_opponent(part)) for part, weight in parse_mixture(spec)])
     if isinstance(spec, str):
@@ -417,7 +417,7 @@ register_opponent_kind(
 
 
 def _build_selfplay(argument: Optional[str]) -> Opponent:
-    from .selfplay import SelfPlayOpponent
+    from connectx_gym.game.selfplay import SelfPlayOpponent
 
     return SelfPlayOpponent(greedy=argument == "greedy")
 
@@ -439,4 +439,4 @@ register_opponent_kind(
 )
 
 # Trained checkpoints ("checkpoint:<model.zip>", or a bare path ending in .zip) register themselves.
-from . import agents  # noqa: E402,F401
+import connectx_gym.game.agents  # noqa: E402,F401

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
-from .errors import UserError
+from connectx_gym.errors import UserError
 
 #: seconds to wait for a TCP connection to a cluster's head node before calling it unreachable
 REACHABLE_TIMEOUT_S = 5.0
@@ -70,7 +70,7 @@ def connect(
             hint = TOKEN_HINT if token else ""
             raise UserError(f"{shown}: cannot connect to a Ray cluster: {summary}{hint}") from None
         return ray
-    from .config import usable_cpu_count
+    from connectx_gym.runtime.processes import usable_cpu_count
 
     # 'local': a new instance even where RAY_ADDRESS or an earlier `ray start` names a cluster,
     # which a bare ray.init() would join instead

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .bitboard import Position
-from .numpy_policy import NumpyPolicy
+from connectx_gym.game.bitboard import Position
+from connectx_gym.game.numpy_policy import NumpyPolicy
 
 DEFAULT_POOL = "default"
 

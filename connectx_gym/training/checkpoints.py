@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import List, Optional
 
-from .errors import UserError
+from connectx_gym.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.zip$")
@@ -118,7 +118,7 @@ def prune_checkpoints(run_dir: os.PathLike | str, keep: int) -> None:
 
 def load_model(path: os.PathLike | str, env=None, device: str = "cpu"):
     """Load a MaskablePPO checkpoint after ``verify_checkpoint``; any failure is a ``CheckpointError``."""
-    from ._quiet import quiet_import_sb3
+    from connectx_gym.runtime.quiet import quiet_import_sb3
 
     path = verify_checkpoint(path)
     quiet_import_sb3()

@@ -22,7 +22,8 @@ import numpy as np
 
 # Make the envs the workers build importable before the first message arrives: under the
 # forkserver start method this module is preloaded, so every worker inherits it ready-made.
-from . import env as _env  # noqa: F401
+import connectx_gym.envs.connectx as _env  # noqa: F401
+from connectx_gym.runtime.processes import limit_threads
 
 StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray, List[Dict[str, Any]], np.ndarray]
 
@@ -132,41 +133,6 @@ def dispatch(chunk: EnvChunk, command: str, data: Any) -> Any:
     if command in ("reset", "get_attr", "set_attr", "env_method", "env_is_wrapped"):
         return getattr(chunk, command)(*data)
     raise ValueError(f"unknown worker command {command!r}")
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def single_threaded_children():
-    """Start processes with one BLAS/OpenMP thread each.
-
-    Thread pools read these variables when numpy/torch load, which in a forkserver or spawn child
-    happens at startup, from the environment it inherits: setting them inside the worker is too
-    late. Each worker is one of several processes sharing the cores; a multi-threaded BLAS in
-    each would oversubscribe them (a self-play opponent's forward pass slowed ~40x here).
-    """
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def limit_threads() -> None:
-    """Keep a worker to one thread: the cores belong to the workers as a group, not to each.
-
-    BLAS and OpenMP pools size themselves from the environment when they load, so the parent
-    starts workers with those variables set (``single_threaded_children``); torch, if a
-    worker happens to import it, is told directly.
-    """
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
 
 
 def worker_main(remote, parent_remote, env_fns_bytes: bytes) -> None:

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .bitboard import Geometry, Position
+from connectx_gym.game.bitboard import Geometry, Position
 
 KAGGLE_NEGAMAX_DEPTH = 4
 """The ``max_depth`` of Kaggle's ``negamax_agent``."""

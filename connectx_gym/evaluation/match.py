@@ -17,8 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
-from .env import ConnectXEnv
+from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
+from connectx_gym.envs.connectx import ConnectXEnv
 
 #: policy interface: (observations [n, planes, rows, columns], legal masks [n, columns]) -> columns [n]
 BatchPolicy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -96,7 +96,7 @@ def play_games(
     kwargs.pop("agent_seat", None)
     kwargs["info_board"] = False
     if isinstance(opponent, str):
-        from .opponents import make_opponent
+        from connectx_gym.game.opponents import make_opponent
 
         opponent = make_opponent(opponent)
     name = getattr(opponent, "name", type(opponent).__name__)
@@ -199,7 +199,7 @@ def play_opponent_game(agent: Any, opponent: Any, agent_first: bool, seed: int, 
             column = player.act(position, rng)
             legal = isinstance(column, (int, np.integer)) and position.is_legal(int(column))
         except Exception as error:  # a failing side loses the game; the evaluation goes on
-            from .opponents import OpponentError
+            from connectx_gym.game.opponents import OpponentError
 
             cause = error.cause if isinstance(error, OpponentError) else error
             record.error = f"raised {type(cause).__name__}: {cause}"
@@ -239,7 +239,7 @@ def play_opponent_games(
     depend on how games are split between processes.
     """
     if isinstance(agent, str) or isinstance(opponent, str):
-        from .opponents import make_opponent
+        from connectx_gym.game.opponents import make_opponent
 
         agent, opponent = make_opponent(agent), make_opponent(opponent)
     first_games = (games + 1) // 2
