@@ -1,4 +1,4 @@
-"""Evaluation speed: games/s of ``evaluate.play_pairings`` with 1 and 2 worker processes.
+"""Evaluation speed: games/s of ``evaluation.parallel.play_pairings`` with 1 and 2 worker processes.
 
 The same seeded games (agent vs ``alphabeta:4``, half in each seat) are played in-process and then
 by two forkserver workers, each taking contiguous batches of games; the pool's start-up time is
@@ -14,7 +14,8 @@ import argparse
 import json
 import time
 
-from connectx_gym.evaluate import build_agent, play_pairings
+from connectx_gym.evaluation.parallel import play_pairings
+from connectx_gym.evaluation.plan import build_agent
 from connectx_gym.game.solver import clear_caches
 
 
@@ -44,8 +45,10 @@ def main() -> None:
         raise SystemExit("records differ between 1 and 2 processes")
     wins = sum(r.outcome == "win" for r in results[1])
     draws = sum(r.outcome == "draw" for r in results[1])
-    print(f"{args.agent} vs {args.opponent}: {args.games} games (agent W-D-L {wins}-{draws}-{args.games - wins - draws}); "
-          "records identical for 1 and 2 processes")
+    print(
+        f"{args.agent} vs {args.opponent}: {args.games} games "
+        f"(agent W-D-L {wins}-{draws}-{args.games - wins - draws}); records identical for 1 and 2 processes"
+    )
     print(f"{'processes':>9}  {'games':>5}  {'seconds':>7}  {'games/s':>8}")
     for processes, games, seconds, rate in rows:
         print(f"{processes:>9}  {games:>5}  {seconds:>7.2f}  {rate:>8.1f}")

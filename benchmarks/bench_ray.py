@@ -25,15 +25,16 @@ import contextlib
 import io
 import json
 import time
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from bench_train import measure
 
 from connectx_gym.config import load_config
-from connectx_gym.runtime.ray_cluster import connect
-from connectx_gym.train import env_kwargs
 from connectx_gym.envs.vec import make_vec_env
+from connectx_gym.runtime.ray_cluster import connect
+from connectx_gym.training.builders import env_kwargs
 
 BACKENDS = ("chunked", "ray")
 
@@ -54,16 +55,18 @@ def bare_steps_per_s(venv, steps: int, seed: int = 0) -> float:
     return steps * count / elapsed
 
 
-def median_of(repeats: int, runs: Dict[str, Callable[[], float]], label: str) -> Dict[str, Dict[str, Any]]:
+def median_of(repeats: int, runs: dict[str, Callable[[], float]], label: str) -> dict[str, dict[str, Any]]:
     """Run every entry of ``runs`` ``repeats`` times, interleaved; median and samples per entry."""
-    samples: Dict[str, List[float]] = {name: [] for name in runs}
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             value = run()
             samples[name].append(value)
             print(f"{label:<22}{name:<10}{value:>12,.1f}", flush=True)
-    return {name: {"median": round(float(np.median(values)), 1), "samples": [round(v, 1) for v in values]}
-            for name, values in samples.items()}
+    return {
+        name: {"median": round(float(np.median(values)), 1), "samples": [round(v, 1) for v in values]}
+        for name, values in samples.items()
+    }
 
 
 def main() -> None:
@@ -81,8 +84,10 @@ def main() -> None:
     started = time.perf_counter()
     ray = connect("", num_cpus=processes)
     ray_init_s = time.perf_counter() - started
-    print(f"n_envs={n_envs} num_processes={processes} ray {ray.__version__} local instance "
-          f"({ray.cluster_resources().get('CPU', 0):g} CPUs) started in {ray_init_s:.1f} s")
+    print(
+        f"n_envs={n_envs} num_processes={processes} ray {ray.__version__} local instance "
+        f"({ray.cluster_resources().get('CPU', 0):g} CPUs) started in {ray_init_s:.1f} s"
+    )
 
     def build(backend: str, opponent: str, envs: int):
         return make_vec_env(env_kwargs(config, opponent=opponent), envs, processes, True, backend, seed=0)
@@ -95,23 +100,35 @@ def main() -> None:
         venv.close()
         return elapsed
 
-    result: Dict[str, Any] = {"n_envs": n_envs, "num_processes": processes, "ray_version": ray.__version__,
-                              "ray_init_s": round(ray_init_s, 2)}
+    result: dict[str, Any] = {
+        "n_envs": n_envs,
+        "num_processes": processes,
+        "ray_version": ray.__version__,
+        "ray_init_s": round(ray_init_s, 2),
+    }
     result["startup_s"] = median_of(args.repeats, {b: (lambda b=b: startup(b)) for b in BACKENDS}, "startup s")
     result["round_trip_sps"] = median_of(
-        args.repeats, {b: (lambda b=b: bare_steps_per_s(build(b, "random", processes), args.steps)) for b in BACKENDS},
-        f"bare, {processes} envs")
+        args.repeats,
+        {b: (lambda b=b: bare_steps_per_s(build(b, "random", processes), args.steps)) for b in BACKENDS},
+        f"bare, {processes} envs",
+    )
     result["stepping_sps"] = median_of(
-        args.repeats, {b: (lambda b=b: bare_steps_per_s(build(b, "random", n_envs), args.steps)) for b in BACKENDS},
-        f"bare, {n_envs} envs")
+        args.repeats,
+        {b: (lambda b=b: bare_steps_per_s(build(b, "random", n_envs), args.steps)) for b in BACKENDS},
+        f"bare, {n_envs} envs",
+    )
     result["training_sps"] = {}
     for opponent in args.opponents:
         result["training_sps"][opponent] = median_of(
             args.repeats,
-            {b: (lambda b=b: measure_quietly(build(b, opponent, n_envs), config, args.rollouts)) for b in BACKENDS},
-            f"train vs {opponent}")
+            {
+                b: (lambda b=b, opponent=opponent: measure_quietly(build(b, opponent, n_envs), config, args.rollouts))
+                for b in BACKENDS
+            },
+            f"train vs {opponent}",
+        )
 
-    def ratio(entry: Dict[str, Dict[str, Any]]) -> float:
+    def ratio(entry: dict[str, dict[str, Any]]) -> float:
         return round(entry["ray"]["median"] / entry["chunked"]["median"], 3)
 
     round_trip = result["round_trip_sps"]
@@ -120,7 +137,9 @@ def main() -> None:
         "ray_vs_subprocess_round_trip": ratio(round_trip),
         "round_trip_ms": per_message_ms,
         "ray_vs_subprocess_stepping": ratio(result["stepping_sps"]),
-        **{f"ray_vs_subprocess_training_{opponent}": ratio(entry) for opponent, entry in result["training_sps"].items()},
+        **{
+            f"ray_vs_subprocess_training_{opponent}": ratio(entry) for opponent, entry in result["training_sps"].items()
+        },
     }
     print(json.dumps(result))
 

@@ -25,13 +25,13 @@ median is reported. Prints a table; the last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import contextlib
+import dataclasses
 import io
 import json
 import random
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,9 +45,9 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor  
 
 from connectx_gym.config import load_config  # noqa: E402
 from connectx_gym.envs.planes import NUM_PLANES  # noqa: E402
-from connectx_gym.training.policy import policy_kwargs  # noqa: E402
-from connectx_gym.train import env_kwargs, ppo_kwargs  # noqa: E402
 from connectx_gym.envs.vec import make_vec_env  # noqa: E402
+from connectx_gym.training.builders import env_kwargs, ppo_kwargs  # noqa: E402
+from connectx_gym.training.policy import policy_kwargs  # noqa: E402
 
 #: a null episode ends every this many steps, about the length of a real game against random
 NULL_EPISODE_LENGTH = 11
@@ -78,7 +78,7 @@ class NullVecEnv(VecEnv):
     def step_wait(self):
         self._steps += 1
         dones = self._steps % NULL_EPISODE_LENGTH == 0
-        infos: List[Dict[str, Any]] = [{"terminal_observation": self._obs[0]} if d else {} for d in dones]
+        infos: list[dict[str, Any]] = [{"terminal_observation": self._obs[0]} if d else {} for d in dones]
         return self._obs.copy(), dones.astype(np.float32), dones, infos
 
     def close(self):
@@ -110,7 +110,7 @@ class KaggleConnectXEnv(gym.Env):
     :param opponents: ``{kaggle built-in agent name: weight}``, one drawn per episode
     """
 
-    def __init__(self, rows: int, columns: int, inarow: int, opponents: Dict[str, float]) -> None:
+    def __init__(self, rows: int, columns: int, inarow: int, opponents: dict[str, float]) -> None:
         with contextlib.redirect_stderr(io.StringIO()):
             from kaggle_environments import make
         self.rows, self.columns = rows, columns
@@ -160,8 +160,9 @@ def measure(name: str, venv: VecEnv, config, rollouts: int) -> float:
     model = MaskablePPO(
         "MlpPolicy",
         VecMonitor(venv),
-        policy_kwargs=policy_kwargs(policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch,
-                                    policy.activation),
+        policy_kwargs=policy_kwargs(
+            policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation
+        ),
         seed=0,
         device="cpu",
         **ppo_kwargs(config),
@@ -180,9 +181,12 @@ def measure(name: str, venv: VecEnv, config, rollouts: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description="MaskablePPO steps/s per vec-env mode")
     parser.add_argument("--config", default=None, help="config file (default: built-in defaults)")
-    parser.add_argument("--opponent", default="random",
-                        help="training opponent for every mode: 'random' (a cheap env: measures the vec env "
-                             "itself), 'negamax', or 'config' for the config's env.opponent")
+    parser.add_argument(
+        "--opponent",
+        default="random",
+        help="training opponent for every mode: 'random' (a cheap env: measures the vec env "
+        "itself), 'negamax', or 'config' for the config's env.opponent",
+    )
     parser.add_argument("--rollouts", type=int, default=2, help="timed rollouts per mode")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per mode (median reported)")
     parser.add_argument("--skip-heavy", action="store_true", help="skip the alphabeta:4 case")
@@ -195,8 +199,10 @@ def main() -> None:
     n_envs, processes = mp_config.parallel_episodes, mp_config.num_processes
     opponent = config.env.opponent if args.opponent == "config" else args.opponent
     kwargs = env_kwargs(config, opponent=opponent)
-    print(f"n_envs={n_envs} num_processes={processes} n_steps={config.ppo.n_steps} "
-          f"torch_threads={torch.get_num_threads()} opponent={opponent}")
+    print(
+        f"n_envs={n_envs} num_processes={processes} n_steps={config.ppo.n_steps} "
+        f"torch_threads={torch.get_num_threads()} opponent={opponent}"
+    )
     factories = {
         "null": lambda: NullVecEnv(n_envs, env.rows, env.columns),
         "chunked_subproc": lambda: make_vec_env(kwargs, n_envs, processes, True, "chunked", seed=0),
@@ -207,7 +213,7 @@ def main() -> None:
     }
     if args.heavy_only:
         factories = {}
-    samples: Dict[str, List[float]] = {name: [] for name in factories}
+    samples: dict[str, list[float]] = {name: [] for name in factories}
     # Interleaved repeats, median per mode: the modes differ by a few percent, as much as the
     # machine's own drift over a minute, so one back-to-back pass cannot rank them.
     for _ in range(args.repeats):
@@ -225,15 +231,17 @@ def main() -> None:
         # Kaggle's interpreter is slow: shorter rollouts keep this mode to a minute or two
         sps["seed_style"] = measure("seed_style", venv, short_rollouts(config, n_envs), 1)
 
-    result: Dict[str, Any] = {"opponent": opponent, "n_envs": n_envs, "num_processes": processes}
+    result: dict[str, Any] = {"opponent": opponent, "n_envs": n_envs, "num_processes": processes}
     if sps:
-        result.update({
-            "sps": {k: round(v, 1) for k, v in sps.items()},
-            "samples": {k: [round(v, 1) for v in values] for k, values in samples.items()},
-            "fraction_of_bound": round(sps["chunked_subproc"] / sps["null"], 3),
-            "chunked_vs_dummy": round(sps["chunked_subproc"] / sps["sb3_dummy"], 3),
-            "chunked_vs_sb3_subproc": round(sps["chunked_subproc"] / sps["sb3_subproc"], 3),
-        })
+        result.update(
+            {
+                "sps": {k: round(v, 1) for k, v in sps.items()},
+                "samples": {k: [round(v, 1) for v in values] for k, values in samples.items()},
+                "fraction_of_bound": round(sps["chunked_subproc"] / sps["null"], 3),
+                "chunked_vs_dummy": round(sps["chunked_subproc"] / sps["sb3_dummy"], 3),
+                "chunked_vs_sb3_subproc": round(sps["chunked_subproc"] / sps["sb3_subproc"], 3),
+            }
+        )
     if "seed_style" in sps:
         result["speedup_vs_seed_style"] = round(sps["chunked_subproc"] / sps["seed_style"], 1)
 
@@ -242,14 +250,25 @@ def main() -> None:
         short = short_rollouts(config, n_envs)  # the search dominates either way
         ones, twos = [], []
         for _ in range(args.repeats):  # interleaved: one short sample swings with the games' positions
-            ones.append(measure("alphabeta4_1proc", make_vec_env(heavy, n_envs, 1, True, "chunked", seed=0), short,
-                                args.rollouts))
-            twos.append(measure("alphabeta4_2proc", make_vec_env(heavy, n_envs, 2, True, "chunked", seed=0), short,
-                                args.rollouts))
+            ones.append(
+                measure(
+                    "alphabeta4_1proc", make_vec_env(heavy, n_envs, 1, True, "chunked", seed=0), short, args.rollouts
+                )
+            )
+            twos.append(
+                measure(
+                    "alphabeta4_2proc", make_vec_env(heavy, n_envs, 2, True, "chunked", seed=0), short, args.rollouts
+                )
+            )
         one, two = float(np.median(ones)), float(np.median(twos))
-        result["heavy"] = {"opponent": "alphabeta:4", "sps_1_process": round(one, 1), "sps_2_processes": round(two, 1),
-                           "speedup_2_vs_1": round(two / one, 3),
-                           "samples_1": [round(v, 1) for v in ones], "samples_2": [round(v, 1) for v in twos]}
+        result["heavy"] = {
+            "opponent": "alphabeta:4",
+            "sps_1_process": round(one, 1),
+            "sps_2_processes": round(two, 1),
+            "speedup_2_vs_1": round(two / one, 3),
+            "samples_1": [round(v, 1) for v in ones],
+            "samples_2": [round(v, 1) for v in twos],
+        }
     print(json.dumps(result))
 
 

@@ -8,7 +8,7 @@ message on one line and exit non-zero without a traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class UserError(ValueError):
@@ -32,6 +32,10 @@ class WorkerError(RuntimeError):
     def __init__(self, message: str, worker_traceback: str = "") -> None:
         super().__init__(message)
         self.worker_traceback = worker_traceback
+
+
+class TrainingFailed(WorkerError):
+    """Training stopped because a worker failed; the message says what failed and where the model was saved."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

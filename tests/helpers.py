@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 
 
-def tiny_model(board: Dict[str, int], settings: Optional[Dict[str, Any]] = None, seed: int = 0,
-               n_steps: int = 32, steps: int = 0):
+def tiny_model(
+    board: dict[str, int], settings: dict[str, Any] | None = None, seed: int = 0, n_steps: int = 32, steps: int = 0
+):
     """A MaskablePPO on in-process envs vs random, with the board recorded as ``train.py`` does.
 
     :param board: ``{"rows", "columns", "inarow"}``
@@ -20,15 +21,28 @@ def tiny_model(board: Dict[str, int], settings: Optional[Dict[str, Any]] = None,
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
-    from connectx_gym.training.policy import policy_kwargs
     from connectx_gym.envs.vec import make_vec_env
+    from connectx_gym.training.policy import policy_kwargs
 
-    settings = settings if settings is not None else dict(features="cnn", cnn_channels=[4], kernel_size=3,
-                                                          net_arch=[8], activation="relu")
-    venv = make_vec_env(dict(board, opponent="random"), parallel_episodes=2, num_processes=1,
-                        use_multiprocessing=False, seed=seed)
-    model = MaskablePPO("MlpPolicy", venv, n_steps=n_steps, batch_size=n_steps, n_epochs=1, seed=seed,
-                        device="cpu", verbose=0, policy_kwargs=policy_kwargs(**settings))
+    settings = (
+        settings
+        if settings is not None
+        else dict(features="cnn", cnn_channels=[4], kernel_size=3, net_arch=[8], activation="relu")
+    )
+    venv = make_vec_env(
+        dict(board, opponent="random"), parallel_episodes=2, num_processes=1, use_multiprocessing=False, seed=seed
+    )
+    model = MaskablePPO(
+        "MlpPolicy",
+        venv,
+        n_steps=n_steps,
+        batch_size=n_steps,
+        n_epochs=1,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+        policy_kwargs=policy_kwargs(**settings),
+    )
     model.connectx_board = dict(board)
     if steps:
         model.learn(steps)

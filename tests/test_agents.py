@@ -6,18 +6,18 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import tiny_model
 
-from connectx_gym.game import agents as ag
-from connectx_gym.game import opponents
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.training.checkpoints import CheckpointError
 from connectx_gym.errors import SpecError, UserError
 from connectx_gym.evaluation.match import match_result_from_games, play_opponent_game, play_opponent_games
-from connectx_gym.game.opponents import OpponentSpec, make_opponent
+from connectx_gym.game import checkpoint_opponent, specs
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.specs import OpponentSpec, make_agent, make_opponent, parse_spec, resolve_bare_path
+from connectx_gym.training.checkpoints import CheckpointError
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 
@@ -65,23 +65,27 @@ def random_positions(board, count, seed):
     ],
 )
 def test_resolve_agent_spec_makes_bare_paths_explicit(spec, resolved):
-    assert ag.resolve_agent_spec(spec) == resolved
+    assert resolve_bare_path(spec) == resolved
 
 
 def test_checkpoint_kind_is_registered_with_its_form():
-    assert "checkpoint:<path/to/model.zip>" in opponents.OPPONENT_FORMS
-    assert opponents.parse_spec("checkpoint:models/x/final_model.zip") == OpponentSpec("checkpoint", "models/x/final_model.zip")
-    assert ag.parse_agent_spec("models/x/final_model.zip") == OpponentSpec("checkpoint", "models/x/final_model.zip")
-    assert ag.parse_agent_spec("agent.py") == OpponentSpec("kaggle", "agent.py")
+    assert "checkpoint:<path/to/model.zip>" in specs.OPPONENT_FORMS
+    assert parse_spec("checkpoint:models/x/final_model.zip") == OpponentSpec("checkpoint", "models/x/final_model.zip")
+    assert parse_spec("models/x/final_model.zip", agent=True) == OpponentSpec("checkpoint", "models/x/final_model.zip")
+    assert parse_spec("agent.py", agent=True) == OpponentSpec("kaggle", "agent.py")
 
 
 @pytest.mark.parametrize(
     "spec, problem",
-    [("checkpoint:", "needs the path of a checkpoint .zip"), ("checkpoint:model.pt", "must end in .zip"), ("negamx", "did you mean 'negamax'")],
+    [
+        ("checkpoint:", "needs the path of a checkpoint .zip"),
+        ("checkpoint:model.pt", "must end in .zip"),
+        ("negamx", "did you mean 'negamax'"),
+    ],
 )
 def test_bad_agent_specs_name_the_problem_and_list_the_forms(spec, problem):
     with pytest.raises(SpecError) as error:
-        ag.parse_agent_spec(spec)
+        parse_spec(spec, agent=True)
     message = str(error.value)
     assert problem in message
     assert "checkpoint:<path/to/model.zip>" in message and "bare path ending in .zip" in message
@@ -90,7 +94,7 @@ def test_bad_agent_specs_name_the_problem_and_list_the_forms(spec, problem):
 
 def test_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
-        ag.make_agent(str(tmp_path / "missing.zip"))
+        make_agent(str(tmp_path / "missing.zip"))
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="junk.zip"):
         make_opponent(f"checkpoint:{tmp_path / 'junk.zip'}")
@@ -98,8 +102,8 @@ def test_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
 
 # ---------------------------------------------------------------------------------------- checkpoint agent
 def test_checkpoint_agent_plays_legal_greedy_moves(checkpoint):
-    agent = ag.make_agent(checkpoint)
-    assert isinstance(agent, ag.CheckpointOpponent)
+    agent = make_agent(checkpoint)
+    assert isinstance(agent, checkpoint_opponent.CheckpointOpponent)
     assert agent.board == BOARD and agent.name == f"checkpoint:{checkpoint}"
     assert make_opponent(f"checkpoint:{checkpoint}") == agent
     rng = np.random.default_rng(0)
@@ -114,7 +118,7 @@ def test_checkpoint_agent_plays_legal_greedy_moves(checkpoint):
 def test_checkpoint_agent_prefers_its_best_logit_among_legal_columns(checkpoint):
     from connectx_gym.envs.planes import encode_position
 
-    agent = ag.make_agent(checkpoint)
+    agent = make_agent(checkpoint)
     position = Position(geometry(**BOARD))
     logits = agent.policy.logits(encode_position(position)[None])[0]
     best = int(np.argmax(logits))
@@ -128,18 +132,22 @@ def test_checkpoint_agent_prefers_its_best_logit_among_legal_columns(checkpoint)
 
 
 def test_checkpoint_agent_refuses_another_board_size(checkpoint):
-    agent = ag.make_agent(checkpoint)
-    with pytest.raises(ag.BoardMismatchError, match=r"trained on a 5x6 with 4 in a row board.*6x7 with 4 in a row"):
+    agent = make_agent(checkpoint)
+    with pytest.raises(
+        checkpoint_opponent.BoardMismatchError, match=r"trained on a 5x6 with 4 in a row board.*6x7 with 4 in a row"
+    ):
         agent.act(Position(geometry(6, 7, 4)), np.random.default_rng(0))
-    with pytest.raises(ag.BoardMismatchError, match="5x6 with 3 in a row"):
+    with pytest.raises(checkpoint_opponent.BoardMismatchError, match="5x6 with 3 in a row"):
         agent.act(Position(geometry(5, 6, 3)), np.random.default_rng(0))
     # in a game, refusing forfeits, like any opponent that raises
-    record = play_opponent_game(agent, make_opponent("random"), True, seed=0, board={"rows": 6, "columns": 7, "inarow": 4})
+    record = play_opponent_game(
+        agent, make_opponent("random"), True, seed=0, board={"rows": 6, "columns": 7, "inarow": 4}
+    )
     assert record.forfeit == "agent" and record.outcome == "loss" and "BoardMismatchError" in record.error
 
 
 def test_checkpoint_agent_pickles_as_numpy_weights_without_torch(checkpoint, tmp_path):
-    agent = ag.make_agent(checkpoint)
+    agent = make_agent(checkpoint)
     payload = pickle.dumps(agent)
     assert len(payload) < 200_000
     clone = pickle.loads(payload)
@@ -149,7 +157,8 @@ def test_checkpoint_agent_pickles_as_numpy_weights_without_torch(checkpoint, tmp
     code = (
         "import pickle, sys; from connectx_gym.game.bitboard import Position, geometry\n"
         f"agent = pickle.load(open({str(tmp_path / 'agent.pkl')!r}, 'rb'))\n"
-        "print(agent.act(Position(geometry(5, 6, 4)), None), 'torch' in sys.modules, 'stable_baselines3' in sys.modules)"
+        "print(agent.act(Position(geometry(5, 6, 4)), None),\n"
+        "      'torch' in sys.modules, 'stable_baselines3' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -229,3 +238,12 @@ def test_illegal_answer_or_exception_forfeits_and_is_recorded(answers, error):
     assert (record.forfeit, record.outcome, record.moves) == ("opponent", "win", [0] * BOARD["rows"])
     assert record.illegal_column == 0 and "illegal move 0" in record.error
     assert match_result_from_games([record], "scripted").opponent_errors == [record.error]
+
+
+def test_the_shipped_pretrained_model_loads_and_plays():
+    # saved before the package moved into folders: its pickled settings name connectx_gym.policy
+    pretrained = Path(__file__).resolve().parent.parent / "models" / "pretrained" / "model.zip"
+    agent = make_agent(str(pretrained))
+    assert agent.board == {"rows": 6, "columns": 7, "inarow": 4}
+    position = Position(geometry(6, 7, 4))
+    assert position.is_legal(agent.act(position, np.random.default_rng(0)))

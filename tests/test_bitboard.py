@@ -11,15 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectx_gym.game.bitboard import (
-    EMPTY,
-    FIRST_MARK,
-    SECOND_MARK,
-    Geometry,
-    Position,
-    geometry,
-    other_mark,
-)
 from connectx_gym.envs.planes import (
     NUM_PLANES,
     PLANE_FIRST,
@@ -29,6 +20,15 @@ from connectx_gym.envs.planes import (
     bits_to_grid,
     encode_position,
     legal_mask,
+)
+from connectx_gym.game.bitboard import (
+    EMPTY,
+    FIRST_MARK,
+    SECOND_MARK,
+    Geometry,
+    Position,
+    geometry,
+    other_mark,
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

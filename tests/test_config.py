@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,10 @@ from connectx_gym.config import (
     CurriculumConfig,
     EnvConfig,
     LoggingConfig,
-    RayConfig,
     MultiprocessingConfig,
-    PPOConfig,
     PolicyConfig,
+    PPOConfig,
+    RayConfig,
     SelfPlayConfig,
     TrainConfig,
     config_from_dict,
@@ -31,27 +31,62 @@ from connectx_gym.config import (
     config_to_dict,
     default_config_yaml,
     load_config,
-    resolve,
     save_config,
-    usable_cpu_count,
 )
+from connectx_gym.config import training as config_training
 from connectx_gym.errors import ConfigError, UserError
+from connectx_gym.runtime.processes import usable_cpu_count
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 # The defaults: the trainer brief's values, with the tuned recipe (opponent mixture, curriculum,
 # run length and intervals) replacing them where the recipe differs.
 SPEC_DEFAULTS = {
-    "env": dict(rows=6, columns=7, inarow=4, opponent={"negamax": 0.8, "random": 0.2}, agent_seat="random", reward_win=1.0,
-                reward_loss=-1.0, reward_draw=0.0, illegal_action="lose"),
-    "multiprocessing": dict(use_multiprocessing=True, backend="chunked", num_processes="auto",
-                            parallel_episodes=64, chunk_size=None, start_method="forkserver"),
-    "ppo": dict(n_steps=128, batch_size=1024, n_epochs=4, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95,
-                ent_coef=0.01, vf_coef=0.5, clip_range=0.2, max_grad_norm=0.5, target_kl=None),
+    "env": dict(
+        rows=6,
+        columns=7,
+        inarow=4,
+        opponent={"negamax": 0.8, "random": 0.2},
+        agent_seat="random",
+        reward_win=1.0,
+        reward_loss=-1.0,
+        reward_draw=0.0,
+        illegal_action="lose",
+    ),
+    "multiprocessing": dict(
+        use_multiprocessing=True,
+        backend="chunked",
+        num_processes="auto",
+        parallel_episodes=64,
+        chunk_size=None,
+        start_method="forkserver",
+    ),
+    "ppo": dict(
+        n_steps=128,
+        batch_size=1024,
+        n_epochs=4,
+        learning_rate=3e-4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        clip_range=0.2,
+        max_grad_norm=0.5,
+        target_kl=None,
+    ),
     "policy": dict(features="cnn", cnn_channels=[64, 64], kernel_size=3, net_arch=[128], activation="relu"),
-    "train": dict(total_timesteps=3_500_000, seed=0, run_name=None, output_dir="models", checkpoint_every=200_000,
-                  keep_checkpoints=3, eval_every=200_000, eval_games=100, eval_opponents=["random", "negamax"],
-                  device="cpu"),
+    "train": dict(
+        total_timesteps=3_500_000,
+        seed=0,
+        run_name=None,
+        output_dir="models",
+        checkpoint_every=200_000,
+        keep_checkpoints=3,
+        eval_every=200_000,
+        eval_games=100,
+        eval_opponents=["random", "negamax"],
+        device="cpu",
+    ),
     "selfplay": dict(snapshot_every=200_000, pool_size=20, latest_probability=0.5, prioritized=True),
     "curriculum": dict(
         stages=[
@@ -141,13 +176,25 @@ BAD = [
     ("env.reward_win=big", "env.reward_win must be a number, got 'big'"),
     ("env.reward_loss=.nan", "env.reward_loss must be a number, got nan"),
     ("env.opponent=3", "env.opponent must be a string or a mapping, got 3"),
-    ("multiprocessing.use_multiprocessing=1", "multiprocessing.use_multiprocessing must be a boolean (true|false), got 1"),
-    ("multiprocessing.backend=rays", "multiprocessing.backend must be one of chunked|ray|sb3_subproc|sb3_dummy, got 'rays'"),
+    (
+        "multiprocessing.use_multiprocessing=1",
+        "multiprocessing.use_multiprocessing must be a boolean (true|false), got 1",
+    ),
+    (
+        "multiprocessing.backend=rays",
+        "multiprocessing.backend must be one of chunked|ray|sb3_subproc|sb3_dummy, got 'rays'",
+    ),
     ("multiprocessing.num_processes=0", "multiprocessing.num_processes must be an integer >= 1 or 'auto', got 0"),
-    ("multiprocessing.num_processes=many", "multiprocessing.num_processes must be an integer >= 1 or 'auto', got 'many'"),
+    (
+        "multiprocessing.num_processes=many",
+        "multiprocessing.num_processes must be an integer >= 1 or 'auto', got 'many'",
+    ),
     ("multiprocessing.parallel_episodes=0", "multiprocessing.parallel_episodes must be an integer >= 1, got 0"),
     ("multiprocessing.chunk_size=-1", "multiprocessing.chunk_size must be an integer >= 1 or null, got -1"),
-    ("multiprocessing.start_method=thread", "multiprocessing.start_method must be one of forkserver|spawn|fork, got 'thread'"),
+    (
+        "multiprocessing.start_method=thread",
+        "multiprocessing.start_method must be one of forkserver|spawn|fork, got 'thread'",
+    ),
     ("ppo.n_steps=0", "ppo.n_steps must be an integer >= 1, got 0"),
     ("ppo.batch_size=1", "ppo.batch_size must be an integer > 1, got 1"),
     ("ppo.n_epochs=0", "ppo.n_epochs must be an integer >= 1, got 0"),
@@ -270,8 +317,10 @@ def test_override_value_may_contain_equals_and_spaces():
         ("learning_rate=1", "bad override 'learning_rate=1': expected section.key=value"),
         ("=1", "bad override '=1': expected section.key=value"),
         ("ppo.=1", "bad override 'ppo.=1': expected section.key=value"),
-        ("ppo.learnig_rate=1e-4",
-         "bad override 'ppo.learnig_rate=1e-4': unknown key 'ppo.learnig_rate' (did you mean 'learning_rate'?)"),
+        (
+            "ppo.learnig_rate=1e-4",
+            "bad override 'ppo.learnig_rate=1e-4': unknown key 'ppo.learnig_rate' (did you mean 'learning_rate'?)",
+        ),
         ("trian.seed=1", "bad override 'trian.seed=1': unknown section 'trian' (did you mean 'train'?)"),
         ("ppo.seed=1", "bad override 'ppo.seed=1': unknown key 'ppo.seed' (did you mean 'train.seed'?)"),
         ("ppo.zzz=1", "bad override 'ppo.zzz=1': unknown key 'ppo.zzz'"),
@@ -367,21 +416,21 @@ def test_usable_cpu_count_uses_affinity_then_cpu_count(monkeypatch):
     [(2, 64, 2), (1, 64, 1), (8, 64, 8), (6, 64, 4), (12, 10, 10), (3, 7, 1), (16, 8, 8)],
 )
 def test_auto_num_processes(monkeypatch, cores, episodes, expected):
-    monkeypatch.setattr(config_module, "usable_cpu_count", lambda: cores)
+    monkeypatch.setattr(config_training, "usable_cpu_count", lambda: cores)
     cfg = load_config(overrides=[f"multiprocessing.parallel_episodes={episodes}", "ppo.batch_size=2"])
     assert cfg.multiprocessing.num_processes == "auto"  # stored unresolved ...
-    mp = resolve(cfg).multiprocessing  # ... and resolved on demand
+    mp = cfg.resolved().multiprocessing  # ... and resolved on demand
     assert (mp.num_processes, mp.chunk_size) == (expected, episodes // expected)
 
 
 def test_resolve_returns_ints_and_keeps_everything_else(monkeypatch):
-    monkeypatch.setattr(config_module, "usable_cpu_count", lambda: 2)
+    monkeypatch.setattr(config_training, "usable_cpu_count", lambda: 2)
     cfg = load_config()
-    resolved = resolve(cfg)
+    resolved = cfg.resolved()
     assert resolved.multiprocessing.num_processes == 2 and resolved.multiprocessing.chunk_size == 32
     assert resolved == cfg.resolved()
     assert dataclasses.replace(resolved, multiprocessing=cfg.multiprocessing) == cfg
-    assert resolve(resolved) == resolved
+    assert resolved.resolved() == resolved
 
 
 def test_chunk_size_is_derived():
@@ -415,7 +464,7 @@ def test_inconsistent_chunk_size_is_an_error():
 
 
 def test_inconsistent_chunk_size_with_auto_names_the_resolved_count(monkeypatch):
-    monkeypatch.setattr(config_module, "usable_cpu_count", lambda: 2)
+    monkeypatch.setattr(config_training, "usable_cpu_count", lambda: 2)
     message = error_of(["multiprocessing.chunk_size=16"])
     assert message.startswith("multiprocessing.num_processes=auto (resolved to 2) × multiprocessing.chunk_size=16")
     assert "multiprocessing.parallel_episodes=64" in message
@@ -480,8 +529,14 @@ def test_curriculum_stages_are_validated():
 def test_save_load_round_trip(tmp_path):
     cfg = load_config(
         CONFIGS / "quick.yaml",
-        ["ppo.learning_rate=1e-4", "ppo.target_kl=0.02", "train.run_name=exp1", "logging.verbose=2",
-         "env.agent_seat=second", "policy.net_arch=[]"],
+        [
+            "ppo.learning_rate=1e-4",
+            "ppo.target_kl=0.02",
+            "train.run_name=exp1",
+            "logging.verbose=2",
+            "env.agent_seat=second",
+            "policy.net_arch=[]",
+        ],
     )
     path = tmp_path / "sub" / "config.yaml"
     save_config(cfg, path)
@@ -491,7 +546,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_resolved_config_round_trips(tmp_path):
-    resolved = resolve(load_config())
+    resolved = load_config().resolved()
     save_config(resolved, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == resolved
 
@@ -538,7 +593,13 @@ def test_module_main_prints_default_yaml_and_markdown(capsys):
 
 def test_section_classes_are_exported():
     assert SECTIONS == {
-        "env": EnvConfig, "multiprocessing": MultiprocessingConfig, "ppo": PPOConfig,
-        "policy": PolicyConfig, "train": TrainConfig, "selfplay": SelfPlayConfig,
-        "curriculum": CurriculumConfig, "ray": RayConfig, "logging": LoggingConfig,
+        "env": EnvConfig,
+        "multiprocessing": MultiprocessingConfig,
+        "ppo": PPOConfig,
+        "policy": PolicyConfig,
+        "train": TrainConfig,
+        "selfplay": SelfPlayConfig,
+        "curriculum": CurriculumConfig,
+        "ray": RayConfig,
+        "logging": LoggingConfig,
     }

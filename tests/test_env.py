@@ -8,9 +8,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import connectx_gym  # noqa: F401  (registers ConnectX-v0)
-from connectx_gym.game.bitboard import FIRST_MARK, SECOND_MARK
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.envs.planes import PLANE_FIRST, PLANE_OTHER, PLANE_OWN
+from connectx_gym.game.bitboard import FIRST_MARK, SECOND_MARK
 
 
 class ScriptedOpponent:
@@ -99,7 +99,7 @@ def test_random_seat_uses_both_seats():
 def test_win_loss_draw_rewards_are_configurable():
     env = ConnectXEnv(opponent=ScriptedOpponent([0, 0, 0]), agent_seat="first", reward_win=2.5)
     env.reset(seed=0)
-    for step in range(3):
+    for _ in range(3):
         _, reward, terminated, _, info = env.step(3)
         assert not terminated and reward == 0.0
     _, reward, terminated, _, info = env.step(3)
@@ -127,8 +127,9 @@ def test_illegal_action_lose_and_raise():
     _, reward, terminated, _, info = env.step(0)
     assert terminated and reward == -1.0 and info["illegal_action"] == 0 and info["outcome"] == "loss"
 
-    env = ConnectXEnv(rows=2, columns=3, inarow=3, opponent=ScriptedOpponent([0]), agent_seat="first",
-                      illegal_action="raise")
+    env = ConnectXEnv(
+        rows=2, columns=3, inarow=3, opponent=ScriptedOpponent([0]), agent_seat="first", illegal_action="raise"
+    )
     env.reset(seed=0)
     env.step(0)
     with pytest.raises(ValueError, match="illegal action 0"):

@@ -17,9 +17,12 @@ import pytest
 from helpers import tiny_model
 
 from connectx_gym import evaluate as ev
-from connectx_gym.runtime import processes
-from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.evaluation.match import loaded_heavy_modules
+from connectx_gym.evaluation.parallel import make_pool, play_pairings, split_batches
+from connectx_gym.evaluation.plan import build_agent
+from connectx_gym.evaluation.ratings import bradley_terry, wilson_interval
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.runtime import processes
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 
@@ -62,14 +65,14 @@ def cli(capsys, *args):
     ],
 )
 def test_wilson_interval_matches_textbook_values(wins, games, low, high):
-    lo, hi = ev.wilson_interval(wins, games)
+    lo, hi = wilson_interval(wins, games)
     assert lo == pytest.approx(low, abs=5e-5) and hi == pytest.approx(high, abs=5e-5)
 
 
 def test_wilson_interval_edge_cases():
-    assert all(math.isnan(x) for x in ev.wilson_interval(0, 0))
-    lo, hi = ev.wilson_interval(50, 100, z=1.0)
-    assert lo < 0.5 < hi and hi - lo < ev.wilson_interval(50, 100)[1] - ev.wilson_interval(50, 100)[0]
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+    lo, hi = wilson_interval(50, 100, z=1.0)
+    assert lo < 0.5 < hi and hi - lo < wilson_interval(50, 100)[1] - wilson_interval(50, 100)[0]
 
 
 def elo_matrix(elo, games_per_pair):
@@ -83,7 +86,7 @@ def elo_matrix(elo, games_per_pair):
 def test_bradley_terry_recovers_known_strengths_from_expected_results():
     truth = np.array([-300.0, -50.0, 100.0, 250.0])
     p, games = elo_matrix(truth, 1000)
-    ratings = ev.bradley_terry(p * games, games, prior_draws=0)
+    ratings = bradley_terry(p * games, games, prior_draws=0)
     assert np.allclose(ratings.elo, truth - truth.mean(), atol=1e-6)
     assert np.all(ratings.low < ratings.elo) and np.all(ratings.elo < ratings.high)
 
@@ -92,7 +95,7 @@ def test_bradley_terry_symmetric_results_give_equal_ratings():
     games = np.full((3, 3), 40.0)
     np.fill_diagonal(games, 0.0)
     for prior in (0.0, 1.0):
-        ratings = ev.bradley_terry(games / 2, games, prior_draws=prior)
+        ratings = bradley_terry(games / 2, games, prior_draws=prior)
         assert np.allclose(ratings.elo, 0.0, atol=1e-9)
         assert np.allclose(ratings.stderr, ratings.stderr[0])
 
@@ -103,7 +106,7 @@ def test_bradley_terry_sampled_games_fall_within_their_intervals():
     rng = np.random.default_rng(0)
     wins = np.triu(rng.binomial(games.astype(int), p), 1).astype(float)
     scores = wins + np.tril((games - wins.T), -1)
-    ratings = ev.bradley_terry(scores, games, prior_draws=1.0)
+    ratings = bradley_terry(scores, games, prior_draws=1.0)
     centred = truth - truth.mean()
     assert np.all(ratings.low <= centred) and np.all(centred <= ratings.high)
     assert np.all(ratings.high - ratings.low < 60)
@@ -113,42 +116,43 @@ def test_bradley_terry_with_a_perfect_record_needs_the_prior():
     scores = np.array([[0.0, 10.0], [0.0, 0.0]])
     games = np.array([[0.0, 10.0], [10.0, 0.0]])
     with pytest.raises(ValueError, match="do not exist"):
-        ev.bradley_terry(scores, games, prior_draws=0)
-    ratings = ev.bradley_terry(scores, games, prior_draws=1.0)
-    assert np.all(np.isfinite(ratings.elo)) and ratings.elo[0] > 200 and ratings.elo[0] == pytest.approx(-ratings.elo[1])
+        bradley_terry(scores, games, prior_draws=0)
+    ratings = bradley_terry(scores, games, prior_draws=1.0)
+    assert np.all(np.isfinite(ratings.elo)) and ratings.elo[0] > 200
+    assert ratings.elo[0] == pytest.approx(-ratings.elo[1])
     with pytest.raises(ValueError, match="symmetric"):
-        ev.bradley_terry(np.array([[0.0, 3.0], [1.0, 0.0]]), games)
+        bradley_terry(np.array([[0.0, 3.0], [1.0, 0.0]]), games)
 
 
 # ---------------------------------------------------------------------------------------- parallel games
 def test_batches_are_contiguous_and_cover_every_job():
     jobs = list(range(23))
-    for processes in (1, 2, 3, 8):
-        batches = ev.split_batches(jobs, processes)
+    for count in (1, 2, 3, 8):
+        batches = split_batches(jobs, count)
         assert [job for batch in batches for job in batch] == jobs
-        assert all(batch for batch in batches) and len(batches) <= max(1, processes * 32)
-    assert ev.split_batches([], 2) == []
+        assert all(batch for batch in batches) and len(batches) <= max(1, count * 32)
+    assert split_batches([], 2) == []
 
 
 def test_results_do_not_depend_on_the_number_of_processes(checkpoint):
-    entries = [ev.build_agent(spec).agent for spec in (checkpoint, "random", "negamax", "alphabeta:2")]
+    entries = [build_agent(spec).agent for spec in (checkpoint, "random", "negamax", "alphabeta:2")]
     pairs = [(0, 1), (0, 2), (1, 3), (2, 3)]
-    reference = ev.play_pairings(entries, pairs, 7, seed=3, board=BOARD, num_processes=1)
+    reference = play_pairings(entries, pairs, 7, seed=3, board=BOARD, num_processes=1)
     assert [len(r) for r in reference] == [7] * 4
     assert [[g.index for g in r] for r in reference] == [list(range(7))] * 4
-    for processes in (2, 3):
-        assert ev.play_pairings(entries, pairs, 7, seed=3, board=BOARD, num_processes=processes) == reference
-    assert ev.play_pairings(entries, pairs, 7, seed=4, board=BOARD, num_processes=1) != reference
+    for count in (2, 3):
+        assert play_pairings(entries, pairs, 7, seed=3, board=BOARD, num_processes=count) == reference
+    assert play_pairings(entries, pairs, 7, seed=4, board=BOARD, num_processes=1) != reference
 
 
 def test_workers_load_neither_torch_nor_sb3_and_use_one_blas_thread(checkpoint):
     import os
 
-    entries = [ev.build_agent(checkpoint).agent]
+    entries = [build_agent(checkpoint).agent]
     from connectx_gym.runtime.processes import THREAD_VARIABLES
 
     environment = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    pool = ev.make_pool(2, entries, 1, 0, BOARD)
+    pool = make_pool(2, entries, 1, 0, BOARD)
     try:
         with processes.single_threaded_children():  # as play_pairings starts them
             modules = pool.submit(loaded_heavy_modules)
@@ -170,8 +174,21 @@ def test_single_threaded_blas_is_restored():
 # ---------------------------------------------------------------------------------------- the command
 def test_match_prints_a_table_and_writes_json_and_csv(capsys, tmp_path, checkpoint):
     code, out, err = cli(
-        capsys, checkpoint, "--opponents", "random", "negamax", "--games", 6, "--seed", 1, "--num-processes", 1,
-        "--json", tmp_path / "out.json", "--csv", tmp_path / "out.csv",
+        capsys,
+        checkpoint,
+        "--opponents",
+        "random",
+        "negamax",
+        "--games",
+        6,
+        "--seed",
+        1,
+        "--num-processes",
+        1,
+        "--json",
+        tmp_path / "out.json",
+        "--csv",
+        tmp_path / "out.csv",
     )
     assert code == 0, err
     assert "board 5x6 with 4 in a row; 6 games per pairing" in out
@@ -184,17 +201,30 @@ def test_match_prints_a_table_and_writes_json_and_csv(capsys, tmp_path, checkpoi
         assert pairing["agent"] == checkpoint == row["agent"]
         assert pairing["wins"] + pairing["draws"] + pairing["losses"] == pairing["games"] == 6
         assert pairing["seats"]["first"]["games"] == pairing["seats"]["second"]["games"] == 3
-        low, high = ev.wilson_interval(pairing["wins"], 6)
+        low, high = wilson_interval(pairing["wins"], 6)
         assert pairing["win_rate_ci95"] == [round(low, 6), round(high, 6)]
         assert int(row["wins"]) == pairing["wins"] and float(row["ci95_high"]) == pairing["win_rate_ci95"][1]
-        line = next(l for l in out.splitlines() if l.startswith(pairing["opponent"] + " "))
+        line = next(text for text in out.splitlines() if text.startswith(pairing["opponent"] + " "))
         assert line.split()[1:5] == [str(pairing[k]) for k in ("games", "wins", "draws", "losses")]
 
 
 def test_tournament_fits_elo_ratings(capsys, tmp_path, checkpoint):
     code, out, err = cli(
-        capsys, "--tournament", "random", "alphabeta:2", checkpoint, "--games", 8, "--num-processes", 2,
-        "--rows", 5, "--columns", 6, "--json", tmp_path / "t.json",
+        capsys,
+        "--tournament",
+        "random",
+        "alphabeta:2",
+        checkpoint,
+        "--games",
+        8,
+        "--num-processes",
+        2,
+        "--rows",
+        5,
+        "--columns",
+        6,
+        "--json",
+        tmp_path / "t.json",
     )
     assert code == 0, err
     document = json.loads((tmp_path / "t.json").read_text())
@@ -211,15 +241,29 @@ def test_tournament_fits_elo_ratings(capsys, tmp_path, checkpoint):
 def test_run_directory_is_evaluated_per_checkpoint_and_plotted(capsys, tmp_path, run_dir):
     plot = tmp_path / "plots" / "progress.png"
     code, out, err = cli(
-        capsys, run_dir, "--opponents", "random", "negamax", "--games", 4, "--num-processes", 1,
-        "--plot", plot, "--json", tmp_path / "run.json",
+        capsys,
+        run_dir,
+        "--opponents",
+        "random",
+        "negamax",
+        "--games",
+        4,
+        "--num-processes",
+        1,
+        "--plot",
+        plot,
+        "--json",
+        tmp_path / "run.json",
     )
     assert code == 0, err
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     document = json.loads((tmp_path / "run.json").read_text())
     assert document["mode"] == "run"
     assert [(p["step"], p["opponent"]) for p in document["pairings"]] == [
-        (64, "random"), (64, "negamax"), (128, "random"), (128, "negamax"),
+        (64, "random"),
+        (64, "negamax"),
+        (128, "random"),
+        (128, "negamax"),
     ]
     assert re.search(r"^\s*64\s+random", out, re.M) and re.search(r"^\s*128\s+negamax", out, re.M)
 
@@ -227,13 +271,29 @@ def test_run_directory_is_evaluated_per_checkpoint_and_plotted(capsys, tmp_path,
 def test_replay_writes_kaggles_html_player_and_a_move_list(capsys, tmp_path, checkpoint):
     html, text = tmp_path / "game.html", tmp_path / "game.txt"
     code, out, err = cli(
-        capsys, checkpoint, "--opponents", "random", "negamax", "--games", 4, "--num-processes", 1,
-        "--replay", html, "--replay-text", text, "--replay-pairing", 1, "--replay-game", 2,
-        "--json", tmp_path / "r.json",
+        capsys,
+        checkpoint,
+        "--opponents",
+        "random",
+        "negamax",
+        "--games",
+        4,
+        "--num-processes",
+        1,
+        "--replay",
+        html,
+        "--replay-text",
+        text,
+        "--replay-pairing",
+        1,
+        "--replay-game",
+        2,
+        "--json",
+        tmp_path / "r.json",
     )
     assert code == 0, err
-    record = ev.play_pairings(
-        [ev.build_agent(checkpoint).agent, ev.build_agent("negamax").agent], [(0, 1)], 4, seed=0, board=BOARD
+    record = play_pairings(
+        [build_agent(checkpoint).agent, build_agent("negamax").agent], [(0, 1)], 4, seed=0, board=BOARD
     )[0][2]
     assert not record.agent_first  # game 2 of 4: the agent is second
     position = Position(geometry(**BOARD))
@@ -274,14 +334,18 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, m
 
 def test_checkpoint_on_another_board_is_refused(capsys, checkpoint):
     code, out, err = cli(capsys, checkpoint, "--opponents", "random", "--rows", 6, "--columns", 7)
-    assert code == 2 and "was trained on a 5x6 with 4 in a row board, but the evaluation board is 6x7 with 4 in a row" in err
+    assert code == 2
+    assert "was trained on a 5x6 with 4 in a row board, but the evaluation board is 6x7 with 4 in a row" in err
 
 
 def test_real_command_runs_quietly_in_parallel_and_fails_without_traceback(tmp_path, checkpoint):
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", "connectx_gym.evaluate", *map(str, args)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=240,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
 
     result = run(checkpoint, "--opponents", "random", "--games", 8, "--num-processes", 2)
@@ -303,8 +367,8 @@ def test_kaggle_file_agents_give_the_same_results_in_any_number_of_processes(tmp
         "def agent(observation, configuration):\n"
         "    return random.choice([c for c in range(configuration.columns) if observation.board[c] == 0])\n"
     )
-    entries = [ev.build_agent(spec).agent for spec in (str(agent_file), checkpoint, "negamax")]
+    entries = [build_agent(spec).agent for spec in (str(agent_file), checkpoint, "negamax")]
     pairs = [(0, 1), (0, 2), (1, 2)]
-    reference = ev.play_pairings(entries, pairs, 20, seed=9, board=BOARD, num_processes=1)
-    assert ev.play_pairings(entries, pairs, 20, seed=9, board=BOARD, num_processes=2) == reference
+    reference = play_pairings(entries, pairs, 20, seed=9, board=BOARD, num_processes=1)
+    assert play_pairings(entries, pairs, 20, seed=9, board=BOARD, num_processes=2) == reference
     assert all(record.forfeit is None for pair in reference for record in pair)

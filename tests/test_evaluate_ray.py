@@ -4,14 +4,18 @@ checkpoint agents in torch-free tasks, and one-line errors (Ray missing, a bad a
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 
 import pytest
 from helpers import tiny_model
 
 from connectx_gym import evaluate as ev
-from connectx_gym.runtime import ray_cluster as ray_support
+from connectx_gym.errors import WorkerError
 from connectx_gym.evaluation.match import loaded_heavy_modules
+from connectx_gym.evaluation.parallel import RAY_TASK_OPTIONS, play_pairings, play_pairings_ray, ray_play_batch
+from connectx_gym.evaluation.plan import build_agent
+from connectx_gym.runtime import ray_cluster as ray_support
 
 try:  # not importorskip: the missing-Ray tests below must run exactly when Ray is missing too
     import ray
@@ -89,14 +93,14 @@ def test_unknown_backend_is_one_line(capsys):
 @pytest.mark.ray
 @needs_ray
 def test_ray_records_equal_the_local_records(ray_instance):
-    agents = [ev.build_agent(spec).agent for spec in ("alphabeta:1", "random", "negamax")]
+    agents = [build_agent(spec).agent for spec in ("alphabeta:1", "random", "negamax")]
     pairs = [(0, 1), (0, 2), (1, 2)]
-    reference = ev.play_pairings(agents, pairs, 9, seed=5, board=BOARD, num_processes=1)
+    reference = play_pairings(agents, pairs, 9, seed=5, board=BOARD, num_processes=1)
     finished = []
-    records = ev.play_pairings_ray(ray_instance, agents, pairs, 9, seed=5, board=BOARD, progress=finished.append)
+    records = play_pairings_ray(ray_instance, agents, pairs, 9, seed=5, board=BOARD, progress=finished.append)
     assert records == reference  # same outcomes and moves, game by game
     assert sum(finished) == 27 and len(finished) > 1  # one call per batch, as the tasks finish
-    assert ev.play_pairings_ray(ray_instance, agents, pairs, 9, seed=6, board=BOARD) != reference
+    assert play_pairings_ray(ray_instance, agents, pairs, 9, seed=6, board=BOARD) != reference
 
 
 @pytest.mark.ray
@@ -126,28 +130,28 @@ def test_checkpoint_agent_plays_in_torch_free_tasks(capsys, tmp_path, ray_instan
     remote, _ = results_of(capsys, tmp_path, "checkpoint_ray", *args, "--backend", "ray")
     assert remote["pairings"] == local["pairings"] and remote["board"] == BOARD
 
-    agents = [ev.build_agent(spec).agent for spec in (checkpoint, "random")]
-    agents_box = [ray_instance.put(ev.pickle.dumps(agents))]
+    agents = [build_agent(spec).agent for spec in (checkpoint, "random")]
+    agents_box = [ray_instance.put(pickle.dumps(agents))]
     batch = [(0, 0, 1, game) for game in range(4)]
 
     def play_and_report(box):  # a closure: pickled by value, so the workers need not import this test file
-        return ev.ray_play_batch(box, 4, 0, BOARD, batch), loaded_heavy_modules()
+        return ray_play_batch(box, 4, 0, BOARD, batch), loaded_heavy_modules()
 
-    probe = ray_instance.remote(**ev.RAY_TASK_OPTIONS)(play_and_report)
+    probe = ray_instance.remote(**RAY_TASK_OPTIONS)(play_and_report)
     played, modules = ray_instance.get(probe.remote(agents_box))
     assert modules == []  # neither torch nor stable_baselines3 in the process that ran the checkpoint
-    assert [record for _, record in played] == ev.play_pairings(agents, [(0, 1)], 4, board=BOARD, num_processes=1)[0]
+    assert [record for _, record in played] == play_pairings(agents, [(0, 1)], 4, board=BOARD, num_processes=1)[0]
 
 
 @pytest.mark.ray
 @needs_ray
 def test_a_failing_task_is_a_worker_error(capsys, monkeypatch, ray_instance):
-    agents = [ev.build_agent("random").agent, Unloadable()]
-    with pytest.raises(ev.WorkerError, match=r"cannot load the agents in a Ray worker \(ValueError: invalid literal"):
-        ev.play_pairings_ray(ray_instance, agents, [(0, 1)], 40, board=BOARD)
+    agents = [build_agent("random").agent, Unloadable()]
+    with pytest.raises(WorkerError, match=r"cannot load the agents in a Ray worker \(ValueError: invalid literal"):
+        play_pairings_ray(ray_instance, agents, [(0, 1)], 40, board=BOARD)
 
     def fail(*args, **kwargs):
-        raise ev.WorkerError("a Ray task playing games failed: raised ValueError: boom; try --backend local")
+        raise WorkerError("a Ray task playing games failed: raised ValueError: boom; try --backend local")
 
     monkeypatch.setattr(ev, "play_pairings_ray", fail)
     code, out, err = cli(capsys, "random", "--opponents", "negamax", "--games", 2, "--backend", "ray")
@@ -164,11 +168,14 @@ def test_no_cluster_to_join_is_one_line_naming_the_address(capsys, monkeypatch, 
 
     monkeypatch.setattr(ray_instance, "is_initialized", lambda: False)
     monkeypatch.setattr(ray_instance, "init", refuse)
-    code, out, err = cli(capsys, "random", "--opponents", "negamax", "--games", 2, "--backend", "ray",
-                         "--ray-address", "auto")
+    code, out, err = cli(
+        capsys, "random", "--opponents", "negamax", "--games", 2, "--backend", "ray", "--ray-address", "auto"
+    )
     assert code == 2 and out == ""
-    assert err == ("error: --ray-address auto: cannot connect to a Ray cluster: "
-                   "Could not find any running Ray instance. Please specify the one to connect to.\n")
+    assert err == (
+        "error: --ray-address auto: cannot connect to a Ray cluster: "
+        "Could not find any running Ray instance. Please specify the one to connect to.\n"
+    )
 
 
 @pytest.mark.ray
@@ -177,11 +184,28 @@ def test_unreachable_cluster_address_fails_fast(tmp_path):
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-m", "connectx_gym.evaluate", "random", "--opponents", "negamax", "--games", "2",
-         "--backend", "ray", "--ray-address", "127.0.0.1:1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "connectx_gym.evaluate",
+            "random",
+            "--opponents",
+            "negamax",
+            "--games",
+            "2",
+            "--backend",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == ("error: --ray-address 127.0.0.1:1: cannot connect to a Ray cluster: "
-                             "nothing answers at 127.0.0.1:1 (Connection refused)\n")
+    assert result.stderr == (
+        "error: --ray-address 127.0.0.1:1: cannot connect to a Ray cluster: "
+        "nothing answers at 127.0.0.1:1 (Connection refused)\n"
+    )
     assert list(tmp_path.iterdir()) == []

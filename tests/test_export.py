@@ -17,25 +17,31 @@ import numpy as np
 import pytest
 from helpers import gravity_fill, tiny_model
 
-from connectx_gym import export as export_module
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.errors import UserError
-from connectx_gym.export import check_submission, export, last_callable, load_submission, render_submission
-from connectx_gym.game.numpy_policy import from_sb3_model
 from connectx_gym.envs.planes import encode_position
+from connectx_gym.errors import UserError
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.numpy_policy import from_sb3_model
 from connectx_gym.game.solver import WIN_SCORE, alphabeta_scores
+from connectx_gym.submission import build as build_module
+from connectx_gym.submission.build import export, last_callable, load_submission, render_submission
+from connectx_gym.submission.check import check_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: name -> (board, policy settings); small nets, a few hundred training steps
 MODEL_SPECS = {
-    "cnn_6x7": ({"rows": 6, "columns": 7, "inarow": 4},
-                {"features": "cnn", "cnn_channels": (8, 8), "net_arch": (16,), "activation": "relu"}),
-    "mlp_5x6x3": ({"rows": 5, "columns": 6, "inarow": 3},
-                  {"features": "mlp", "net_arch": (16, 16), "activation": "gelu"}),
-    "cnn_5x6x3_tanh": ({"rows": 5, "columns": 6, "inarow": 3},
-                       {"features": "cnn", "cnn_channels": (6,), "kernel_size": 5, "net_arch": (12,),
-                        "activation": "tanh"}),
+    "cnn_6x7": (
+        {"rows": 6, "columns": 7, "inarow": 4},
+        {"features": "cnn", "cnn_channels": (8, 8), "net_arch": (16,), "activation": "relu"},
+    ),
+    "mlp_5x6x3": (
+        {"rows": 5, "columns": 6, "inarow": 3},
+        {"features": "mlp", "net_arch": (16, 16), "activation": "gelu"},
+    ),
+    "cnn_5x6x3_tanh": (
+        {"rows": 5, "columns": 6, "inarow": 3},
+        {"features": "cnn", "cnn_channels": (6,), "kernel_size": 5, "net_arch": (12,), "activation": "tanh"},
+    ),
 }
 
 
@@ -119,10 +125,13 @@ def test_file_is_self_contained_and_ends_with_agent(exported):
     code = (
         "import sys, time; t = time.perf_counter(); import numpy; ns = {}; "
         f"exec(compile(open({str(exported['cnn_6x7'])!r}).read(), 'submission', 'exec'), ns); "
-        "bad = [m for m in ('torch', 'stable_baselines3', 'kaggle_environments', 'connectx_gym', 'gymnasium') if m in sys.modules]; "
+        "bad = [m for m in ('torch', 'stable_baselines3', 'kaggle_environments', 'connectx_gym', 'gymnasium') "
+        "if m in sys.modules]; "
         "print(bad, ns['agent']({'board': [0] * 42, 'mark': 1}, {'rows': 6, 'columns': 7, 'inarow': 4}))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd="/"
+    )
     assert result.returncode == 0, result.stderr
     bad, column = result.stdout.split("]")
     assert bad == "[" and 0 <= int(column) < 7
@@ -149,10 +158,12 @@ def test_submission_logits_equal_torch(models, name):
     model, _, board, namespace = models[name]
     positions = random_positions(board, 200, seed=1)
     g = geometry(board["rows"], board["columns"], board["inarow"])
-    planes = np.stack([
-        namespace["encode"](np.asarray(kaggle_board).reshape(board["rows"], board["columns"]), mark)
-        for kaggle_board, mark in positions
-    ])
+    planes = np.stack(
+        [
+            namespace["encode"](np.asarray(kaggle_board).reshape(board["rows"], board["columns"]), mark)
+            for kaggle_board, mark in positions
+        ]
+    )
     # the submission's own encoding is the training env's
     expected_planes = np.stack([encode_position(Position.from_kaggle(g, b, m)) for b, m in positions])
     np.testing.assert_array_equal(planes, expected_planes)
@@ -176,8 +187,9 @@ def test_pure_policy_plays_the_masked_argmax(models, name):
     agent = namespace["agent"]
     for kaggle_board, mark in random_positions(board, 100, seed=2):
         planes = namespace["encode"](np.asarray(kaggle_board).reshape(board["rows"], board["columns"]), mark)
-        action, _ = model.predict(planes, deterministic=True,
-                                  action_masks=np.asarray(kaggle_board[: board["columns"]]) == 0)
+        action, _ = model.predict(
+            planes, deterministic=True, action_masks=np.asarray(kaggle_board[: board["columns"]]) == 0
+        )
         assert agent({"board": kaggle_board, "mark": mark}, board) == int(action)
 
 
@@ -306,13 +318,15 @@ def test_search_respects_its_time_budget(search_namespace):
 
 # ====================================================================== through kaggle_environments
 def test_exported_file_plays_through_kaggle_both_seats(exported):
-    report = check_submission(exported["cnn_6x7"], {"rows": 6, "columns": 7, "inarow": 4},
-                              games_per_seat=2, opponents=("random",))
+    report = check_submission(
+        exported["cnn_6x7"], {"rows": 6, "columns": 7, "inarow": 4}, games_per_seat=2, opponents=("random",)
+    )
     assert report.passed, report.failures
     assert report.games == 4 and report.latencies_ms
     assert all(tally.games == 2 for tally in report.tallies["random"].values())
-    report = check_submission(exported["mlp_5x6x3"], {"rows": 5, "columns": 6, "inarow": 3},
-                              games_per_seat=1, opponents=("random", "negamax"))
+    report = check_submission(
+        exported["mlp_5x6x3"], {"rows": 5, "columns": 6, "inarow": 3}, games_per_seat=1, opponents=("random", "negamax")
+    )
     assert report.passed, report.failures
     lines = "\n".join(report.lines())
     assert "vs negamax" in lines and "check passed" in lines
@@ -326,10 +340,13 @@ def test_search_submission_plays_through_kaggle(models, tmp_path):
     assert stats["median"] < 15 + 30 and stats["max"] < 1000, stats  # max: leeway for a loaded machine
 
 
-@pytest.mark.parametrize("body, status", [
-    ("def agent(observation, configuration):\n    return -1\n", "INVALID"),
-    ("def agent(observation, configuration):\n    raise RuntimeError('boom')\n", "ERROR"),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ("def agent(observation, configuration):\n    return -1\n", "INVALID"),
+        ("def agent(observation, configuration):\n    raise RuntimeError('boom')\n", "ERROR"),
+    ],
+)
 def test_check_catches_bad_agents(tmp_path, body, status):
     path = tmp_path / "bad.py"
     path.write_text(body)
@@ -350,8 +367,14 @@ def test_check_more_games_with_search(models, tmp_path):
 
 # ====================================================================== CLI
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "connectx_gym.export", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "connectx_gym.export", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def test_cli_writes_and_checks(models, tmp_path):
@@ -381,11 +404,24 @@ def _foreign_zip(folder):
     return path
 
 
-@pytest.mark.parametrize("case", [
-    "missing", "random_bytes", "text_file", "truncated_zip", "foreign_zip", "directory",
-    "no_output_dir", "output_parent_is_file", "output_is_dir",
-    "search_ms_big", "search_ms_zero", "search_ms_text", "check_games_zero",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "random_bytes",
+        "text_file",
+        "truncated_zip",
+        "foreign_zip",
+        "directory",
+        "no_output_dir",
+        "output_parent_is_file",
+        "output_is_dir",
+        "search_ms_big",
+        "search_ms_zero",
+        "search_ms_text",
+        "check_games_zero",
+    ],
+)
 def test_cli_errors_are_one_line_and_write_nothing(models, tmp_path, case):
     good = models["cnn_6x7"][1]
     inputs = tmp_path / "inputs"
@@ -446,8 +482,48 @@ def test_export_refuses_to_overwrite_the_checkpoint(models, tmp_path):
 
 
 def test_check_search_ms_bounds():
-    assert export_module.check_search_ms(None) is None
-    assert export_module.check_search_ms("1") == 1 and export_module.check_search_ms(1500) == 1500
+    assert build_module.check_search_ms(None) is None
+    assert build_module.check_search_ms("1") == 1 and build_module.check_search_ms(1500) == 1500
     for bad in (0, 1501, -5, "2.5", "x"):
         with pytest.raises(UserError, match="--search-ms"):
-            export_module.check_search_ms(bad)
+            build_module.check_search_ms(bad)
+
+
+def test_render_fills_every_marker(models):
+    model, _, board, _ = models["mlp_5x6x3"]
+    for search_ms in (None, 7):
+        text = render_submission(from_sb3_model(model), search_ms=search_ms, source='dir/a"b.zip')
+        assert "@@" not in text
+        assert "exported by connectx_gym.export from a'b.zip." in text
+        assert f"SEARCH_MS = {search_ms!r}\n" in text and f'"rows": {board["rows"]}' in text
+
+
+def test_main_exits_1_when_the_check_fails(models, tmp_path, monkeypatch, capsys):
+    from connectx_gym import export as export_cli
+    from connectx_gym.submission.check import CheckReport, SeatTally
+
+    def failing_check(path, board, games_per_seat, seed):
+        assert (games_per_seat, seed) == (3, 4)
+        report = CheckReport(board=dict(board), games=2, failures=["game 1 vs random (ours first): boom"])
+        report.tallies["random"] = {"first": SeatTally(losses=1), "second": SeatTally(wins=1)}
+        return report
+
+    monkeypatch.setattr(export_cli, "check_submission", failing_check)
+    output = tmp_path / "sub.py"
+    code = export_cli.main(
+        [str(models["mlp_5x6x3"][1]), "-o", str(output), "--check", "--check-games", "3", "--seed", "4"]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1 and err == "" and output.is_file()
+    lines = out.splitlines()
+    assert lines[0].startswith(f"wrote {output}: ") and "board 5x6 inarow 3; search off)" in lines[0]
+    assert "check FAILED: 1 problem(s)" in lines and "  game 1 vs random (ours first): boom" in lines
+    assert lines[-1].startswith("check took ") and lines[-1].endswith(" s")
+
+
+def test_main_bad_input_is_exit_2(tmp_path, capsys):
+    from connectx_gym.export import main
+
+    assert main([str(tmp_path / "nope.zip"), "--seed", "x"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: --seed must be an integer >= 0, got 'x'\n"

@@ -6,32 +6,27 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from typing import List
 
 import numpy as np
 import pytest
 
-from connectx_gym.game import opponents
-from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.errors import SpecError, UserError
-from connectx_gym.game.opponents import (
+from connectx_gym.game import specs
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.kaggle_agent import KaggleAgentOpponent
+from connectx_gym.game.opponents import AlphaBetaOpponent, NegamaxOpponent, Opponent, OpponentError, RandomOpponent
+from connectx_gym.game.solver import kaggle_immediate_win, kaggle_negamax_scores
+from connectx_gym.game.specs import (
     OPPONENT_FORMS,
-    AlphaBetaOpponent,
-    KaggleAgentOpponent,
-    NegamaxOpponent,
-    Opponent,
-    OpponentError,
     OpponentKind,
     OpponentSpec,
-    RandomOpponent,
     make_opponent,
     parse_spec,
     register_opponent_kind,
 )
-from connectx_gym.game.solver import kaggle_immediate_win, kaggle_negamax_scores
 
 
-def positions(count: int, seed: int, rows: int = 6, columns: int = 7, inarow: int = 4) -> List[Position]:
+def positions(count: int, seed: int, rows: int = 6, columns: int = 7, inarow: int = 4) -> list[Position]:
     g = geometry(rows, columns, inarow)
     rng = np.random.default_rng(seed)
     found = []
@@ -46,7 +41,7 @@ def positions(count: int, seed: int, rows: int = 6, columns: int = 7, inarow: in
     return found
 
 
-def play_game(first: Opponent, second: Opponent, seed: int, rows: int = 6, columns: int = 7) -> List[int]:
+def play_game(first: Opponent, second: Opponent, seed: int, rows: int = 6, columns: int = 7) -> list[int]:
     rng = np.random.default_rng(seed)
     position = Position(geometry(rows, columns, 4))
     moves = []
@@ -152,7 +147,7 @@ def test_forms_describe_every_kind():
 def test_parsing_and_building_solvers_do_not_import_kaggle():
     code = (
         "import sys\n"
-        "from connectx_gym.game.opponents import parse_spec, make_opponent\n"
+        "from connectx_gym.game.specs import parse_spec, make_opponent\n"
         "parse_spec('kaggle:negamax'); parse_spec('kaggle:x.py')\n"
         "for spec in ('random', 'negamax', 'alphabeta:3'): make_opponent(spec)\n"
         "assert not [m for m in sys.modules if m.startswith('kaggle_environments')]\n"
@@ -215,15 +210,15 @@ def test_alphabeta_opponent_validates_depth():
 
 
 def test_registry_accepts_new_kinds(monkeypatch):
-    monkeypatch.setattr(opponents, "OPPONENT_KINDS", dict(opponents.OPPONENT_KINDS))
-    monkeypatch.setattr(opponents, "OPPONENT_FORMS", opponents.OPPONENT_FORMS)
+    monkeypatch.setattr(specs, "OPPONENT_KINDS", dict(specs.OPPONENT_KINDS))
+    monkeypatch.setattr(specs, "OPPONENT_FORMS", specs.OPPONENT_FORMS)
     register_opponent_kind(
         OpponentKind("firstcol", "firstcol[:<ignored>]", lambda argument: RandomOpponent(), argument="optional")
     )
     assert parse_spec("firstcol") == OpponentSpec("firstcol")
     assert parse_spec("firstcol:x") == OpponentSpec("firstcol", "x")
     assert isinstance(make_opponent("firstcol"), RandomOpponent)
-    assert "firstcol[:<ignored>]" in opponents.OPPONENT_FORMS
+    assert "firstcol[:<ignored>]" in specs.OPPONENT_FORMS
     with pytest.raises(SpecError, match=r"firstcol\[:<ignored>\]"):
         parse_spec("nope")
     with pytest.raises(ValueError):

@@ -34,8 +34,13 @@ def listing(folder: Path) -> list:
 
 
 def cli(module: str, args, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"connectx_gym.{module}", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", f"connectx_gym.{module}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_error_line(stderr: str, *needles: str) -> None:
@@ -93,8 +98,17 @@ TRAIN_CASES = [
     ([S, "multiprocessing.num_processes=-2"], ["num_processes", "-2"]),
     ([S, "multiprocessing.parallel_episodes=0"], ["parallel_episodes", "0"]),
     ([S, "multiprocessing.parallel_episodes=8", S, "multiprocessing.num_processes=16"], ["num_processes", "16"]),
-    ([S, "multiprocessing.parallel_episodes=8", S, "multiprocessing.num_processes=2",
-      S, "multiprocessing.chunk_size=3"], ["chunk_size", "3"]),
+    (
+        [
+            S,
+            "multiprocessing.parallel_episodes=8",
+            S,
+            "multiprocessing.num_processes=2",
+            S,
+            "multiprocessing.chunk_size=3",
+        ],
+        ["chunk_size", "3"],
+    ),
     ([S, "multiprocessing.parallel_episodes=7", S, "multiprocessing.num_processes=2"], ["parallel_episodes=7"]),
     ([S, "multiprocessing.backend=bogus"], ["backend", "bogus"]),
     ([S, "multiprocessing.start_method=bogus"], ["start_method", "bogus"]),
@@ -124,11 +138,11 @@ TRAIN_CASES = [
 ]
 #: config file contents for the ``{cfg}`` case, with strings the error must name
 CONFIG_FILES = [
-    (b"- a\n- b\n", ["{cfg}"]),                              # YAML that is a list
-    (b"42\n", ["42"]),                                        # a scalar
-    (b"env: [unclosed\n", ["{cfg}"]),                         # not YAML
-    (GARBAGE, ["{cfg}"]),                                      # binary garbage
-    (b"env: 5\n", ["env", "5"]),                              # a section that is not a mapping
+    (b"- a\n- b\n", ["{cfg}"]),  # YAML that is a list
+    (b"42\n", ["42"]),  # a scalar
+    (b"env: [unclosed\n", ["{cfg}"]),  # not YAML
+    (GARBAGE, ["{cfg}"]),  # binary garbage
+    (b"env: 5\n", ["env", "5"]),  # a section that is not a mapping
     (b"ppo:\n  n_stepz: 3\n", ["n_stepz"]),
     (b"nosuchsection:\n  a: 1\n", ["nosuchsection"]),
     (b"env:\n  rows: six\n", ["env.rows", "six"]),
@@ -213,9 +227,9 @@ EXPORT_CASES = [
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """A good 6x7 checkpoint, a 5x5 one, a truncated one and random bytes named .zip."""
-    from connectx_gym.training.checkpoints import save_model
-
     from helpers import tiny_model
+
+    from connectx_gym.training.checkpoints import save_model
 
     folder = tmp_path_factory.mktemp("checkpoints")
     good = save_model(tiny_model({"rows": 6, "columns": 7, "inarow": 4}), folder / "good.zip")
@@ -225,8 +239,14 @@ def checkpoints(tmp_path_factory):
     (folder / "garbage.zip").write_bytes(GARBAGE)
     (folder / "adir.zip").mkdir()
     (folder / "outdir").mkdir()
-    return dict(good=str(good), small=str(small), truncated=str(folder / "truncated.zip"),
-                garbage=str(folder / "garbage.zip"), dir=str(folder / "adir.zip"), outdir=str(folder / "outdir"))
+    return dict(
+        good=str(good),
+        small=str(small),
+        truncated=str(folder / "truncated.zip"),
+        garbage=str(folder / "garbage.zip"),
+        dir=str(folder / "adir.zip"),
+        outdir=str(folder / "outdir"),
+    )
 
 
 @pytest.mark.parametrize("args, needles", EVAL_CASES, ids=[" ".join(a)[:50] for a, _ in EVAL_CASES])
@@ -288,8 +308,12 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     work.mkdir()
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory\n")
-    result = cli("train", ["--config", QUICK, "--set", f"train.output_dir={blocker}/models",
-                           "--set", "train.run_name=r"], work, timeout=120)
+    result = cli(
+        "train",
+        ["--config", QUICK, "--set", f"train.output_dir={blocker}/models", "--set", "train.run_name=r"],
+        work,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert_one_error_line(result.stderr, str(blocker))
     assert "cannot write" in result.stderr
@@ -300,6 +324,7 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
 # --------------------------------------------------------------------------------------------
 # 2. kill -9 mid-training, then resume (also past a corrupt newest checkpoint)
 # --------------------------------------------------------------------------------------------
+
 
 def _last_logged_step(progress: Path) -> int:
     if not progress.is_file():
@@ -346,10 +371,27 @@ def test_kill_9_mid_training_keeps_checkpoints_and_resumes(tmp_path):
 
     every = 2048
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectx_gym.train", "--config", QUICK, "--set", "train.run_name=killed",
-         "--set", "train.total_timesteps=400000", "--set", f"train.checkpoint_every={every}",
-         "--set", "train.eval_every=0", "--set", "logging.progress_bar=false"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "connectx_gym.train",
+            "--config",
+            QUICK,
+            "--set",
+            "train.run_name=killed",
+            "--set",
+            "train.total_timesteps=400000",
+            "--set",
+            f"train.checkpoint_every={every}",
+            "--set",
+            "train.eval_every=0",
+            "--set",
+            "logging.progress_bar=false",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     run = tmp_path / "models" / "killed"
     try:
@@ -375,7 +417,10 @@ def test_kill_9_mid_training_keeps_checkpoints_and_resumes(tmp_path):
 
     # no worker survives its trainer
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (_session_alive(process.pid) or any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers)):
+    while time.monotonic() < deadline and (
+        _session_alive(process.pid)
+        or any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers)
+    ):
         time.sleep(0.2)
     assert _session_alive(process.pid) == []
 
@@ -390,8 +435,12 @@ def test_kill_9_mid_training_keeps_checkpoints_and_resumes(tmp_path):
     bogus = run / "checkpoints" / f"step_{newest + 10 * every:012d}.zip"
     bogus.write_bytes(found[-1][1].read_bytes()[:1000])
     target = newest + 1024
-    result = cli("train", ["--resume", str(run), "--set", f"train.total_timesteps={target}",
-                           "--set", "logging.progress_bar=false"], tmp_path, timeout=180)
+    result = cli(
+        "train",
+        ["--resume", str(run), "--set", f"train.total_timesteps={target}", "--set", "logging.progress_bar=false"],
+        tmp_path,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "resuming from" in result.stderr and f"step {newest})" in result.stderr, result.stderr
@@ -411,16 +460,35 @@ BAD_AGENTS = {
 }
 
 
-@pytest.mark.parametrize("kind", [
-    "raises",
-    "illegal",
-])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "raises",
+        "illegal",
+    ],
+)
 def test_misbehaving_kaggle_opponent_is_counted_not_fatal(tmp_path, kind):
     agent = tmp_path / f"{kind}_agent.py"
     agent.write_text(BAD_AGENTS[kind])
-    result = cli("train", ["--config", QUICK, "--set", f"env.opponent=kaggle:{agent}", "--set", "train.run_name=bad",
-                           "--set", "train.total_timesteps=1024", "--set", "train.eval_every=0",
-                           "--set", "logging.progress_bar=false"], tmp_path, timeout=180)
+    result = cli(
+        "train",
+        [
+            "--config",
+            QUICK,
+            "--set",
+            f"env.opponent=kaggle:{agent}",
+            "--set",
+            "train.run_name=bad",
+            "--set",
+            "train.total_timesteps=1024",
+            "--set",
+            "train.eval_every=0",
+            "--set",
+            "logging.progress_bar=false",
+        ],
+        tmp_path,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     with open(tmp_path / "models" / "bad" / "progress.csv", newline="") as handle:
@@ -432,15 +500,33 @@ def test_misbehaving_kaggle_opponent_is_counted_not_fatal(tmp_path, kind):
 # a worker killed under a running trainer: reported by index and cause, model saved, exit 1
 # --------------------------------------------------------------------------------------------
 
+
 def test_killed_worker_is_reported_saved_and_exits_1(tmp_path):
     import psutil
 
     from connectx_gym.training.checkpoints import list_checkpoints, verify_checkpoint
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectx_gym.train", "--config", QUICK, "--set", "train.run_name=crash",
-         "--set", "train.total_timesteps=400000", "--set", "train.eval_every=0", "--set", "logging.progress_bar=false"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "connectx_gym.train",
+            "--config",
+            QUICK,
+            "--set",
+            "train.run_name=crash",
+            "--set",
+            "train.total_timesteps=400000",
+            "--set",
+            "train.eval_every=0",
+            "--set",
+            "logging.progress_bar=false",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     run = tmp_path / "models" / "crash"
     try:
@@ -451,7 +537,8 @@ def test_killed_worker_is_reported_saved_and_exits_1(tmp_path):
         # env workers: the forkserver's children (or, with fork/spawn, the trainer's own children)
         tree = psutil.Process(process.pid).children(recursive=True)
         workers = [child for child in tree if child.ppid() != process.pid] or [
-            child for child in tree if "resource_tracker" not in " ".join(child.cmdline())]
+            child for child in tree if "resource_tracker" not in " ".join(child.cmdline())
+        ]
         assert workers
         workers[0].kill()
         _, stderr = process.communicate(timeout=60)
@@ -504,8 +591,8 @@ def fuzz_positions(board, count, seed):
 def test_exported_agent_never_plays_illegally_on_10000_fuzzed_positions():
     from helpers import tiny_model
 
-    from connectx_gym.export import load_submission, render_submission
     from connectx_gym.game.numpy_policy import from_sb3_model
+    from connectx_gym.submission.build import load_submission, render_submission
 
     checked = full_but_one = 0
     for index, board in enumerate(FUZZ_BOARDS):
@@ -521,8 +608,8 @@ def test_exported_agent_never_plays_illegally_on_10000_fuzzed_positions():
 def test_search_p99_stays_within_its_budget_plus_50_ms():
     from helpers import tiny_model
 
-    from connectx_gym.export import load_submission, render_submission
     from connectx_gym.game.numpy_policy import from_sb3_model
+    from connectx_gym.submission.build import load_submission, render_submission
 
     board = FUZZ_BOARDS[0]
     budget_ms = 20
@@ -541,17 +628,32 @@ def test_search_p99_stays_within_its_budget_plus_50_ms():
 def test_same_seed_gives_identical_evaluations_in_process_and_in_subprocesses(tmp_path):
     """Same config and seed: the subprocess and the in-process trainer produce checkpoints that
     play identical games (the chunked workers step the same episodes either way)."""
-    from connectx_gym.game.agents import make_agent
-    from connectx_gym.game.bitboard import geometry
     from connectx_gym.evaluation.match import play_opponent_games
+    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.game.specs import make_agent
 
     outcomes = {}
     for name, multiprocess in (("sub", "true"), ("inproc", "false"), ("sub2", "true")):
         result = subprocess.run(
-            [sys.executable, "-m", "connectx_gym.train", "--config", str(ROOT / "configs" / "quick.yaml"),
-             "--set", f"train.run_name={name}", "--set", f"multiprocessing.use_multiprocessing={multiprocess}",
-             "--set", "train.eval_every=0", "--set", "logging.progress_bar=false"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "connectx_gym.train",
+                "--config",
+                str(ROOT / "configs" / "quick.yaml"),
+                "--set",
+                f"train.run_name={name}",
+                "--set",
+                f"multiprocessing.use_multiprocessing={multiprocess}",
+                "--set",
+                "train.eval_every=0",
+                "--set",
+                "logging.progress_bar=false",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         agent = make_agent(str(tmp_path / "models" / name / "final_model.zip"))

@@ -10,20 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.training.curriculum import Curriculum
 from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.numpy_policy import NumpyPolicy
-from connectx_gym.game.opponents import make_opponent
-from connectx_gym.game.selfplay import (
-    MixtureOpponent,
-    PoolKeeper,
-    SelfPlayOpponent,
-    SnapshotPool,
-    pool,
-    reset_pools,
-    uses_selfplay,
-)
+from connectx_gym.game.opponents import MixtureOpponent
+from connectx_gym.game.selfplay import SelfPlayOpponent, SnapshotPool, pool, reset_pools
+from connectx_gym.game.specs import make_opponent
+from connectx_gym.training.curriculum import Curriculum
+from connectx_gym.training.pool_keeper import PoolKeeper, uses_selfplay
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,15 +166,34 @@ def test_curriculum_threshold_is_respected():
 
 
 def run_train(tmp_path, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "connectx_gym.train", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "connectx_gym.train", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
-    common = ["--config", str(ROOT / "configs" / "quick.yaml"), "--set", "train.run_name=sp",
-              "--set", "selfplay.snapshot_every=1024", "--set", "selfplay.pool_size=3",
-              "--set", "curriculum.stages=[{opponent: random, promote_at: 0.05}, {opponent: {selfplay: 1, random: 1}}]",
-              "--set", "curriculum.window=20", "--set", "logging.progress_bar=false", "--set", "train.eval_every=0"]
+    common = [
+        "--config",
+        str(ROOT / "configs" / "quick.yaml"),
+        "--set",
+        "train.run_name=sp",
+        "--set",
+        "selfplay.snapshot_every=1024",
+        "--set",
+        "selfplay.pool_size=3",
+        "--set",
+        "curriculum.stages=[{opponent: random, promote_at: 0.05}, {opponent: {selfplay: 1, random: 1}}]",
+        "--set",
+        "curriculum.window=20",
+        "--set",
+        "logging.progress_bar=false",
+        "--set",
+        "train.eval_every=0",
+    ]
     result = run_train(tmp_path, *common)
     assert result.returncode == 0, result.stderr
     assert "curriculum: stage 1" in result.stderr
@@ -189,8 +202,9 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
         state = pickle.load(handle)
     assert state["stage"] == 1
     assert [snapshot_id for snapshot_id, _ in state["pool"]["snapshots"]] == [2048, 3072, 4096]
-    result = run_train(tmp_path, "--resume", str(run), "--set", "train.total_timesteps=5120",
-                       "--set", "logging.progress_bar=false")
+    result = run_train(
+        tmp_path, "--resume", str(run), "--set", "train.total_timesteps=5120", "--set", "logging.progress_bar=false"
+    )
     assert result.returncode == 0, result.stderr
     assert "curriculum: stage" not in result.stderr  # resumed in stage 1, nothing to promote
     with open(run / "trainer_state.pkl", "rb") as handle:
@@ -203,15 +217,34 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
 @pytest.mark.slow
 def test_short_selfplay_run_improves_over_random(tmp_path):
     """About 20 s: 60k steps of pure self-play must beat random far more often than chance."""
-    from connectx_gym.game.agents import make_agent
-    from connectx_gym.evaluation.match import play_opponent_games, match_result_from_games
+    from connectx_gym.evaluation.match import match_result_from_games, play_opponent_games
+    from connectx_gym.game.specs import make_agent
 
     result = run_train(
-        tmp_path, "--config", str(ROOT / "configs" / "quick.yaml"), "--set", "train.run_name=selfplay",
-        "--set", "env.opponent=selfplay", "--set", "selfplay.snapshot_every=8192",
-        "--set", "train.total_timesteps=61440", "--set", "train.eval_every=0", "--set", "logging.progress_bar=false",
-        "--set", "multiprocessing.parallel_episodes=16", "--set", "ppo.n_steps=128", "--set", "ppo.batch_size=512",
-        "--set", "ppo.n_epochs=4", timeout=900,
+        tmp_path,
+        "--config",
+        str(ROOT / "configs" / "quick.yaml"),
+        "--set",
+        "train.run_name=selfplay",
+        "--set",
+        "env.opponent=selfplay",
+        "--set",
+        "selfplay.snapshot_every=8192",
+        "--set",
+        "train.total_timesteps=61440",
+        "--set",
+        "train.eval_every=0",
+        "--set",
+        "logging.progress_bar=false",
+        "--set",
+        "multiprocessing.parallel_episodes=16",
+        "--set",
+        "ppo.n_steps=128",
+        "--set",
+        "ppo.batch_size=512",
+        "--set",
+        "ppo.n_epochs=4",
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     trained = make_agent(str(tmp_path / "models" / "selfplay" / "final_model.zip"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import random
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -35,7 +34,7 @@ with contextlib.redirect_stderr(io.StringIO()):  # kaggle_environments drags in 
 # ---------------------------------------------------------------------------------------- oracles
 
 
-def kaggle_root_scores(board: List[int], mark: int, config) -> Tuple[Optional[int], Optional[Dict[int, float]]]:
+def kaggle_root_scores(board: list[int], mark: int, config) -> tuple[int | None, dict[int, float] | None]:
     """Kaggle's negamax root, scored per column: ``(winning column, None)`` or ``(None, scores)``.
 
     ``negamax`` below is copied verbatim from ``negamax_agent`` in
@@ -104,10 +103,10 @@ def kaggle_config(g: Geometry):
     return Struct(rows=g.rows, columns=g.columns, inarow=g.inarow)
 
 
-def sequential_coin_flip_distribution(scores: Dict[int, float], size: int) -> Dict[Optional[int], float]:
+def sequential_coin_flip_distribution(scores: dict[int, float], size: int) -> dict[int | None, float]:
     """Exact distribution of Kaggle's ``score > best or (score == best and choice([True, False]))``."""
     best = -size
-    distribution: Dict[Optional[int], float] = {None: 1.0}
+    distribution: dict[int | None, float] = {None: 1.0}
     for column, score in scores.items():
         if score > best:
             best, distribution = score, {column: 1.0}
@@ -146,7 +145,7 @@ def brute_force_value(g: Geometry, own: int, other: int, depth: int, ply: int) -
     return best
 
 
-def brute_force_root_scores(position: Position, depth: int) -> Dict[int, int]:
+def brute_force_root_scores(position: Position, depth: int) -> dict[int, int]:
     g = position.geometry
     own = position.stones[position.to_move]
     other = position.mask ^ own
@@ -188,8 +187,8 @@ def naive_window_score(g: Geometry, own: int, other: int) -> int:
 
 
 def random_positions(
-    g: Geometry, count: int, seed: int, min_moves: int = 0, max_moves: Optional[int] = None
-) -> List[Position]:
+    g: Geometry, count: int, seed: int, min_moves: int = 0, max_moves: int | None = None
+) -> list[Position]:
     """``count`` non-terminal positions reached by seeded random play (moves played drawn uniformly)."""
     rng = np.random.default_rng(seed)
     positions = []
@@ -205,14 +204,14 @@ def random_positions(
     return positions
 
 
-def from_columns(g: Geometry, columns: List[int]) -> Position:
+def from_columns(g: Geometry, columns: list[int]) -> Position:
     position = Position(g)
     for column in columns:
         position.play(column)
     return position
 
 
-def from_rows(g: Geometry, rows_top_first: List[str]) -> Position:
+def from_rows(g: Geometry, rows_top_first: list[str]) -> Position:
     """A position from a picture: one string per row, top row first, '.', '1' or '2' per cell."""
     board = [{".": 0, "1": 1, "2": 2}[ch] for row in rows_top_first for ch in row.replace(" ", "")]
     return Position.from_kaggle(g, board)
@@ -276,7 +275,7 @@ def test_negamax_move_tie_break_matches_sequential_coin_flips():
         pytest.fail("no position with three tied best columns found")
     rng = np.random.default_rng(12)
     draws = 800
-    counts: Dict[int, int] = {}
+    counts: dict[int, int] = {}
     for _ in range(draws):
         column = kaggle_negamax_move(position, rng)
         counts[column] = counts.get(column, 0) + 1
@@ -600,7 +599,7 @@ def test_solvers_finish_whole_games_on_any_board(rows, columns, inarow):
 def test_alphabeta_is_deterministic_given_the_seed():
     g = geometry(6, 7, 4)
 
-    def game(seed: int) -> List[int]:
+    def game(seed: int) -> list[int]:
         rng = np.random.default_rng(seed)
         position = Position(g)
         columns = []

@@ -18,7 +18,10 @@ QUICK = str(ROOT / "configs" / "quick.yaml")
 def train(tmp_path, *args, timeout=240):
     return subprocess.run(
         [sys.executable, "-m", "connectx_gym.train", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -59,7 +62,10 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     [
         (["--set", "ppo.learnig_rate=1e-4"], "did you mean 'learning_rate'"),
         (["--set", "env.opponent=negamx"], "negamx"),
-        (["--set", "multiprocessing.parallel_episodes=7", "--set", "multiprocessing.num_processes=2"], "parallel_episodes=7"),
+        (
+            ["--set", "multiprocessing.parallel_episodes=7", "--set", "multiprocessing.num_processes=2"],
+            "parallel_episodes=7",
+        ),
         (["--config", "missing.yaml"], "missing.yaml"),
         (["--resume", "nowhere"], "nowhere"),
         (["--set", "env.opponent=kaggle:no_such_agent.py"], "no_such_agent.py"),
@@ -76,9 +82,24 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
 
 def test_ctrl_c_saves_and_exits_0_then_resumes(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectx_gym.train", "--config", QUICK, "--set", "train.run_name=interrupted",
-         "--set", "train.total_timesteps=1000000", "--set", "train.eval_every=0", "--set", "logging.progress_bar=false"],
-        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "connectx_gym.train",
+            "--config",
+            QUICK,
+            "--set",
+            "train.run_name=interrupted",
+            "--set",
+            "train.total_timesteps=1000000",
+            "--set",
+            "train.eval_every=0",
+            "--set",
+            "logging.progress_bar=false",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     run = tmp_path / "models" / "interrupted"
     deadline = time.monotonic() + 120
@@ -91,7 +112,120 @@ def test_ctrl_c_saves_and_exits_0_then_resumes(tmp_path):
     assert "interrupted: saved" in stderr and "Traceback" not in stderr
     saved = sorted((run / "checkpoints").iterdir())
     assert saved
-    result = train(tmp_path, "--resume", str(run), "--set", "train.total_timesteps=1",
-                   "--set", "logging.progress_bar=false")
+    result = train(
+        tmp_path, "--resume", str(run), "--set", "train.total_timesteps=1", "--set", "logging.progress_bar=false"
+    )
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# training.loop.run and the command's exit codes, in process on a tiny config
+# ------------------------------------------------------------------------------------------------
+
+TINY = [
+    "env.opponent=random",
+    "curriculum.stages=[]",
+    "multiprocessing.use_multiprocessing=false",
+    "multiprocessing.parallel_episodes=2",
+    "multiprocessing.num_processes=1",
+    "ppo.n_steps=16",
+    "ppo.batch_size=32",
+    "ppo.n_epochs=1",
+    "policy.cnn_channels=[4]",
+    "policy.net_arch=[8]",
+    "train.total_timesteps=64",
+    "train.checkpoint_every=32",
+    "train.eval_every=32",
+    "train.eval_games=2",
+    "train.eval_opponents=[random]",
+    "logging.progress_bar=false",
+    "logging.tensorboard=false",
+]
+
+
+def tiny_run(tmp_path, report=None):
+    from connectx_gym.config import load_config
+    from connectx_gym.training.loop import run
+
+    return run(load_config(None, TINY).resolved(), tmp_path / "run", None, report=report)
+
+
+def test_run_returns_its_result(tmp_path, capsys):
+    from connectx_gym.training.loop import TrainResult
+
+    reported = []
+    result = tiny_run(tmp_path, report=reported.append)
+    run = tmp_path / "run"
+    assert result == TrainResult(run, 64, run / "checkpoints" / "step_000000000064.zip", run / "final_model.zip")
+    assert result.checkpoint.is_file() and result.final_model.is_file() and not result.interrupted
+    assert [metrics["timesteps"] for metrics in reported] == [32, 64]
+    err = capsys.readouterr().err
+    assert err.startswith(f"run directory: {run}\n") and "done: 64 steps (" in err
+
+
+def test_run_interrupted_saves_and_returns(tmp_path, capsys):
+    def interrupt(metrics):
+        raise KeyboardInterrupt
+
+    result = tiny_run(tmp_path, report=interrupt)
+    run = tmp_path / "run"
+    assert result.interrupted and result.final_model is None and result.steps == 32
+    assert result.checkpoint == run / "checkpoints" / "step_000000000032.zip" and result.checkpoint.is_file()
+    assert not (run / "final_model.zip").exists()
+    err = capsys.readouterr().err
+    assert err.endswith(f"\n\ninterrupted: saved {result.checkpoint}; continue with --resume {run}\n")
+
+
+def test_run_with_a_failed_worker_saves_and_raises(tmp_path, capsys):
+    from connectx_gym.errors import TrainingFailed, WorkerError
+
+    def fail(metrics):
+        raise WorkerError("env worker 0 (pid 1) killed by SIGKILL", "worker traceback")
+
+    with pytest.raises(TrainingFailed) as caught:
+        tiny_run(tmp_path, report=fail)
+    run = tmp_path / "run"
+    saved = run / "checkpoints" / "step_000000000032.zip"
+    assert isinstance(caught.value, WorkerError) and caught.value.worker_traceback == "worker traceback"
+    assert str(caught.value) == f"env worker 0 (pid 1) killed by SIGKILL\nsaved {saved}; continue with --resume {run}"
+    assert saved.is_file() and not (run / "final_model.zip").exists()
+    assert capsys.readouterr().err.endswith("\n\n")  # the message comes from the caller, on a line of its own
+
+
+@pytest.mark.parametrize(
+    "outcome, code, err",
+    [
+        ("done", 0, ""),
+        ("interrupted", 0, ""),
+        ("failed", 1, "\nerror: env worker 0 died\nsaved x.zip; continue with --resume r\n"),
+        ("bad input", 2, "error: cannot write to run directory 'r'\n"),
+    ],
+)
+def test_main_exit_codes(tmp_path, monkeypatch, capsys, outcome, code, err):
+    import connectx_gym.train as train_module
+    from connectx_gym.errors import TrainingFailed, UserError
+    from connectx_gym.training.loop import TrainResult
+
+    def run(config, run_dir, resume, report=None):
+        if outcome == "failed":
+            print(file=sys.stderr)
+            raise TrainingFailed("env worker 0 died\nsaved x.zip; continue with --resume r")
+        if outcome == "bad input":
+            raise UserError("cannot write to run directory 'r'")
+        return TrainResult(run_dir, 64, None, None, interrupted=outcome == "interrupted")
+
+    monkeypatch.setattr(train_module, "run", run)
+    monkeypatch.setattr(train_module.signal, "signal", lambda *a: None)
+    monkeypatch.chdir(tmp_path)
+    assert train_module.main(["--config", QUICK]) == code
+    assert capsys.readouterr().err == err
+
+
+def test_importing_the_command_stays_light():
+    """Argument errors must be fast: the train command imports no torch, SB3, tqdm or Ray until it trains."""
+    heavy = ("torch", "stable_baselines3", "sb3_contrib", "tqdm", "ray")
+    code = f"import sys, connectx_gym.train; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

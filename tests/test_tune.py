@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectx_gym.runtime import ray_cluster as ray_support
 from connectx_gym import tune as sweep_cli
+from connectx_gym.runtime import ray_cluster as ray_support
+from connectx_gym.sweeps.plan import load_sweep
+from connectx_gym.sweeps.report import results_table
+from connectx_gym.sweeps.space import parse_dimension
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = str(ROOT / "configs" / "quick.yaml")
@@ -65,7 +68,7 @@ def two_cpus():
 # ---------------------------------------------------------------------------------------- without Ray
 def test_example_sweep_file_is_valid(monkeypatch):
     monkeypatch.chdir(ROOT)  # its base_config is relative to the current directory
-    sweep = sweep_cli.load_sweep("configs/tune.yaml")
+    sweep = load_sweep("configs/tune.yaml")
     assert [d.key for d in sweep.dimensions] == ["ppo.learning_rate", "ppo.ent_coef", "ppo.n_epochs"]
     assert sweep.num_trials == 8 and sweep.metric == "mean_win_rate" and sweep.scheduler["type"] == "asha"
     assert sweep.min_reports == sweep.max_reports == 10  # 200000 steps (whole rollouts) / eval_every 20000
@@ -77,40 +80,76 @@ def test_example_sweep_file_is_valid(monkeypatch):
 
 def test_ranges_are_inclusive_and_values_are_normalised(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = write_sweep(tmp_path, search_space={
-        "ppo": {"n_epochs": {"randint": [2, 4]}, "learning_rate": {"choice": ["1e-4", 0.001]}},  # nested form
-        "ppo.gamma": {"quniform": [0.9, 0.99, 0.01]},
-    })
-    sweep = sweep_cli.load_sweep(path, ["search_space.train.seed={grid: [0, 1, 2]}"], num_samples=2)
+    path = write_sweep(
+        tmp_path,
+        search_space={
+            "ppo": {"n_epochs": {"randint": [2, 4]}, "learning_rate": {"choice": ["1e-4", 0.001]}},  # nested form
+            "ppo.gamma": {"quniform": [0.9, 0.99, 0.01]},
+        },
+    )
+    sweep = load_sweep(path, ["search_space.train.seed={grid: [0, 1, 2]}"], num_samples=2)
     dims = {d.key: d for d in sweep.dimensions}
     assert dims["ppo.n_epochs"].probes == (2, 3, 4)  # every value of a short integer range was checked
     assert dims["ppo.learning_rate"].args == (0.0001, 0.001)  # as the config reads them
     assert sweep.num_trials == 6  # 2 samples × 3 grid values
 
 
+def test_results_table_right_aligns_numeric_columns_only():
+    table = results_table(
+        ["trial", "lr", "kl", "steps"], [["trial_00000", 0.001234567, None, 2048], ["trial_00001", 0.01, 0.02, 10]]
+    )
+    assert table.splitlines() == [
+        "trial              lr  kl    steps",
+        "-----------  --------  ----  -----",
+        "trial_00000  0.001235  null   2048",
+        "trial_00001      0.01  0.02     10",
+    ]
+
+
 @pytest.mark.parametrize(
     "changes, sets, message",
     [
-        ({}, ["search_space.ppo.learnig_rate={choice: [0.001]}"],
-         "search_space: unknown key 'ppo.learnig_rate' (did you mean 'ppo.learning_rate'?)"),
-        ({}, ["search_space.ppo.ent_coef={choise: [0.0]}"],
-         "search_space ppo.ent_coef: unknown distribution 'choise' (did you mean 'choice'?)"),
-        ({}, ["search_space.ppo.n_epochs={choice: [2, 0]}"],
-         "search_space ppo.n_epochs: choice value 0 does not make a valid config: "
-         "ppo.n_epochs must be an integer >= 1, got 0"),
+        (
+            {},
+            ["search_space.ppo.learnig_rate={choice: [0.001]}"],
+            "search_space: unknown key 'ppo.learnig_rate' (did you mean 'ppo.learning_rate'?)",
+        ),
+        (
+            {},
+            ["search_space.ppo.ent_coef={choise: [0.0]}"],
+            "search_space ppo.ent_coef: unknown distribution 'choise' (did you mean 'choice'?)",
+        ),
+        (
+            {},
+            ["search_space.ppo.n_epochs={choice: [2, 0]}"],
+            "search_space ppo.n_epochs: choice value 0 does not make a valid config: "
+            "ppo.n_epochs must be an integer >= 1, got 0",
+        ),
         ({}, ["search_space.ppo.n_epochs={randint: [4, 2]}"], "randint needs low <= high, got [4, 2]"),
-        ({}, ["search_space.ppo.n_epochs={uniform: [1, 4]}"],
-         "ppo.n_epochs takes integers, but uniform samples floats"),
+        (
+            {},
+            ["search_space.ppo.n_epochs={uniform: [1, 4]}"],
+            "ppo.n_epochs takes integers, but uniform samples floats",
+        ),
         ({}, ["search_space.ppo.learning_rate={loguniform: [0, 0.1]}"], "loguniform needs low > 0"),
         ({}, ["search_space.ppo.ent_coef=0.01"], "(a fixed value belongs under overrides)"),
         ({}, ["search_space.train.eval_every={choice: [512, 1024]}"], "train.eval_every cannot be searched"),
-        ({}, ["search_space.ppo.batch_size={choice: [256, 1024]}"],
-         "choice value 1024 does not make a valid config: ppo.batch_size=1024 must divide"),
-        ({}, ["metric=win_rate/negamax"],
-         "metric 'win_rate/negamax' is not reported by the trials (did you mean 'win_rate/random'?); with "
-         "train.eval_opponents=['random'] they report mean_win_rate, win_rate/random, steps_per_s"),
-        ({}, ["overrides.multiprocessing.use_multiprocessing=true", "overrides.multiprocessing.start_method=fork"],
-         "multiprocessing.start_method=fork is not safe inside a Ray trial"),
+        (
+            {},
+            ["search_space.ppo.batch_size={choice: [256, 1024]}"],
+            "choice value 1024 does not make a valid config: ppo.batch_size=1024 must divide",
+        ),
+        (
+            {},
+            ["metric=win_rate/negamax"],
+            "metric 'win_rate/negamax' is not reported by the trials (did you mean 'win_rate/random'?); with "
+            "train.eval_opponents=['random'] they report mean_win_rate, win_rate/random, steps_per_s",
+        ),
+        (
+            {},
+            ["overrides.multiprocessing.use_multiprocessing=true", "overrides.multiprocessing.start_method=fork"],
+            "multiprocessing.start_method=fork is not safe inside a Ray trial",
+        ),
         ({}, ["overrides.train.eval_every=0"], "train.eval_every=0 disables evaluation"),
         ({}, ["overrides.train.eval_every=100000"], "trials would finish before their first evaluation"),
         ({}, ["overrides.ppo.learning_rate=-1"], "overrides: ppo.learning_rate must be a number > 0, got -1"),
@@ -173,15 +212,17 @@ def test_existing_sweep_directory_is_refused(tmp_path, monkeypatch, capsys):
     (tmp_path / "models" / "tiny").mkdir(parents=True)
     code, out, err = cli(capsys, "--config", write_sweep(tmp_path))
     assert code == 2
-    assert err == f"error: sweep directory '{tmp_path / 'models' / 'tiny'}' already exists; " \
-                  "choose another name (--set name=...) or remove it\n"
+    assert (
+        err == f"error: sweep directory '{tmp_path / 'models' / 'tiny'}' already exists; "
+        "choose another name (--set name=...) or remove it\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------- with Ray
 @pytest.mark.ray
 def test_randint_includes_its_upper_bound():
     tune = pytest.importorskip("ray.tune")
-    dimension = sweep_cli._dimension("search_space ppo.n_epochs", "ppo.n_epochs", {"randint": [2, 4]})
+    dimension = parse_dimension("search_space ppo.n_epochs", "ppo.n_epochs", {"randint": [2, 4]})
     assert set(dimension.domain(tune).sample(size=300, random_state=0)) == {2, 3, 4}
 
 
@@ -190,8 +231,10 @@ def test_unreachable_address_is_one_line_and_writes_nothing(tmp_path, monkeypatc
     pytest.importorskip("ray")
     monkeypatch.chdir(tmp_path)
     code, out, err = cli(capsys, "--config", write_sweep(tmp_path), "--address", "127.0.0.1:1")
-    assert code == 2 and err == ("error: --address 127.0.0.1:1: cannot connect to a Ray cluster: "
-                                 "nothing answers at 127.0.0.1:1 (Connection refused)\n")
+    assert code == 2 and err == (
+        "error: --address 127.0.0.1:1: cannot connect to a Ray cluster: "
+        "nothing answers at 127.0.0.1:1 (Connection refused)\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
 
 
@@ -202,7 +245,12 @@ def test_tiny_sweep_end_to_end(tmp_path):
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     result = subprocess.run(
         [sys.executable, "-m", "connectx_gym.tune", "--config", str(write_sweep(tmp_path))],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env, preexec_fn=two_cpus,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        preexec_fn=two_cpus,
     )
     assert result.returncode == 0, result.stderr
     for noise in ("Traceback", "Gym has been unmaintained", "INFO", "(run_trial"):

@@ -9,10 +9,12 @@ from functools import partial
 
 import numpy as np
 import pytest
+from helpers import assert_same, rollout
 
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.envs.vec import ChunkedVecEnv, WorkerError, make_vec_env, split_evenly
-from helpers import assert_same, rollout
+from connectx_gym.envs.vec import ChunkedVecEnv, make_vec_env
+from connectx_gym.envs.workers import split_evenly
+from connectx_gym.errors import WorkerError
 
 ENV_KWARGS = dict(opponent="random", info_board=True)
 

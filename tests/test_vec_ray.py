@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from connectx_gym.errors import UserError
-from connectx_gym.envs.vec import WorkerError, make_vec_env
 from helpers import assert_same, rollout
+
+from connectx_gym.envs.vec import make_vec_env
+from connectx_gym.errors import UserError, WorkerError
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = str(ROOT / "configs" / "quick.yaml")
@@ -92,8 +92,11 @@ def test_killed_actor_is_reported_by_index():
 @pytest.mark.ray
 @requires_ray
 def test_errors_inside_an_actor_name_the_worker_and_the_cause():
-    with pytest.raises(WorkerError, match=r"env worker 0 \(envs 0-1, ray actor\) failed to start: "
-                                          r"ValueError: rows must be an integer >= 1, got 0"):
+    with pytest.raises(
+        WorkerError,
+        match=r"env worker 0 \(envs 0-1, ray actor\) failed to start: "
+        r"ValueError: rows must be an integer >= 1, got 0",
+    ):
         make_vec_env(dict(ENV_KWARGS, rows=0), 4, 2, backend="ray")
     venv = make_vec_env(ENV_KWARGS, 4, 2, backend="ray", seed=0)
     try:
@@ -116,14 +119,19 @@ def test_more_cpus_than_the_cluster_has_is_refused():
 @requires_ray
 def test_training_on_ray_equals_training_on_subprocesses(tmp_path):
     """The same config and seed give checkpoints that play identical games on either backend."""
-    from connectx_gym.game.agents import make_agent
-    from connectx_gym.game.bitboard import geometry
     from connectx_gym.evaluation.match import play_opponent_games
+    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.game.specs import make_agent
 
     games = {}
     for backend in ("ray", "chunked"):
-        result = train_cli(tmp_path, f"multiprocessing.backend={backend}", f"train.run_name={backend}",
-                           "train.total_timesteps=2048", "train.eval_every=0")
+        result = train_cli(
+            tmp_path,
+            f"multiprocessing.backend={backend}",
+            f"train.run_name={backend}",
+            "train.total_timesteps=2048",
+            "train.eval_every=0",
+        )
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr and "WARNING" not in result.stderr, result.stderr
         agent = make_agent(str(tmp_path / "models" / backend / "final_model.zip"))
@@ -152,8 +160,10 @@ def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch, caps
     code = train.main(["--config", QUICK, "--set", "multiprocessing.backend=ray"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ['error: multiprocessing.backend=ray needs Ray, which is not installed; install the extra with: '
-                   'pip install -e ".[ray]"  (or: pip install "ray[tune]")']
+    assert err == [
+        "error: multiprocessing.backend=ray needs Ray, which is not installed; install the extra with: "
+        'pip install -e ".[ray]"  (or: pip install "ray[tune]")'
+    ]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -171,9 +181,23 @@ def test_a_cluster_started_with_ray_start_is_joined_by_address(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     # its own (short: socket paths) temp dir, so the cluster is not recorded as this machine's latest
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                             f"--temp-dir={temp_dir}", "--block"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
+            "--block",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -184,14 +208,37 @@ def test_a_cluster_started_with_ray_start_is_joined_by_address(tmp_path):
                 assert head.poll() is None, "ray start --head exited"
                 time.sleep(0.5)
         address = f"127.0.0.1:{port}"
-        result = train_cli(tmp_path, "multiprocessing.backend=ray", f"ray.address={address}", "train.run_name=cluster",
-                           "train.total_timesteps=1024", "train.eval_every=0")
+        result = train_cli(
+            tmp_path,
+            "multiprocessing.backend=ray",
+            f"ray.address={address}",
+            "train.run_name=cluster",
+            "train.total_timesteps=1024",
+            "train.eval_every=0",
+        )
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "models" / "cluster" / "final_model.zip").is_file()
         evaluated = subprocess.run(
-            [sys.executable, "-m", "connectx_gym.evaluate", "models/cluster/final_model.zip", "--opponents", "random",
-             "--games", "8", "--backend", "ray", "--ray-address", address],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+            [
+                sys.executable,
+                "-m",
+                "connectx_gym.evaluate",
+                "models/cluster/final_model.zip",
+                "--opponents",
+                "random",
+                "--games",
+                "8",
+                "--backend",
+                "ray",
+                "--ray-address",
+                address,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert evaluated.returncode == 0, evaluated.stderr
         assert "on Ray (2 CPUs)" in evaluated.stdout
     finally:

@@ -10,13 +10,12 @@ banner).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import signal
-import sys
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +24,7 @@ import numpy as np
 import connectx_gym.envs.connectx as _env  # noqa: F401
 from connectx_gym.runtime.processes import limit_threads
 
-StepResult = Tuple[np.ndarray, np.ndarray, np.ndarray, List[Dict[str, Any]], np.ndarray]
+StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray]
 
 
 class EnvChunk:
@@ -44,8 +43,8 @@ class EnvChunk:
         self._masks = np.zeros((count, first.action_space.n), dtype=bool)
 
     def reset(
-        self, seeds: Sequence[Optional[int]], options: Sequence[Dict[str, Any]]
-    ) -> Tuple[np.ndarray, np.ndarray, List[Dict[str, Any]]]:
+        self, seeds: Sequence[int | None], options: Sequence[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Reset every env with its own seed and options; returns (obs, masks, reset infos)."""
         infos = []
         for i, env in enumerate(self.envs):
@@ -55,7 +54,7 @@ class EnvChunk:
             infos.append(info)
         return self._obs.copy(), self._masks.copy(), infos
 
-    def step(self, actions: np.ndarray) -> Tuple[StepResult, List[Dict[str, Any]]]:
+    def step(self, actions: np.ndarray) -> tuple[StepResult, list[dict[str, Any]]]:
         """Step every env with its action; finished episodes are reset at once.
 
         :return: ((obs, rewards, dones, infos, masks), reset infos) where a finished env's info
@@ -64,13 +63,13 @@ class EnvChunk:
         count = len(self.envs)
         rewards = np.zeros(count, dtype=np.float32)
         dones = np.zeros(count, dtype=bool)
-        infos: List[Dict[str, Any]] = []
-        reset_infos: List[Dict[str, Any]] = []
+        infos: list[dict[str, Any]] = []
+        reset_infos: list[dict[str, Any]] = []
         for i, env in enumerate(self.envs):
             obs, reward, terminated, truncated, info = env.step(actions[i])
             done = terminated or truncated
             info["TimeLimit.truncated"] = truncated and not terminated
-            reset_info: Dict[str, Any] = {}
+            reset_info: dict[str, Any] = {}
             if done:
                 info["terminal_observation"] = obs
                 obs, reset_info = env.reset()
@@ -83,7 +82,7 @@ class EnvChunk:
         return (self._obs.copy(), rewards, dones, infos, self._masks.copy()), reset_infos
 
     # -------------------------------------------------------------- attribute access (rare)
-    def get_attr(self, name: str, indices: Sequence[int]) -> List[Any]:
+    def get_attr(self, name: str, indices: Sequence[int]) -> list[Any]:
         return [self.envs[i].get_wrapper_attr(name) for i in indices]
 
     def has_attr(self, name: str) -> bool:
@@ -97,10 +96,10 @@ class EnvChunk:
         for i in indices:
             setattr(self.envs[i].unwrapped, name, value)
 
-    def env_method(self, name: str, args: tuple, kwargs: dict, indices: Sequence[int]) -> List[Any]:
+    def env_method(self, name: str, args: tuple, kwargs: dict, indices: Sequence[int]) -> list[Any]:
         return [self.envs[i].get_wrapper_attr(name)(*args, **kwargs) for i in indices]
 
-    def env_is_wrapped(self, wrapper_name: str, indices: Sequence[int]) -> List[bool]:
+    def env_is_wrapped(self, wrapper_name: str, indices: Sequence[int]) -> list[bool]:
         """Whether each env is wrapped by the class with qualified name ``wrapper_name``.
 
         The class travels by name, not by pickle: unpickling e.g. SB3's ``Monitor`` would import
@@ -145,7 +144,7 @@ def worker_main(remote, parent_remote, env_fns_bytes: bytes) -> None:
     # Ctrl-C goes to the whole process group; the parent decides how to stop the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_threads()
-    chunk: Optional[EnvChunk] = None
+    chunk: EnvChunk | None = None
     try:
         chunk = EnvChunk(pickle.loads(env_fns_bytes))
         remote.send(("ok", (chunk.observation_space, chunk.action_space)))
@@ -180,7 +179,7 @@ class ChunkActor:
         limit_threads()
         self.chunk = EnvChunk(pickle.loads(env_fns_bytes))
 
-    def describe(self) -> Tuple[Any, Any, int, str]:
+    def describe(self) -> tuple[Any, Any, int, str]:
         """``(observation space, action space, pid, host name)``: what the driver needs and names."""
         import socket
 

@@ -8,14 +8,15 @@ when it sees one. All randomness (the agent's seat, the opponent's choices) come
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 from connectx_gym.envs.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
+from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
@@ -47,14 +48,14 @@ class ConnectXEnv(gym.Env):
         rows: int = 6,
         columns: int = 7,
         inarow: int = 4,
-        opponent: Union[str, Any] = "random",
+        opponent: str | Any = "random",
         agent_seat: str = "random",
         reward_win: float = 1.0,
         reward_loss: float = -1.0,
         reward_draw: float = 0.0,
         illegal_action: str = "lose",
         info_board: bool = True,
-        render_mode: Optional[str] = None,
+        render_mode: str | None = None,
     ) -> None:
         super().__init__()
         self.geometry = geometry(rows, columns, inarow)
@@ -81,16 +82,16 @@ class ConnectXEnv(gym.Env):
         self._legal = legal_mask(self.geometry, 0)
         self._board = [EMPTY] * self.geometry.size
         self.agent_mark = FIRST_MARK
-        self.winner: Optional[int] = None  # mark of the winner, EMPTY for a draw, None while playing
+        self.winner: int | None = None  # mark of the winner, EMPTY for a draw, None while playing
         self._ended_at_reset = False
-        self._reset_error: Optional[str] = None
+        self._reset_error: str | None = None
 
     # ------------------------------------------------------------------ opponent
-    def set_opponent(self, opponent: Union[str, Mapping[str, float], Any]) -> None:
+    def set_opponent(self, opponent: str | Mapping[str, float] | Any) -> None:
         """Replace the opponent (a spec string, a ``{spec: weight}`` mixture drawn from per episode,
         or an object with ``act``); a drawn mixture component changes at the next reset."""
         if isinstance(opponent, (str, Mapping)):
-            from connectx_gym.game.opponents import make_opponent
+            from connectx_gym.game.specs import make_opponent
 
             opponent = make_opponent(opponent)
         if not callable(getattr(opponent, "act", None)):
@@ -102,7 +103,7 @@ class ConnectXEnv(gym.Env):
         return 3 - self.agent_mark
 
     # ------------------------------------------------------------------ gymnasium API
-    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         seat = (options or {}).get("agent_seat", self.agent_seat)
         if seat not in AGENT_SEATS:
@@ -118,7 +119,7 @@ class ConnectXEnv(gym.Env):
         self._planes = encode_position(self.position, self.agent_mark)
         self._legal = legal_mask(self.geometry, 0)
         self._board = [EMPTY] * self.geometry.size
-        info: Dict[str, Any] = {}
+        info: dict[str, Any] = {}
         start_episode = getattr(self.opponent, "start_episode", None)
         if start_episode is not None:
             start_episode(self.np_random)
@@ -128,8 +129,8 @@ class ConnectXEnv(gym.Env):
         self._reset_error = info.get("opponent_error")
         return self._observation(), self._info(info)
 
-    def step(self, action) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
-        info: Dict[str, Any] = {}
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        info: dict[str, Any] = {}
         if self._ended_at_reset:
             # The opponent forfeited its opening move: the episode ends on the agent's first step.
             self._ended_at_reset = False
@@ -160,7 +161,7 @@ class ConnectXEnv(gym.Env):
         """Columns the agent may play now (for sb3-contrib's MaskablePPO)."""
         return self._legal.copy()
 
-    def render(self) -> Optional[str]:
+    def render(self) -> str | None:
         text = self.position.render()
         if self.render_mode == "ansi":
             return text
@@ -183,7 +184,7 @@ class ConnectXEnv(gym.Env):
         pool().set_weights(weights)
 
     # ------------------------------------------------------------------ internals
-    def _opponent_move(self, info: Dict[str, Any]) -> None:
+    def _opponent_move(self, info: dict[str, Any]) -> None:
         """Let the opponent move; an error or an illegal answer forfeits the game to the agent."""
         try:
             column = self.opponent.act(self.position, self.np_random)
@@ -222,7 +223,7 @@ class ConnectXEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         return self._planes.copy()
 
-    def _info(self, info: Dict[str, Any]) -> Dict[str, Any]:
+    def _info(self, info: dict[str, Any]) -> dict[str, Any]:
         info["agent_mark"] = self.agent_mark
         info["winner"] = self.winner
         if self.winner is not None:

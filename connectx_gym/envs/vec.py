@@ -14,213 +14,30 @@ Only the transport differs: every worker steps its chunk with the same ``chunk.d
 
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
-import signal
+import typing
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
-import cloudpickle
 import numpy as np
 
+from connectx_gym.config.training import VecBackend
+from connectx_gym.envs.workers import (
+    InProcessWorker,
+    RayWorker,
+    SubprocessWorker,
+    ray_chunk_actor_class,
+    split_evenly,
+)
+from connectx_gym.runtime.processes import single_threaded_children
 from connectx_gym.runtime.quiet import quiet_import_sb3
-from connectx_gym.envs.chunk import ChunkActor, EnvChunk, dispatch, worker_main
-from connectx_gym.runtime.processes import single_threaded_children, usable_cpu_count
-from connectx_gym.errors import UserError, WorkerError
 
 quiet_import_sb3()
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn  # noqa: E402
 
 MASK_METHOD = "action_masks"
-#: seconds between liveness checks while waiting for a worker's reply
-POLL_INTERVAL_S = 0.5
-#: seconds a worker gets to exit cleanly on close before it is terminated
-CLOSE_TIMEOUT_S = 5.0
-#: what needs Ray, in the message shown when it is not installed
-BACKEND_NEEDS_RAY = "multiprocessing.backend=ray"
-
-
-def split_evenly(count: int, parts: int) -> List[range]:
-    """``count`` indices in ``parts`` contiguous ranges whose sizes differ by at most one."""
-    base, extra = divmod(count, parts)
-    ranges, start = [], 0
-    for part in range(parts):
-        size = base + (1 if part < extra else 0)
-        ranges.append(range(start, start + size))
-        start += size
-    return ranges
-
-
-def _signal_name(exitcode: Optional[int]) -> str:
-    if exitcode is None:
-        return "is unresponsive"
-    if exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
-
-
-class _InProcessWorker:
-    """A chunk stepped in this process, behind the same call interface as a subprocess."""
-
-    def __init__(self, env_fns: Sequence[Callable[[], Any]]) -> None:
-        self.chunk = EnvChunk(env_fns)
-        self._pending: Any = None
-
-    def spaces(self):
-        return self.chunk.observation_space, self.chunk.action_space
-
-    def send(self, command: str, data: Any) -> None:
-        self._pending = dispatch(self.chunk, command, data)
-
-    def recv(self) -> Any:
-        reply, self._pending = self._pending, None
-        return reply
-
-    def stop(self) -> None:
-        pass
-
-
-class _SubprocessWorker:
-    """A chunk served by a worker process over a pipe; failures become ``WorkerError``."""
-
-    def __init__(self, index: int, env_indices: range, env_fns, context) -> None:
-        self.index = index
-        self.env_indices = env_indices
-        self.remote, work_remote = context.Pipe()
-        payload = cloudpickle.dumps(list(env_fns))
-        self.process = context.Process(
-            target=worker_main, args=(work_remote, self.remote, payload), daemon=True, name=f"connectx-worker-{index}"
-        )
-        self.process.start()
-        work_remote.close()
-        self._spaces = self.recv()
-
-    def describe(self) -> str:
-        return f"env worker {self.index} (envs {self.env_indices.start}-{self.env_indices.stop - 1}, pid {self.process.pid})"
-
-    def spaces(self):
-        return self._spaces
-
-    def send(self, command: str, data: Any) -> None:
-        try:
-            self.remote.send((command, data))
-        except (BrokenPipeError, EOFError, OSError):
-            self._raise_dead()
-
-    def recv(self) -> Any:
-        remote = self.remote
-        while not remote.poll(POLL_INTERVAL_S):
-            if not self.process.is_alive():
-                self._raise_dead()
-        try:
-            status, payload = remote.recv()
-        except (EOFError, OSError):
-            self._raise_dead()
-        if status == "error":
-            summary, worker_traceback = payload
-            raise WorkerError(f"{self.describe()} failed: {summary}", worker_traceback)
-        return payload
-
-    def _raise_dead(self):
-        self.process.join(timeout=1.0)
-        raise WorkerError(f"{self.describe()} {_signal_name(self.process.exitcode)}")
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            try:
-                self.remote.send(("close", None))
-            except (BrokenPipeError, EOFError, OSError):
-                pass
-            self.process.join(timeout=CLOSE_TIMEOUT_S)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=CLOSE_TIMEOUT_S)
-        self.remote.close()
-
-
-class _RayWorker:
-    """A chunk served by a Ray actor; a dead actor or an error inside it becomes ``WorkerError``.
-
-    Creating one only submits the actor: ``spaces()`` waits for it, so all actors of a vec env
-    start at the same time.
-    """
-
-    def __init__(self, index: int, env_indices: range, env_fns, actor_class, num_cpus: float) -> None:
-        from connectx_gym.runtime.ray_cluster import import_ray
-
-        self.ray = import_ray(BACKEND_NEEDS_RAY)
-        self.index = index
-        self.env_indices = env_indices
-        self.where = ""
-        self.actor = actor_class.options(num_cpus=num_cpus).remote(cloudpickle.dumps(list(env_fns)))
-        self._pending = self.actor.describe.remote()
-        self._spaces = None
-
-    def describe(self) -> str:
-        return f"env worker {self.index} (envs {self.env_indices.start}-{self.env_indices.stop - 1}, ray actor{self.where})"
-
-    def spaces(self):
-        if self._spaces is None:
-            observation_space, action_space, pid, host = self.recv()
-            self.where = f" pid {pid} on {host}"
-            self._spaces = observation_space, action_space
-        return self._spaces
-
-    def send(self, command: str, data: Any) -> None:
-        self._pending = self.actor.call.remote(command, data)
-
-    def recv(self) -> Any:
-        exceptions = self.ray.exceptions
-        pending, self._pending = self._pending, None
-        try:
-            return self.ray.get(pending)
-        except exceptions.RayActorError as error:
-            text = getattr(error, "error_msg", "") or str(error)
-            if getattr(error, "_actor_init_failed", False):  # the chunk's envs could not be built
-                raise WorkerError(f"{self.describe()} failed to start: {_lines(text)[-1]}", text) from None
-            raise WorkerError(f"{self.describe()} died: {_lines(text)[0]}", text) from None
-        except exceptions.RayTaskError as error:
-            cause = error.cause if isinstance(error.cause, BaseException) else error
-            raise WorkerError(f"{self.describe()} failed: {type(cause).__name__}: {cause}", str(error)) from None
-
-    def stop(self) -> None:
-        try:
-            self.ray.get(self.actor.call.remote("close", None), timeout=CLOSE_TIMEOUT_S)
-        except Exception:  # dead, stuck or already gone: killed below all the same
-            pass
-        self.ray.kill(self.actor)
-
-
-def _lines(text: str) -> List[str]:
-    """The non-blank lines of ``text`` (at least one)."""
-    return [line.strip() for line in text.splitlines() if line.strip()] or ["(no message)"]
-
-
-def ray_chunk_actor_class(address: Optional[str], cpus_needed: float):
-    """``ray.remote(ChunkActor)``, after joining the cluster at ``address`` (or starting a local one).
-
-    A local instance gets at least ``cpus_needed`` logical CPUs, as the subprocess backend starts
-    as many workers as asked for; a cluster that has fewer in all is an error rather than actors
-    that wait forever for a place.
-    """
-    from connectx_gym.runtime.ray_cluster import cluster_cpus, connect
-
-    needed = max(1, math.ceil(cpus_needed))
-    if not address:
-        ray = connect("", num_cpus=max(usable_cpu_count(), needed), what=BACKEND_NEEDS_RAY)
-    else:
-        ray = connect(address, what=BACKEND_NEEDS_RAY)
-    available = cluster_cpus(ray)
-    if cpus_needed > available:
-        raise UserError(
-            f"the ray backend needs {cpus_needed:g} CPUs (multiprocessing.num_processes × ray.num_cpus_per_worker) "
-            f"but the Ray cluster has {available}; lower one of them or add nodes"
-        )
-    return ray.remote(ChunkActor)
 
 
 class ChunkedVecEnv(VecEnv):
@@ -245,15 +62,17 @@ class ChunkedVecEnv(VecEnv):
         use_multiprocessing: bool = True,
         start_method: str = "forkserver",
         use_ray: bool = False,
-        ray_address: Optional[str] = None,
+        ray_address: str | None = None,
         ray_cpus_per_worker: float = 1.0,
     ) -> None:
         if not 1 <= num_workers <= len(env_fns):
-            raise ValueError(f"num_workers must be between 1 and the number of envs ({len(env_fns)}), got {num_workers}")
+            raise ValueError(
+                f"num_workers must be between 1 and the number of envs ({len(env_fns)}), got {num_workers}"
+            )
         self.chunk_ranges = split_evenly(len(env_fns), num_workers)
         self.use_multiprocessing = use_multiprocessing
         self.use_ray = use_ray
-        self.workers: List[Any] = []
+        self.workers: list[Any] = []
         self.closed = False
         self.waiting = False
         try:
@@ -261,7 +80,7 @@ class ChunkedVecEnv(VecEnv):
                 actor_class = ray_chunk_actor_class(ray_address, ray_cpus_per_worker * num_workers)
                 for index, env_indices in enumerate(self.chunk_ranges):
                     fns = [env_fns[i] for i in env_indices]
-                    self.workers.append(_RayWorker(index, env_indices, fns, actor_class, ray_cpus_per_worker))
+                    self.workers.append(RayWorker(index, env_indices, fns, actor_class, ray_cpus_per_worker))
                 for worker in self.workers:
                     worker.spaces()
             elif use_multiprocessing:
@@ -271,9 +90,9 @@ class ChunkedVecEnv(VecEnv):
                 with single_threaded_children():
                     for index, env_indices in enumerate(self.chunk_ranges):
                         fns = [env_fns[i] for i in env_indices]
-                        self.workers.append(_SubprocessWorker(index, env_indices, fns, context))
+                        self.workers.append(SubprocessWorker(index, env_indices, fns, context))
             else:
-                self.workers = [_InProcessWorker([env_fns[i] for i in r]) for r in self.chunk_ranges]
+                self.workers = [InProcessWorker([env_fns[i] for i in r]) for r in self.chunk_ranges]
         except BaseException:
             self._stop_workers()
             raise
@@ -291,7 +110,7 @@ class ChunkedVecEnv(VecEnv):
             seeds = [self._seeds[i] for i in env_indices]
             options = [self._options[i] for i in env_indices]
             worker.send("reset", (seeds, options))
-        reset_infos: List[Dict[str, Any]] = []
+        reset_infos: list[dict[str, Any]] = []
         for worker, env_indices in zip(self.workers, self.chunk_ranges):
             obs, masks, infos = worker.recv()
             self._obs[env_indices.start : env_indices.stop] = obs
@@ -309,7 +128,7 @@ class ChunkedVecEnv(VecEnv):
         self.waiting = True
 
     def step_wait(self) -> VecEnvStepReturn:
-        infos: List[Dict[str, Any]] = []
+        infos: list[dict[str, Any]] = []
         for worker, env_indices in zip(self.workers, self.chunk_ranges):
             (obs, rewards, dones, chunk_infos, masks), reset_infos = worker.recv()
             window = slice(env_indices.start, env_indices.stop)
@@ -337,16 +156,16 @@ class ChunkedVecEnv(VecEnv):
             if mine:
                 yield worker, [i - env_indices.start for i in mine], mine
 
-    def _gather(self, command: str, make_data, indices: VecEnvIndices) -> List[Any]:
+    def _gather(self, command: str, make_data, indices: VecEnvIndices) -> list[Any]:
         groups = list(self._by_worker(indices))
         for worker, local, _ in groups:
             worker.send(command, make_data(local))
-        results: Dict[int, Any] = {}
+        results: dict[int, Any] = {}
         for worker, _, global_indices in groups:
             results.update(zip(global_indices, worker.recv()))
         return [results[i] for i in self._get_indices(indices)]
 
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> List[Any]:
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return self._gather("get_attr", lambda local: (attr_name, local), indices)
 
     def has_attr(self, attr_name: str) -> bool:
@@ -362,12 +181,12 @@ class ChunkedVecEnv(VecEnv):
         for worker, _, _ in groups:
             worker.recv()
 
-    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> List[Any]:
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
         if method_name == MASK_METHOD and not method_args and not method_kwargs:
             return [self._masks[i].copy() for i in self._get_indices(indices)]
         return self._gather("env_method", lambda local: (method_name, method_args, method_kwargs, local), indices)
 
-    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> List[bool]:
+    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
         name = f"{wrapper_class.__module__}.{wrapper_class.__qualname__}"
         return self._gather("env_is_wrapped", lambda local: (name, local), indices)
 
@@ -395,10 +214,10 @@ class ChunkedVecEnv(VecEnv):
             pass
 
 
-BACKENDS = ("chunked", "ray", "sb3_subproc", "sb3_dummy")
+BACKENDS: tuple[str, ...] = typing.get_args(VecBackend)
 
 
-def env_factories(env_kwargs: Dict[str, Any], count: int) -> List[Callable[[], Any]]:
+def env_factories(env_kwargs: dict[str, Any], count: int) -> list[Callable[[], Any]]:
     """``count`` picklable callables that each build a ``ConnectXEnv`` with ``env_kwargs``."""
     from connectx_gym.envs.connectx import ConnectXEnv
 
@@ -406,14 +225,14 @@ def env_factories(env_kwargs: Dict[str, Any], count: int) -> List[Callable[[], A
 
 
 def make_vec_env(
-    env_kwargs: Dict[str, Any],
+    env_kwargs: dict[str, Any],
     parallel_episodes: int,
     num_processes: int,
     use_multiprocessing: bool = True,
     backend: str = "chunked",
     start_method: str = "forkserver",
-    seed: Optional[int] = None,
-    ray_address: Optional[str] = None,
+    seed: int | None = None,
+    ray_address: str | None = None,
     ray_cpus_per_worker: float = 1.0,
 ) -> VecEnv:
     """The training vec env (not yet reset), seeded so that env ``i`` gets ``seed + i``.

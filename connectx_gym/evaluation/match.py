@@ -12,18 +12,21 @@ policy) on a bare ``Position``, with the same seat split and per-game seeds, for
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
 from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
 
 #: policy interface: (observations [n, planes, rows, columns], legal masks [n, columns]) -> columns [n]
 BatchPolicy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 SEATS = ("first", "second")
+#: the board games are played on when none is given: Kaggle's 6x7 with 4 in a row
+DEFAULT_BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 
 
 @dataclass
@@ -52,8 +55,8 @@ class MatchResult:
     """Outcome of a match from the agent's side, overall and per seat."""
 
     opponent: str
-    seats: Dict[str, SeatRecord] = field(default_factory=lambda: {seat: SeatRecord() for seat in SEATS})
-    opponent_errors: List[str] = field(default_factory=list)
+    seats: dict[str, SeatRecord] = field(default_factory=lambda: {seat: SeatRecord() for seat in SEATS})
+    opponent_errors: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> SeatRecord:
@@ -81,7 +84,7 @@ def play_games(
     opponent: Any,
     games: int,
     seed: int = 0,
-    env_kwargs: Dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> MatchResult:
     """Play ``games`` games of ``policy`` against ``opponent``; the first half as first player.
 
@@ -96,7 +99,7 @@ def play_games(
     kwargs.pop("agent_seat", None)
     kwargs["info_board"] = False
     if isinstance(opponent, str):
-        from connectx_gym.game.opponents import make_opponent
+        from connectx_gym.game.specs import make_opponent
 
         opponent = make_opponent(opponent)
     name = getattr(opponent, "name", type(opponent).__name__)
@@ -158,11 +161,11 @@ class GameRecord:
     index: int
     seed: int
     agent_first: bool
-    moves: List[int] = field(default_factory=list)
+    moves: list[int] = field(default_factory=list)
     outcome: str = "draw"
-    forfeit: Optional[str] = None
-    error: Optional[str] = None
-    illegal_column: Optional[int] = None
+    forfeit: str | None = None
+    error: str | None = None
+    illegal_column: int | None = None
 
     @property
     def seat(self) -> str:
@@ -178,7 +181,9 @@ def _geometry_of(board: Any) -> Geometry:
     return geometry(int(board["rows"]), int(board["columns"]), int(board["inarow"]))
 
 
-def play_opponent_game(agent: Any, opponent: Any, agent_first: bool, seed: int, board: Any = None, index: int = 0) -> GameRecord:
+def play_opponent_game(
+    agent: Any, opponent: Any, agent_first: bool, seed: int, board: Any = None, index: int = 0
+) -> GameRecord:
     """Play one game between two objects with ``act(position, rng) -> column``.
 
     Both sides draw from one generator, ``np.random.default_rng(seed)``, in move order, so the
@@ -229,8 +234,8 @@ def play_opponent_games(
     games: int,
     seed: int = 0,
     board: Any = None,
-    indices: Optional[Sequence[int]] = None,
-) -> List[GameRecord]:
+    indices: Sequence[int] | None = None,
+) -> list[GameRecord]:
     """Play a pairing's games between two opponents (specs or objects with ``act``).
 
     Game ``i`` has the agent first for ``i < ceil(games / 2)`` (as ``play_games``) and uses the
@@ -239,14 +244,13 @@ def play_opponent_games(
     depend on how games are split between processes.
     """
     if isinstance(agent, str) or isinstance(opponent, str):
-        from connectx_gym.game.opponents import make_opponent
+        from connectx_gym.game.specs import make_opponent
 
         agent, opponent = make_opponent(agent), make_opponent(opponent)
     first_games = (games + 1) // 2
     chosen = range(games) if indices is None else indices
     return [
-        play_opponent_game(agent, opponent, index < first_games, seed + index, board, index=index)
-        for index in chosen
+        play_opponent_game(agent, opponent, index < first_games, seed + index, board, index=index) for index in chosen
     ]
 
 
@@ -262,7 +266,7 @@ def match_result_from_games(records: Sequence[GameRecord], opponent: str) -> Mat
 
 # ====================================================================== batches for worker processes
 #: set by ``init_batch_worker`` in each evaluation worker: the agents, games per pairing, seed, board
-_BATCH_WORKER: Dict[str, Any] = {}
+_BATCH_WORKER: dict[str, Any] = {}
 
 
 def init_batch_worker(agents: Sequence[Any], games: int, seed: int, board: Any) -> None:
@@ -279,7 +283,7 @@ def init_batch_worker_process(agents: Sequence[Any], games: int, seed: int, boar
     init_batch_worker(agents, games, seed, board)
 
 
-def play_batch(batch: Sequence[Tuple[int, int, int, int]]) -> List[Tuple[int, GameRecord]]:
+def play_batch(batch: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, GameRecord]]:
     """Play ``(pairing, agent index, opponent index, game index)`` jobs; ``(pairing, record)`` each.
 
     Needs ``init_batch_worker`` first; game ``g`` plays as in ``play_opponent_games`` (seed
@@ -294,7 +298,7 @@ def play_batch(batch: Sequence[Tuple[int, int, int, int]]) -> List[Tuple[int, Ga
     return out
 
 
-def loaded_heavy_modules() -> List[str]:
+def loaded_heavy_modules() -> list[str]:
     """Heavy modules loaded in this process (evaluation workers should load none of them)."""
     import sys
 

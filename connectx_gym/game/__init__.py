@@ -1,1 +1,4 @@
-"""game"""
+"""The game: Connect-X rules on bitboards (``bitboard``), search (``solver``), and every opponent and
+agent behind one spec syntax (``specs``): built-in (``opponents``), Kaggle agents (``kaggle_agent``),
+trained checkpoints (``checkpoint_opponent``, ``numpy_policy``) and self-play snapshots (``selfplay``).
+Nothing here imports torch, SB3 or kaggle_environments until an opponent that needs them is built."""

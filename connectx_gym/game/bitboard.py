@@ -13,8 +13,8 @@ one board size; ``Position`` is a mutable game state built on it.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 EMPTY = 0
 FIRST_MARK = 1
@@ -42,12 +42,12 @@ class Geometry:
     size: int = field(init=False)
     bottom_mask: int = field(init=False)
     board_mask: int = field(init=False)
-    column_masks: Tuple[int, ...] = field(init=False)
-    bottom_cells: Tuple[int, ...] = field(init=False)
-    top_cells: Tuple[int, ...] = field(init=False)
-    center_order: Tuple[int, ...] = field(init=False)
+    column_masks: tuple[int, ...] = field(init=False)
+    bottom_cells: tuple[int, ...] = field(init=False)
+    top_cells: tuple[int, ...] = field(init=False)
+    center_order: tuple[int, ...] = field(init=False)
     bit_to_column: dict = field(init=False, repr=False, compare=False)
-    _directions: Tuple[int, ...] = field(init=False, repr=False)
+    _directions: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -81,7 +81,7 @@ class Geometry:
         """Whether ``column`` is on the board and not full."""
         return 0 <= column < self.columns and not mask & self.top_cells[column]
 
-    def legal_moves(self, mask: int) -> List[int]:
+    def legal_moves(self, mask: int) -> list[int]:
         """Columns that are not full, in increasing order."""
         top_cells = self.top_cells
         return [c for c in range(self.columns) if not mask & top_cells[c]]
@@ -134,7 +134,7 @@ class Geometry:
         return result & self.board_mask & ~mask
 
     # ----------------------------------------------------------------- Kaggle format
-    def to_kaggle(self, first_stones: int, second_stones: int) -> List[int]:
+    def to_kaggle(self, first_stones: int, second_stones: int) -> list[int]:
         """Kaggle's flat row-major board (top row first) from the two players' bitboards."""
         board = [EMPTY] * self.size
         rows, columns, height = self.rows, self.columns, self.column_height
@@ -147,7 +147,7 @@ class Geometry:
                 stones ^= low
         return board
 
-    def from_kaggle(self, board: Sequence[int]) -> Tuple[int, int]:
+    def from_kaggle(self, board: Sequence[int]) -> tuple[int, int]:
         """The two players' bitboards from Kaggle's flat board; rejects boards that break gravity."""
         if len(board) != self.size:
             raise ValueError(
@@ -200,11 +200,11 @@ class Position:
         self.mask = 0
         self.to_move = FIRST_MARK
         self.moves_played = 0
-        self.winner: Optional[int] = None
-        self.last_column: Optional[int] = None
+        self.winner: int | None = None
+        self.last_column: int | None = None
 
     @classmethod
-    def from_kaggle(cls, geometry: Geometry, board: Sequence[int], mark: Optional[int] = None) -> "Position":
+    def from_kaggle(cls, geometry: Geometry, board: Sequence[int], mark: int | None = None) -> Position:
         """A position from Kaggle's flat board; ``mark`` is the player to move (derived if omitted)."""
         position = cls(geometry)
         first, second = geometry.from_kaggle(board)
@@ -229,7 +229,7 @@ class Position:
             position.winner = EMPTY
         return position
 
-    def copy(self) -> "Position":
+    def copy(self) -> Position:
         clone = Position.__new__(Position)
         clone.geometry = self.geometry
         clone.stones = self.stones[:]
@@ -244,13 +244,13 @@ class Position:
     def done(self) -> bool:
         return self.winner is not None
 
-    def legal_moves(self) -> List[int]:
+    def legal_moves(self) -> list[int]:
         return self.geometry.legal_moves(self.mask)
 
     def is_legal(self, column: int) -> bool:
         return self.geometry.is_legal(self.mask, column)
 
-    def play(self, column: int) -> Optional[int]:
+    def play(self, column: int) -> int | None:
         """Drop a stone of the player to move into ``column``; returns ``winner`` afterwards.
 
         :raises ValueError: if the game is over or ``column`` is off the board or full.
@@ -274,7 +274,7 @@ class Position:
             self.winner = EMPTY
         return self.winner
 
-    def to_kaggle(self) -> List[int]:
+    def to_kaggle(self) -> list[int]:
         return self.geometry.to_kaggle(self.stones[FIRST_MARK], self.stones[SECOND_MARK])
 
     def render(self) -> str:

@@ -14,7 +14,7 @@ import io
 import json
 import math
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -72,14 +72,14 @@ class NumpyPolicy:
     :param board: ``{"rows", "columns", "inarow"}`` the policy was trained on
     """
 
-    def __init__(self, weights: Dict[str, np.ndarray], activation: str, board: Dict[str, int]) -> None:
+    def __init__(self, weights: dict[str, np.ndarray], activation: str, board: dict[str, int]) -> None:
         if activation not in ACTIVATION_NAMES:
             raise ValueError(f"activation must be one of {'|'.join(ACTIVATION_NAMES)}, got {activation!r}")
         self.activation = activation
         self.board = {key: int(board[key]) for key in ("rows", "columns", "inarow")}
         self.conv_layers = self._layers(weights, _CONV_KEY, "features_extractor.cnn")
         mlp = {"policy_net": [], "value_net": []}
-        indices: Dict[str, List[int]] = {"policy_net": [], "value_net": []}
+        indices: dict[str, list[int]] = {"policy_net": [], "value_net": []}
         for key in weights:
             match = _MLP_KEY.match(key)
             if match:
@@ -91,15 +91,19 @@ class NumpyPolicy:
         self.value_head = self._pair(weights, "value_net")
 
     @staticmethod
-    def _pair(weights: Dict[str, np.ndarray], prefix: str) -> Tuple[np.ndarray, np.ndarray]:
+    def _pair(weights: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
         try:
-            return (np.asarray(weights[f"{prefix}.weight"], dtype=np.float32),
-                    np.asarray(weights[f"{prefix}.bias"], dtype=np.float32))
+            return (
+                np.asarray(weights[f"{prefix}.weight"], dtype=np.float32),
+                np.asarray(weights[f"{prefix}.bias"], dtype=np.float32),
+            )
         except KeyError as missing:
-            raise ValueError(f"policy weights lack {missing.args[0]!r}; not a connectx_gym MaskablePPO policy") from None
+            raise ValueError(
+                f"policy weights lack {missing.args[0]!r}; not a connectx_gym MaskablePPO policy"
+            ) from None
 
     @classmethod
-    def _layers(cls, weights, pattern, prefix) -> List[Tuple[np.ndarray, np.ndarray]]:
+    def _layers(cls, weights, pattern, prefix) -> list[tuple[np.ndarray, np.ndarray]]:
         indices = sorted(int(m.group(1)) for m in map(pattern.match, weights) if m)
         return [cls._pair(weights, f"{prefix}.{i}") for i in indices]
 
@@ -132,7 +136,7 @@ class NumpyPolicy:
         observations: np.ndarray,
         masks: np.ndarray,
         deterministic: bool = True,
-        rng: Optional[np.random.Generator] = None,
+        rng: np.random.Generator | None = None,
     ) -> np.ndarray:
         """Columns for a batch: the best legal logit, or a sample from the masked softmax."""
         logits = np.where(np.asarray(masks, dtype=bool), self.logits(observations), MASKED_LOGIT)
@@ -145,7 +149,7 @@ class NumpyPolicy:
         draws = rng.random((len(logits), 1))
         return np.minimum((probabilities.cumsum(axis=1) < draws).sum(axis=1), logits.shape[1] - 1)
 
-    def move(self, position, deterministic: bool = True, rng: Optional[np.random.Generator] = None) -> int:
+    def move(self, position, deterministic: bool = True, rng: np.random.Generator | None = None) -> int:
         """The column this policy plays for the player to move in a ``bitboard.Position``."""
         from connectx_gym.envs.planes import encode_position, legal_mask
 
@@ -154,9 +158,9 @@ class NumpyPolicy:
         return int(self.act(planes, mask, deterministic=deterministic, rng=rng)[0])
 
     # ------------------------------------------------------------------ (de)serialisation
-    def arrays(self) -> Dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, np.ndarray]:
         """The weights under their SB3 names."""
-        out: Dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
         for i, (w, b) in enumerate(self.conv_layers):
             out[f"features_extractor.cnn.{2 * i}.weight"], out[f"features_extractor.cnn.{2 * i}.bias"] = w, b
         for net, layers in (("policy_net", self.policy_layers), ("value_net", self.value_layers)):
@@ -174,20 +178,20 @@ class NumpyPolicy:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, payload: bytes) -> "NumpyPolicy":
+    def from_bytes(cls, payload: bytes) -> NumpyPolicy:
         with np.load(io.BytesIO(payload)) as archive:
             header = json.loads(archive["__header__"].tobytes().decode())
             weights = {key: archive[key] for key in archive.files if key != "__header__"}
         return cls(weights, header["activation"], header["board"])
 
-    def __getstate__(self) -> Dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any]:
         return {"payload": self.to_bytes()}
 
-    def __setstate__(self, state: Dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(NumpyPolicy.from_bytes(state["payload"]).__dict__)
 
 
-def board_of_model(model: Any) -> Dict[str, int]:
+def board_of_model(model: Any) -> dict[str, int]:
     """The board a model was trained on: recorded by the trainer, else rows/columns from its spaces."""
     board = getattr(model, "connectx_board", None)
     if board:

@@ -13,7 +13,7 @@ accepts (any rows, columns and inarow >= 1).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,9 +44,20 @@ class _Tables:
     """Per-board-size constants and caches shared by every search on that size."""
 
     __slots__ = (
-        "geometry", "size", "inarow", "height", "board_mask", "bottom_mask", "directions",
-        "kaggle_below_cells", "window_starts", "window_weights", "center_column_masks",
-        "completions_cache", "negamax_cache", "mask_bits",
+        "geometry",
+        "size",
+        "inarow",
+        "height",
+        "board_mask",
+        "bottom_mask",
+        "directions",
+        "kaggle_below_cells",
+        "window_starts",
+        "window_weights",
+        "center_column_masks",
+        "completions_cache",
+        "negamax_cache",
+        "mask_bits",
     )
 
     def __init__(self, geometry: Geometry) -> None:
@@ -66,12 +77,10 @@ class _Tables:
         self.window_starts = tuple(self._window_starts(dcol, dh) for dcol, dh in _LINE_DIRECTIONS)
         # Weight of an opponent-free window holding j own stones: 4 ** (j - 1) for the three
         # fullest counts (j = inarow - 1 is a threat), nothing for fewer or for none.
-        self.window_weights = tuple(
-            (j, 4 ** (j - 1)) for j in range(max(1, geometry.inarow - 3), geometry.inarow)
-        )
+        self.window_weights = tuple((j, 4 ** (j - 1)) for j in range(max(1, geometry.inarow - 3), geometry.inarow))
         self.center_column_masks = tuple(geometry.column_masks[c] for c in geometry.center_order)
-        self.completions_cache: Dict[int, int] = {}
-        self.negamax_cache: Dict[int, float] = {}
+        self.completions_cache: dict[int, int] = {}
+        self.negamax_cache: dict[int, float] = {}
         self.mask_bits = height * geometry.columns
 
     def _window_starts(self, dcol: int, dh: int) -> int:
@@ -129,7 +138,7 @@ class _Tables:
         return result
 
 
-_TABLES: Dict[Tuple[int, int, int], _Tables] = {}
+_TABLES: dict[tuple[int, int, int], _Tables] = {}
 
 
 def _tables(geometry: Geometry) -> _Tables:
@@ -145,7 +154,7 @@ def clear_caches() -> None:
     _TABLES.clear()
 
 
-def _columns_of(geometry: Geometry, bits: int) -> List[int]:
+def _columns_of(geometry: Geometry, bits: int) -> list[int]:
     """Columns of the set bits of ``bits``, in increasing order."""
     height = geometry.column_height
     columns = []
@@ -218,7 +227,7 @@ def _kaggle_node_value(tables: _Tables, own: int, mask: int, depth: int, own_com
     return value
 
 
-def kaggle_immediate_win(position: Position) -> Optional[int]:
+def kaggle_immediate_win(position: Position) -> int | None:
     """The lowest column where the player to move wins at once (what Kaggle's negamax plays), or None.
 
     :param position: a position where the game is not over
@@ -230,7 +239,7 @@ def kaggle_immediate_win(position: Position) -> Optional[int]:
     return _columns_of(geometry, wins)[0] if wins else None
 
 
-def kaggle_negamax_scores(position: Position) -> Optional[Dict[int, float]]:
+def kaggle_negamax_scores(position: Position) -> dict[int, float] | None:
     """Kaggle's negamax score of every legal root column, or None when the mover wins at once.
 
     Kaggle's agent returns the lowest winning column before scoring anything else in that case
@@ -248,7 +257,7 @@ def kaggle_negamax_scores(position: Position) -> Optional[Dict[int, float]]:
         return None
     opponent = mask ^ own
     opponent_completions = tables.completions(opponent)
-    scores: Dict[int, float] = {}
+    scores: dict[int, float] = {}
     for column in geometry.legal_moves(mask):
         bit = geometry.drop_bit(mask, column)
         child = _kaggle_node_value(tables, opponent, mask | bit, KAGGLE_NEGAMAX_DEPTH - 1, opponent_completions)
@@ -271,7 +280,7 @@ def kaggle_negamax_move(position: Position, rng: np.random.Generator) -> int:
     scores = kaggle_negamax_scores(position)
     assert scores is not None
     best_score: float = -position.geometry.size
-    best_column: Optional[int] = None
+    best_column: int | None = None
     for column, score in scores.items():
         if score > best_score or (score == best_score and rng.random() < 0.5):
             best_score = score
@@ -300,7 +309,7 @@ def _heuristic(tables: _Tables, own: int, opponent: int) -> int:
             if not windows:
                 continue
             # Bit-sliced counter of own stones per window: count = sum(planes[b] << b).
-            planes: List[int] = []
+            planes: list[int] = []
             for i in range(inarow):
                 carry = (stones >> (i * step)) & windows
                 for b in range(len(planes)):
@@ -337,7 +346,7 @@ def _make_search(tables: _Tables, root_stones: int) -> Callable[[int, int, int, 
     bottom_mask = tables.bottom_mask
     completions = tables.completions
     center_column_masks = tables.center_column_masks
-    transpositions: Dict[Tuple[int, int], Tuple[int, int, int, int]] = {}
+    transpositions: dict[tuple[int, int], tuple[int, int, int, int]] = {}
 
     def search(own: int, mask: int, depth: int, alpha: int, beta: int, own_completions: int) -> int:
         if mask == board_mask:
@@ -405,7 +414,18 @@ def _check_depth(depth: int) -> None:
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
 
 
-def alphabeta_scores(position: Position, depth: int) -> Dict[int, int]:
+def _search_root(position: Position, depth: int) -> tuple[Geometry, _Tables, int, int, int]:
+    """What both root searches start from: the geometry, its tables, the mover's stones, the mask
+    and the mover's completion cells, after checking ``depth`` and that the game goes on."""
+    _check_depth(depth)
+    _require_playing(position)
+    geometry = position.geometry
+    tables = _tables(geometry)
+    own = position.stones[position.to_move]
+    return geometry, tables, own, position.mask, tables.completions(own)
+
+
+def alphabeta_scores(position: Position, depth: int) -> dict[int, int]:
     """The exact depth-limited negamax score of every legal root column (mover's point of view).
 
     A win completed at ply ``n`` (the root move is ply 1) scores ``WIN_SCORE - n + 1``, a loss the
@@ -414,18 +434,12 @@ def alphabeta_scores(position: Position, depth: int) -> Dict[int, int]:
     :param position: a position where the game is not over
     :param depth: plies searched, the root move included (>= 1)
     """
-    _check_depth(depth)
-    _require_playing(position)
-    geometry = position.geometry
-    tables = _tables(geometry)
-    own = position.stones[position.to_move]
-    mask = position.mask
+    geometry, tables, own, mask, own_completions = _search_root(position, depth)
     search = _make_search(tables, mask.bit_count())
     opponent = mask ^ own
-    own_completions = tables.completions(own)
     opponent_completions = tables.completions(opponent)
     infinity = WIN_SCORE + 1
-    scores: Dict[int, int] = {}
+    scores: dict[int, int] = {}
     for column in geometry.legal_moves(mask):
         bit = geometry.drop_bit(mask, column)
         if own_completions & bit:
@@ -444,13 +458,7 @@ def alphabeta_move(position: Position, depth: int, rng: np.random.Generator) -> 
     :param depth: plies searched, the root move included (>= 1)
     :param rng: source of the tie-break between equally scored columns
     """
-    _check_depth(depth)
-    _require_playing(position)
-    geometry = position.geometry
-    tables = _tables(geometry)
-    own = position.stones[position.to_move]
-    mask = position.mask
-    own_completions = tables.completions(own)
+    geometry, tables, own, mask, own_completions = _search_root(position, depth)
     wins = own_completions & geometry.playable_cells(mask)
     if wins:
         best_columns = _columns_of(geometry, wins)

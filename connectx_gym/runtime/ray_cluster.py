@@ -12,7 +12,6 @@ import logging
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
 
 from connectx_gym.errors import UserError
 
@@ -44,7 +43,7 @@ def import_ray(what: str) -> ModuleType:
 
 
 def connect(
-    address: str = "", num_cpus: Optional[int] = None, what: str = "the ray backend", option: str = "ray.address"
+    address: str = "", num_cpus: int | None = None, what: str = "the ray backend", option: str = "ray.address"
 ) -> ModuleType:
     """Join the Ray cluster at ``address`` or start a local instance; returns the ``ray`` module.
 

@@ -1,22 +1,24 @@
-"""Checkpoint files: atomic writes, integrity checks, and finding a run's newest good checkpoint.
+"""Checkpoint files: atomic saves, integrity checks, and finding a run's newest good checkpoint.
 
-A checkpoint is SB3's zip archive. It is serialised in memory, written to a temporary file in the
-target directory, fsynced and renamed into place, so a crash or ``kill -9`` can leave a stray
-temporary file but never a half-written checkpoint under a real name. Loading checks the zip's
+A checkpoint is SB3's zip archive. It is serialised in memory and written with ``write_atomic``
+(a temporary file in the target directory, fsynced and renamed into place), so a crash or
+``kill -9`` can leave a stray temporary file but never a half-written checkpoint under a real
+name. Loading checks the zip's
 CRCs first, so a truncated or foreign file is reported by name instead of failing deep in SB3.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import re
-import tempfile
+import sys
 import zipfile
 from pathlib import Path
-from typing import List, Optional
 
 from connectx_gym.errors import UserError
+from connectx_gym.runtime.files import write_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.zip$")
@@ -26,25 +28,6 @@ REQUIRED_MEMBERS = ("data", "policy.pth")
 
 class CheckpointError(UserError):
     """A checkpoint file is missing, corrupt, or not an SB3 checkpoint."""
-
-
-def write_atomic(path: os.PathLike | str, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a fsynced temporary file and ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_model(model, path: os.PathLike | str) -> Path:
@@ -83,7 +66,7 @@ def checkpoint_path(run_dir: os.PathLike | str, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:012d}.zip"
 
 
-def list_checkpoints(run_dir: os.PathLike | str) -> List[tuple]:
+def list_checkpoints(run_dir: os.PathLike | str) -> list[tuple[int, Path]]:
     """``(step, path)`` of every checkpoint in a run, oldest first (not verified)."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
@@ -96,7 +79,7 @@ def list_checkpoints(run_dir: os.PathLike | str) -> List[tuple]:
     return sorted(found)
 
 
-def newest_valid_checkpoint(run_dir: os.PathLike | str) -> Optional[tuple]:
+def newest_valid_checkpoint(run_dir: os.PathLike | str) -> tuple[int, Path] | None:
     """The newest ``(step, path)`` that passes ``verify_checkpoint``; corrupt ones are skipped."""
     for step, path in reversed(list_checkpoints(run_dir)):
         try:
@@ -116,6 +99,18 @@ def prune_checkpoints(run_dir: os.PathLike | str, keep: int) -> None:
             pass
 
 
+#: modules that checkpoints saved by earlier versions name in their pickled policy settings (the
+#: features extractor class), and where those modules live now
+MOVED_MODULES = {"connectx_gym.policy": "connectx_gym.training.policy"}
+
+
+def _alias_moved_modules() -> None:
+    """Let the old module names of ``MOVED_MODULES`` resolve, so older checkpoints still unpickle."""
+    for old, new in MOVED_MODULES.items():
+        if old not in sys.modules:
+            sys.modules[old] = importlib.import_module(new)
+
+
 def load_model(path: os.PathLike | str, env=None, device: str = "cpu"):
     """Load a MaskablePPO checkpoint after ``verify_checkpoint``; any failure is a ``CheckpointError``."""
     from connectx_gym.runtime.quiet import quiet_import_sb3
@@ -124,7 +119,11 @@ def load_model(path: os.PathLike | str, env=None, device: str = "cpu"):
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
+    _alias_moved_modules()
+
     try:
         return MaskablePPO.load(path, env=env, device=device)
     except Exception as error:  # SB3 raises many kinds of errors for foreign archives
-        raise CheckpointError(f"checkpoint '{path}' could not be loaded as a MaskablePPO model ({type(error).__name__}: {error})") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' could not be loaded as a MaskablePPO model ({type(error).__name__}: {error})"
+        ) from None

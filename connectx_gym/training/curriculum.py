@@ -9,7 +9,8 @@ and the rate reaches ``promote_at``, the next stage begins. The last stage lasts
 from __future__ import annotations
 
 import collections
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class Curriculum:
@@ -36,12 +37,12 @@ class Curriculum:
         return self.stages[self.stage]["opponent"]
 
     @property
-    def win_rate(self) -> Optional[float]:
+    def win_rate(self) -> float | None:
         if not self.outcomes:
             return None
         return sum(outcome == "win" for outcome in self.outcomes) / len(self.outcomes)
 
-    def record(self, outcome: Optional[str]) -> bool:
+    def record(self, outcome: str | None) -> bool:
         """Count one finished episode; returns True when this promoted to the next stage."""
         if not self.active or self.stage == len(self.stages) - 1:
             return False

@@ -7,7 +7,8 @@ numpy re-implementation used by self-play workers and Kaggle submissions stays e
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connectx_gym.runtime.quiet import quiet_import_sb3
 
@@ -56,9 +57,9 @@ def policy_kwargs(
     kernel_size: int = 3,
     net_arch: Sequence[int] = (128,),
     activation: str = "relu",
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """``policy_kwargs`` for ``MaskablePPO("MlpPolicy", ...)`` from the ``policy`` config section."""
-    kwargs: Dict[str, Any] = {
+    kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(net_arch), "vf": list(net_arch)},
         "activation_fn": ACTIVATIONS[activation],
     }

@@ -1,0 +1,59 @@
+"""Replaying one evaluated game: as a plain-text move list with the final board, or stepped through
+Kaggle's ``connectx`` environment and rendered as its HTML player (kaggle_environments, imported
+only here and only when asked)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from connectx_gym.evaluation.match import GameRecord
+from connectx_gym.evaluation.results import PairingResult
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.checkpoint_opponent import board_text
+
+
+def replay_text(result: PairingResult, record: GameRecord, board: dict[str, int]) -> str:
+    """A plain-text move list and the final board of one game."""
+    position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
+    names = {1: result.agent, 2: result.opponent} if record.agent_first else {1: result.opponent, 2: result.agent}
+    lines = [
+        f"game {record.index} of {result.agent} vs {result.opponent} (seed {record.seed}, board {board_text(board)})",
+        f"player 1 (moves first): {names[1]}",
+        f"player 2: {names[2]}",
+        "",
+    ]
+    for ply, column in enumerate(record.moves, 1):
+        lines.append(f"{ply:3d}. player {position.to_move} ({names[position.to_move]}): column {column}")
+        position.play(column)
+    if record.forfeit:
+        mark = position.to_move
+        lines.append(f"{len(record.moves) + 1:3d}. player {mark} ({names[mark]}) forfeits: {record.error}")
+    lines += ["", position.render(), ""]
+    outcome = {"win": f"{result.agent} wins", "loss": f"{result.opponent} wins", "draw": "draw"}[record.outcome]
+    lines.append(f"result: {outcome}" + (f" ({record.forfeit} forfeited)" if record.forfeit else ""))
+    return "\n".join(lines) + "\n"
+
+
+def replay_html(result: PairingResult, record: GameRecord, board: dict[str, int]) -> str:
+    """One game replayed in Kaggle's ``connectx`` environment and rendered as its HTML player.
+
+    A forfeit by an illegal column is stepped as that column (Kaggle marks it invalid); a forfeit
+    by an exception is stepped as column -1, which Kaggle also shows as an invalid move.
+    """
+    with contextlib.redirect_stderr(io.StringIO()):  # kaggle_environments prints on import
+        from kaggle_environments import make
+    env = make("connectx", configuration=dict(board), debug=False)
+    names = [result.agent, result.opponent] if record.agent_first else [result.opponent, result.agent]
+    moves = list(record.moves)
+    if record.forfeit:
+        moves.append(record.illegal_column if record.illegal_column is not None else -1)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        for ply, column in enumerate(moves):
+            if env.done:
+                break
+            actions = [column, None] if ply % 2 == 0 else [None, column]
+            env.step(actions)
+    env.info["TeamNames"] = names
+    return env.render(mode="html")

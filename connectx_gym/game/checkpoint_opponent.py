@@ -1,0 +1,78 @@
+"""A trained checkpoint as an opponent (spec ``checkpoint:<path/to/model.zip>``).
+
+A MaskablePPO checkpoint plays greedily through its numpy twin (``NumpyPolicy``) on the planes of
+the player to move, with illegal columns masked out. A ``CheckpointOpponent`` pickles as its
+compressed weights (no torch, no SB3), so it can be shipped to worker processes that import
+neither; only building it from a file imports SB3.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from connectx_gym.game.bitboard import Position
+from connectx_gym.game.numpy_policy import NumpyPolicy
+from connectx_gym.game.opponents import SameSourceIsEqual
+
+CHECKPOINT_KIND = "checkpoint"
+
+
+class BoardMismatchError(ValueError):
+    """A policy was asked to play on a board other than the one it was trained on."""
+
+
+def board_text(board: dict[str, int]) -> str:
+    return f"{board['rows']}x{board['columns']} with {board['inarow']} in a row"
+
+
+class CheckpointOpponent(SameSourceIsEqual):
+    """A trained policy as an opponent: the greedy (highest-logit legal) column of ``NumpyPolicy``.
+
+    ``act`` raises ``BoardMismatchError`` on a board of another size (rows, columns or inarow)
+    than the checkpoint was trained on; in a game that forfeits, as any raising opponent does.
+
+    :param policy: the numpy policy
+    :param name: how the opponent is named (default ``"checkpoint"``)
+    """
+
+    source_attribute = "name"  # the checkpoint path is part of the name
+
+    def __init__(self, policy: NumpyPolicy, name: str = CHECKPOINT_KIND) -> None:
+        self.policy = policy
+        self.name = name
+        self.board: dict[str, int] = dict(policy.board)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> CheckpointOpponent:
+        """Load a checkpoint ``.zip`` (imports SB3 here only).
+
+        :raises connectx_gym.training.checkpoints.CheckpointError: if it is missing or not a checkpoint
+        """
+        from connectx_gym.game.numpy_policy import load_checkpoint
+
+        return cls(load_checkpoint(path), name=f"{CHECKPOINT_KIND}:{os.fspath(path)}")
+
+    def check_board(self, rows: int, columns: int, inarow: int) -> None:
+        """Raise ``BoardMismatchError`` unless the board is the one the policy was trained on."""
+        if (rows, columns, inarow) != (self.board["rows"], self.board["columns"], self.board["inarow"]):
+            raise BoardMismatchError(
+                f"{self.name} was trained on a {board_text(self.board)} board and cannot play on a "
+                f"{board_text({'rows': rows, 'columns': columns, 'inarow': inarow})} board"
+            )
+
+    def act(self, position: Position, rng: np.random.Generator) -> int:
+        geometry = position.geometry
+        self.check_board(geometry.rows, geometry.columns, geometry.inarow)
+        return self.policy.move(position)
+
+    def __repr__(self) -> str:
+        return f"CheckpointOpponent({self.name!r}, board={self.board})"
+
+
+def agent_board(agent: Any) -> dict[str, int] | None:
+    """The board an agent is bound to (a checkpoint's training board), or ``None`` if it plays any."""
+    board = getattr(agent, "board", None)
+    return dict(board) if isinstance(board, dict) else None

@@ -1,0 +1,225 @@
+"""Render a trained policy into the submission file's text, test-run it in memory and write it atomically.
+
+The policy half of the network is embedded as a base64 compressed ``.npz`` in
+:data:`~connectx_gym.submission.template.SUBMISSION_TEMPLATE`; the rendered text is executed as
+Kaggle's loader would, its logits must match ``NumpyPolicy``'s and its agent must answer a legal
+move before anything is written, so a failure never leaves a partial file. A bad checkpoint,
+output or search budget is a ``UserError``, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from connectx_gym.errors import UserError
+from connectx_gym.submission.template import SUBMISSION_TEMPLATE
+
+#: Kaggle's ConnectX gives an agent 2 s per move (``actTimeout``); the search budget stays far below it
+MAX_SEARCH_MS = 1500
+#: base64 characters per line of the embedded weights
+_B64_LINE = 4096
+
+
+def describe_architecture(policy) -> str:
+    """One line naming the policy's layers, for the file's docstring and the CLI's report."""
+    if policy.conv_layers:
+        channels = [int(weight.shape[0]) for weight, _ in policy.conv_layers]
+        kernel = int(policy.conv_layers[0][0].shape[-1])
+        features = f"cnn {channels} kernel {kernel}"
+    else:
+        features = "mlp"
+    hidden = [int(weight.shape[0]) for weight, _ in policy.policy_layers]
+    return f"{features}, net_arch {hidden}, {policy.activation}"
+
+
+def check_policy_shape(policy, source: str) -> None:
+    """Reject weights that are not a 4-plane connectx_gym policy for their recorded board."""
+    rows, columns = policy.board["rows"], policy.board["columns"]
+    planes = 4
+    if policy.conv_layers:
+        first = policy.conv_layers[0][0]
+        if first.ndim != 4 or first.shape[1] != planes or first.shape[2] % 2 == 0:
+            raise UserError(
+                f"checkpoint '{source}' has a first conv layer of shape {tuple(first.shape)}; "
+                f"expected ({planes} input planes, odd kernel): not a connectx_gym policy"
+            )
+        features = int(policy.conv_layers[-1][0].shape[0]) * rows * columns
+    else:
+        features = planes * rows * columns
+    width = policy.policy_layers[0][0].shape[1] if policy.policy_layers else policy.action_head[0].shape[1]
+    if width != features:
+        raise UserError(
+            f"checkpoint '{source}' expects {width} input features, but a {rows}x{columns} board gives "
+            f"{features}: not a connectx_gym policy for the board it records"
+        )
+    if policy.action_head[0].shape[0] != columns:
+        raise UserError(
+            f"checkpoint '{source}' has {policy.action_head[0].shape[0]} actions for a board of "
+            f"{columns} columns: not a connectx_gym policy"
+        )
+
+
+def weights_payload(policy) -> bytes:
+    """The policy half of the network (no value net) as a compressed npz."""
+    arrays: dict[str, np.ndarray] = {}
+    for prefix, layers in (("conv", policy.conv_layers), ("hidden", policy.policy_layers)):
+        for i, (weight, bias) in enumerate(layers):
+            arrays[f"{prefix}{i}.weight"] = np.asarray(weight, dtype=np.float32)
+            arrays[f"{prefix}{i}.bias"] = np.asarray(bias, dtype=np.float32)
+    arrays["head.weight"] = np.asarray(policy.action_head[0], dtype=np.float32)
+    arrays["head.bias"] = np.asarray(policy.action_head[1], dtype=np.float32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def check_search_ms(value: Any) -> int | None:
+    """``None`` (no search) or an integer budget 1..MAX_SEARCH_MS; anything else is a ``UserError``."""
+    if value is None:
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise UserError(f"--search-ms must be an integer number of milliseconds, got {value!r}") from None
+    if not 1 <= number <= MAX_SEARCH_MS:
+        raise UserError(f"--search-ms must be from 1 to {MAX_SEARCH_MS} ms (Kaggle allows 2 s per move), got {number}")
+    return number
+
+
+def render_submission(policy, search_ms: int | None = None, source: str = "a checkpoint") -> str:
+    """The submission file's text for a ``NumpyPolicy``."""
+    search_ms = check_search_ms(search_ms)
+    encoded = base64.b64encode(weights_payload(policy)).decode("ascii")
+    lines = "\n".join(f'    "{encoded[i : i + _B64_LINE]}"' for i in range(0, len(encoded), _B64_LINE))
+    if search_ms is None:
+        search_doc = "off (greedy policy over the legal columns)."
+    else:
+        search_doc = (
+            f"{search_ms} ms per move: an immediate win or block first, then policy-ordered\n"
+            "alpha-beta on bitboards; plays a forced win it finds, else the policy's favourite\n"
+            "among the moves not proven lost."
+        )
+    board = policy.board
+    values = {
+        "SOURCE": os.path.basename(str(source)).replace('"', "'"),
+        "ARCH": describe_architecture(policy),
+        "ROWS": str(board["rows"]),
+        "COLUMNS": str(board["columns"]),
+        "INAROW": str(board["inarow"]),
+        "ACTIVATION": policy.activation,
+        "SEARCH_MS": repr(search_ms),
+        "SEARCH_DOC": search_doc,
+        "WEIGHTS": lines,
+    }
+    text = SUBMISSION_TEMPLATE
+    for name, value in values.items():
+        text = text.replace(f"@@{name}@@", value)
+    return text
+
+
+def load_submission(text: str, path: str = "<submission>") -> dict[str, Any]:
+    """Execute a submission's text in a fresh namespace (as Kaggle's loader does) and return it."""
+    namespace: dict[str, Any] = {}
+    exec(compile(text, path, "exec"), namespace)  # noqa: S102 - our own rendered file, run as Kaggle runs it
+    return namespace
+
+
+def last_callable(namespace: dict[str, Any]) -> Callable:
+    """What Kaggle plays: the last callable value defined in the file's namespace."""
+    return [value for value in namespace.values() if callable(value)][-1]
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` wrote: the file, its size and load time, and the policy it holds."""
+
+    path: Path
+    size_bytes: int
+    load_seconds: float
+    board: dict[str, int]
+    architecture: str
+    search_ms: int | None
+
+
+def _check_output(output: Path, checkpoint: Path) -> None:
+    """Refuse outputs that cannot be written, before any work (nothing is ever half-written)."""
+    if output.is_dir():
+        raise UserError(f"output '{output}' is a directory; give a file name such as {output / 'submission.py'}")
+    parent = output.parent
+    if not parent.exists():
+        raise UserError(f"output '{output}': directory '{parent}' does not exist")
+    if not parent.is_dir():
+        raise UserError(f"output '{output}': '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"output '{output}': directory '{parent}' is not writable")
+    if output.exists() and checkpoint.exists() and os.path.samefile(output, checkpoint):
+        raise UserError(f"output '{output}' is the checkpoint itself; choose another file name")
+
+
+def _self_test(policy, namespace: dict[str, Any], text_path: str) -> None:
+    """The rendered file must load, compute the same logits as ``NumpyPolicy`` and answer a legal move."""
+    rng = np.random.default_rng(0)
+    board = policy.board
+    planes = (rng.random((8, 4, board["rows"], board["columns"])) < 0.3).astype(np.float32)
+    expected = policy.logits(planes)
+    got = namespace["logits"](planes)
+    error = float(np.max(np.abs(expected - got)))
+    if not error <= 1e-4 * max(1.0, float(np.max(np.abs(expected)))):
+        raise RuntimeError(f"exported forward pass differs from NumpyPolicy by {error:g} in {text_path}")
+    agent = last_callable(namespace)
+    empty = {"board": [0] * (board["rows"] * board["columns"]), "mark": 1}
+    column = agent(empty, dict(board))
+    if not (isinstance(column, int) and 0 <= column < board["columns"]):
+        raise RuntimeError(f"exported agent answered {column!r} on the empty board")
+
+
+def _load_policy(checkpoint: Path):
+    """The checkpoint's ``NumpyPolicy``; anything that is not a connectx_gym policy is a ``UserError``."""
+    # imported on use, as before the split: --help and bad arguments need neither
+    from connectx_gym.game.numpy_policy import load_checkpoint
+    from connectx_gym.training.checkpoints import verify_checkpoint
+
+    verify_checkpoint(checkpoint)
+    try:
+        policy = load_checkpoint(checkpoint)
+    except UserError:
+        raise
+    except ValueError as error:  # NumpyPolicy: weights of some other network
+        raise UserError(f"checkpoint '{checkpoint}' is not a connectx_gym policy: {error}") from None
+    check_policy_shape(policy, str(checkpoint))
+    return policy
+
+
+def export(checkpoint, output, search_ms: int | None = None) -> ExportResult:
+    """Write the submission for ``checkpoint`` to ``output`` atomically.
+
+    :raises UserError: bad checkpoint, output path or search budget (nothing is written)
+    """
+    from connectx_gym.runtime.files import write_atomic
+
+    search_ms = check_search_ms(search_ms)
+    checkpoint, output = Path(checkpoint), Path(output)
+    _check_output(output, checkpoint)
+    policy = _load_policy(checkpoint)
+    text = render_submission(policy, search_ms, source=checkpoint.name)
+    started = time.perf_counter()
+    namespace = load_submission(text, str(output))
+    load_seconds = time.perf_counter() - started
+    _self_test(policy, namespace, str(output))
+    payload = text.encode("utf-8")
+    try:
+        write_atomic(output, payload)
+    except OSError as error:
+        raise UserError(f"output '{output}' could not be written: {error.strerror or error}") from None
+    return ExportResult(
+        output, len(payload), load_seconds, dict(policy.board), describe_architecture(policy), search_ms
+    )

@@ -1,0 +1,335 @@
+"""The Kaggle submission as one Python source template, and nothing else.
+
+``@@NAME@@`` markers are filled in by :func:`connectx_gym.submission.build.render_submission`;
+nothing else is substituted, so the template is plain Python. The submission must be a single
+file that imports only the standard library and numpy, so it carries its own copies of code the
+package also has (the numpy forward pass, the observation planes and a bitboard search): those
+copies are intended. ``agent`` must stay the last callable defined, since Kaggle plays that one.
+"""
+
+from __future__ import annotations
+
+SUBMISSION_TEMPLATE = r'''"""ConnectX agent for Kaggle, exported by connectx_gym.export from @@SOURCE@@.
+
+A MaskablePPO policy (@@ARCH@@) trained on a @@ROWS@@x@@COLUMNS@@ board with
+inarow @@INAROW@@, evaluated in numpy; the weights are embedded below. Kaggle plays the last
+callable of this file: ``agent(observation, configuration) -> column``.
+
+Search: @@SEARCH_DOC@@
+"""
+
+import base64
+import io
+import time
+
+import numpy as np
+
+BOARD = {"rows": @@ROWS@@, "columns": @@COLUMNS@@, "inarow": @@INAROW@@}
+ACTIVATION = "@@ACTIVATION@@"
+#: per-move search budget in milliseconds; None plays the greedy policy alone
+SEARCH_MS = @@SEARCH_MS@@
+
+_WEIGHTS_B64 = (
+@@WEIGHTS@@
+)
+
+
+def _load_weights():
+    """(conv layers, hidden layers, action head) from the embedded compressed npz."""
+    with np.load(io.BytesIO(base64.b64decode(_WEIGHTS_B64)), allow_pickle=False) as archive:
+        arrays = {key: np.ascontiguousarray(archive[key], dtype=np.float32) for key in archive.files}
+
+    def stack(prefix):
+        layers, i = [], 0
+        while prefix + str(i) + ".weight" in arrays:
+            layers.append((arrays[prefix + str(i) + ".weight"], arrays[prefix + str(i) + ".bias"]))
+            i += 1
+        return layers
+
+    return stack("conv"), stack("hidden"), (arrays["head.weight"], arrays["head.bias"])
+
+
+_CONV, _HIDDEN, _HEAD = _load_weights()
+del _WEIGHTS_B64
+
+
+# ---------------------------------------------------------------- forward pass (numpy)
+def _erf(x):
+    """Error function, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7)."""
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def _activate(x):
+    if ACTIVATION == "relu":
+        return np.maximum(x, 0.0)
+    if ACTIVATION == "tanh":
+        return np.tanh(x)
+    return 0.5 * x * (1.0 + _erf(x * np.float32(0.7071067811865476)))  # gelu (exact, erf-based)
+
+
+def _conv_same(x, weight, bias):
+    """torch.nn.Conv2d(padding=k // 2) for odd k: (N, C, H, W) -> (N, O, H, W), by im2col."""
+    count, channels, height, width = x.shape
+    out_channels, _, kernel, _ = weight.shape
+    pad = kernel // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    columns = np.empty((count, channels, kernel, kernel, height, width), dtype=np.float32)
+    for i in range(kernel):
+        for j in range(kernel):
+            columns[:, :, i, j] = padded[:, :, i:i + height, j:j + width]
+    columns = columns.reshape(count, channels * kernel * kernel, height * width)
+    out = np.matmul(weight.reshape(out_channels, -1), columns) + bias[None, :, None]
+    return out.reshape(count, out_channels, height, width)
+
+
+def logits(planes):
+    """Unmasked action logits (N, columns) for planes (N, 4, rows, columns) or (4, rows, columns)."""
+    x = np.asarray(planes, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    for weight, bias in _CONV:
+        x = _activate(_conv_same(x, weight, bias))
+    x = x.reshape(x.shape[0], -1)
+    for weight, bias in _HIDDEN:
+        x = _activate(x @ weight.T + bias)
+    weight, bias = _HEAD
+    return x @ weight.T + bias
+
+
+def encode(grid, mark):
+    """Planes for the player ``mark`` to move on ``grid`` (rows, columns; top row first):
+    own stones, the other player's stones, playable cells, 1 if ``mark`` moves first."""
+    rows, columns = grid.shape
+    planes = np.zeros((4, rows, columns), dtype=np.float32)
+    planes[0] = grid == mark
+    planes[1] = grid == 3 - mark
+    supported = np.ones((rows, columns), dtype=bool)
+    supported[:-1] = grid[1:] != 0
+    planes[2] = (grid == 0) & supported
+    planes[3] = 1.0 if mark == 1 else 0.0
+    return planes
+
+
+# ---------------------------------------------------------------- reading Kaggle's arguments
+def _field(obj, key, default=None):
+    """``obj[key]`` or ``obj.key``: Kaggle passes Structs (dicts with attribute access)."""
+    try:
+        return obj[key]
+    except (KeyError, TypeError, IndexError):
+        return getattr(obj, key, default)
+
+
+def read_position(observation, configuration):
+    """(grid, mark) from Kaggle's observation, after checking the board matches the model's."""
+    size = {}
+    for key in ("rows", "columns", "inarow"):
+        value = _field(configuration, key) if configuration is not None else None
+        size[key] = BOARD[key] if value is None else int(value)
+    if size != BOARD:
+        raise ValueError(
+            "this agent was trained on %(rows)dx%(columns)d inarow %(inarow)d" % BOARD
+            + ", got %(rows)dx%(columns)d inarow %(inarow)d" % size
+            + "; export a model trained on this board size"
+        )
+    board = _field(observation, "board")
+    mark = _field(observation, "mark")
+    if board is None or mark is None:
+        raise ValueError("observation needs 'board' and 'mark', got %r" % (observation,))
+    mark = int(mark)
+    if mark not in (1, 2):
+        raise ValueError("observation.mark must be 1 or 2, got %r" % (mark,))
+    grid = np.asarray(board, dtype=np.int64).ravel()
+    if grid.size != BOARD["rows"] * BOARD["columns"]:
+        raise ValueError("observation.board has %d cells, expected %d" % (grid.size, BOARD["rows"] * BOARD["columns"]))
+    return grid.reshape(BOARD["rows"], BOARD["columns"]), mark
+
+
+# ---------------------------------------------------------------- search (bitboards)
+WIN = 1 << 20  # a win at ply p (the root move is ply 1) scores WIN - p
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Tables:
+    """Bit masks of the board: column-major, one sentinel bit on top of every column."""
+
+    def __init__(self, rows, columns, inarow):
+        height = rows + 1
+        self.rows, self.columns, self.inarow, self.height = rows, columns, inarow, height
+        self.bottom = sum(1 << (c * height) for c in range(columns))
+        self.full = sum(((1 << rows) - 1) << (c * height) for c in range(columns))
+        self.steps = (1, height, height + 1, height - 1)  # vertical, horizontal, both diagonals
+        middle = (columns - 1) / 2.0
+        center = sorted(range(columns), key=lambda c: (abs(c - middle), c))
+        self.center_masks = [((1 << rows) - 1) << (c * height) for c in center]
+
+    def completions(self, stones):
+        """Cells where one more of ``stones`` completes ``inarow`` in a line (occupied ones too)."""
+        need = self.inarow - 1
+        if need == 0:
+            return self.full
+        result = 0
+        for step in self.steps:
+            behind, run = [-1], -1
+            for i in range(1, need + 1):
+                run &= stones << (i * step)
+                if not run:
+                    break
+                behind.append(run)
+            ahead, run = [-1], -1
+            for i in range(1, need + 1):
+                run &= stones >> (i * step)
+                if not run:
+                    break
+                ahead.append(run)
+            for i in range(len(behind)):
+                if need - i < len(ahead):
+                    result |= behind[i] & ahead[need - i]
+        return result & self.full
+
+    def bitboards(self, grid, mark):
+        """(stones of ``mark``, all stones) of a (rows, columns) grid, top row first."""
+        own = mask = 0
+        rows, height = self.rows, self.height
+        for c in range(self.columns):
+            for h in range(rows):
+                value = grid[rows - 1 - h, c]
+                if value == 0:
+                    break
+                bit = 1 << (c * height + h)
+                mask |= bit
+                if value == mark:
+                    own |= bit
+        return own, mask
+
+
+_TABLES = {}
+
+
+def _search(tables, deadline, root_stones):
+    """A fail-soft alpha-beta negamax scoring only proven results: WIN - ply, -(WIN - ply) or 0."""
+    full, bottom, completions = tables.full, tables.bottom, tables.completions
+    center_masks = tables.center_masks
+    transpositions = {}
+    clock = time.perf_counter
+
+    def negamax(own, mask, depth, alpha, beta, own_wins):
+        if clock() > deadline:
+            raise _Timeout()
+        if mask == full:
+            return 0
+        ply = bin(mask).count("1") - root_stones
+        playable = (mask + bottom) & full
+        if own_wins & playable:
+            return WIN - ply - 1
+        other = mask ^ own
+        other_wins = completions(other)
+        candidates = playable
+        threats = other_wins & playable
+        if threats:
+            if threats & (threats - 1):
+                return -(WIN - ply - 2)  # two threats: one cannot block both
+            candidates = threats
+        candidates &= ~(other_wins >> 1)  # never play under the opponent's winning cell
+        if not candidates:
+            return -(WIN - ply - 2)
+        if depth <= 1:
+            return 0
+        key = (own, mask)
+        entry = transpositions.get(key)
+        first = 0
+        if entry is not None:
+            entry_depth, flag, stored, first = entry
+            if entry_depth >= depth and (flag == 0 or (flag > 0 and stored >= beta) or (flag < 0 and stored <= alpha)):
+                return stored
+        alpha_in = alpha
+        order = [candidates & m for m in center_masks if candidates & m]
+        if first & candidates:
+            order.remove(first)
+            order.insert(0, first)
+        best, best_bit = -WIN - 1, 0
+        for bit in order:
+            score = -negamax(other, mask | bit, depth - 1, -beta, -alpha, other_wins)
+            if score > best:
+                best, best_bit = score, bit
+                if score > alpha:
+                    alpha = score
+                    if alpha >= beta:
+                        break
+        flag = -1 if best <= alpha_in else (1 if best >= beta else 0)
+        transpositions[key] = (depth, flag, best, best_bit)
+        return best
+
+    return negamax
+
+
+def search_move(grid, mark, order, deadline):
+    """The column to play: ``order`` lists the legal columns by policy preference.
+
+    An immediate win, else a block of the opponent's immediate win, else iterative deepening
+    until ``deadline``: a forced win found is played at once; otherwise the first column of
+    ``order`` the search has not proven lost (the policy's move if depth 1 never completed);
+    if every column is lost, the one lost latest.
+    """
+    key = (BOARD["rows"], BOARD["columns"], BOARD["inarow"])
+    tables = _TABLES.get(key)
+    if tables is None:
+        tables = _TABLES[key] = _Tables(*key)
+    own, mask = tables.bitboards(grid, mark)
+    other = mask ^ own
+    height = tables.height
+    drop = {c: (mask + (1 << (c * height))) & (((1 << tables.rows) - 1) << (c * height)) for c in order}
+    own_wins, other_wins = tables.completions(own), tables.completions(other)
+    for column in order:
+        if drop[column] & own_wins:
+            return column
+    for column in order:
+        if drop[column] & other_wins:
+            return column  # the only block, or (two threats) the policy's favourite block
+    if len(order) == 1:
+        return order[0]
+    negamax = _search(tables, deadline, bin(mask).count("1"))
+    lost_at = {}
+    empty = tables.rows * tables.columns - bin(mask).count("1")
+    depth = 1
+    try:
+        while depth < empty:
+            depth += 1
+            for column in order:
+                if column in lost_at:
+                    continue
+                score = -negamax(other, mask | drop[column], depth - 1, -1, 1, other_wins)
+                if score > 0:
+                    return column
+                if score < 0:
+                    lost_at[column] = depth
+            if len(lost_at) >= len(order) - 1:
+                break
+    except _Timeout:
+        pass
+    for column in order:
+        if column not in lost_at:
+            return column
+    return max(order, key=lambda c: (lost_at[c], -order.index(c)))
+
+
+# ---------------------------------------------------------------- the agent (keep it last)
+def agent(observation, configuration):
+    """Kaggle ConnectX agent: the column (0-based) to drop a stone into."""
+    start = time.perf_counter()
+    grid, mark = read_position(observation, configuration)
+    legal = grid[0] == 0
+    if not legal.any():
+        raise ValueError("the board is full: there is no legal move")
+    scores = logits(encode(grid, mark))[0]
+    if SEARCH_MS is None:
+        return int(np.argmax(np.where(legal, scores, -np.inf)))
+    order = sorted(np.flatnonzero(legal).tolist(), key=lambda c: -scores[c])
+    return int(search_move(grid, mark, order, start + SEARCH_MS / 1000.0))
+'''

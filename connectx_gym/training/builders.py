@@ -1,0 +1,126 @@
+"""Builds a training run's objects from its config: env arguments, the vec env, the model, the logger.
+
+stable-baselines3 and torch are imported inside the functions that need them, so importing this
+module (and the train command's argument checks) stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from connectx_gym.config import Config, config_to_dict
+
+#: the ``env`` section's keys that are ``ConnectXEnv`` arguments of the same name
+ENV_ARGUMENTS = (
+    "rows",
+    "columns",
+    "inarow",
+    "opponent",
+    "agent_seat",
+    "reward_win",
+    "reward_loss",
+    "reward_draw",
+    "illegal_action",
+)
+
+
+def env_kwargs(config: Config, info_board: bool = False, opponent: Any = None) -> dict[str, Any]:
+    """``ConnectXEnv`` keyword arguments from the ``env`` section (``opponent`` overrides it)."""
+    kwargs = {name: getattr(config.env, name) for name in ENV_ARGUMENTS}
+    if opponent is not None:
+        kwargs["opponent"] = opponent
+    kwargs["info_board"] = info_board
+    return kwargs
+
+
+def ppo_kwargs(config: Config) -> dict[str, Any]:
+    return dict(config_to_dict(config)["ppo"])
+
+
+def build_vec_env(config: Config, seed: int, opponent: Any = None):
+    """The monitored vec env of the ``multiprocessing`` section, facing ``opponent`` (default: ``env.opponent``)."""
+    from connectx_gym.runtime.quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from connectx_gym.envs.vec import make_vec_env
+    from connectx_gym.game.specs import make_opponent
+
+    mp_config = config.multiprocessing
+    # Built here and shipped as an object: a checkpoint opponent then travels as numpy weights
+    # instead of every worker loading the checkpoint through SB3 (and importing torch).
+    built = make_opponent(config.env.opponent if opponent is None else opponent)
+    venv = make_vec_env(
+        env_kwargs(config, opponent=built),
+        parallel_episodes=mp_config.parallel_episodes,
+        num_processes=mp_config.num_processes,
+        use_multiprocessing=mp_config.use_multiprocessing,
+        backend=mp_config.backend,
+        start_method=mp_config.start_method,
+        seed=seed,
+        ray_address=config.ray.address,
+        ray_cpus_per_worker=config.ray.num_cpus_per_worker,
+    )
+    return VecMonitor(venv)
+
+
+def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
+    """A new MaskablePPO from the ``policy`` and ``ppo`` sections, or the checkpoint in ``resume``."""
+    from connectx_gym.runtime.quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from sb3_contrib import MaskablePPO
+
+    from connectx_gym.training.checkpoints import load_model
+    from connectx_gym.training.policy import policy_kwargs
+
+    if resume:
+        model = load_model(resume[1], env=venv, device=config.train.device)
+    else:
+        policy = config.policy
+        model = MaskablePPO(
+            "MlpPolicy",
+            venv,
+            policy_kwargs=policy_kwargs(
+                policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation
+            ),
+            seed=config.train.seed,
+            device=config.train.device,
+            verbose=0,
+            **ppo_kwargs(config),
+        )
+    # recorded in the checkpoint, so export and evaluation know the board (inarow included)
+    model.connectx_board = {"rows": config.env.rows, "columns": config.env.columns, "inarow": config.env.inarow}
+    return model
+
+
+def make_logger(config: Config, run_dir: Path, resuming: bool):
+    """SB3's logger with the outputs of the ``logging`` section (stdout, progress.csv, TensorBoard)."""
+    from stable_baselines3.common.logger import Logger, make_output_format
+
+    formats: list[Any] = []
+    if config.logging.verbose:
+        formats.append(make_output_format("stdout", str(run_dir)))
+    if config.logging.csv:
+        formats.append(_csv_output(run_dir / "progress.csv", resuming))
+    if config.logging.tensorboard:
+        formats.append(make_output_format("tensorboard", str(run_dir / "tensorboard")))
+    return Logger(str(run_dir), formats)
+
+
+def _csv_output(path: Path, resuming: bool):
+    """SB3's CSV writer; when resuming, it continues the existing file instead of truncating it."""
+    from stable_baselines3.common.logger import CSVOutputFormat
+
+    writer = CSVOutputFormat.__new__(CSVOutputFormat)
+    if resuming and path.is_file() and path.stat().st_size:
+        writer.file = open(path, "r+")
+        header = writer.file.readline().rstrip("\n")
+        writer.keys = header.split(",") if header else []
+        writer.file.seek(0, os.SEEK_END)
+        writer.separator, writer.quotechar = ",", '"'
+        return writer
+    return CSVOutputFormat(str(path))

@@ -1,0 +1,115 @@
+"""One training run from a validated config to its final model: ``run``, and the ``TrainResult`` it returns.
+
+``run`` writes the config into the run directory, builds the vec env and the model (new, or the
+checkpoint being resumed), trains with the callbacks of ``make_callbacks`` and saves a last
+checkpoint and the final model. Ctrl-C (and SIGTERM, which the train command turns into Ctrl-C)
+saves a checkpoint and returns normally; a failed env worker saves one and raises
+``TrainingFailed``. Both the train command and the tuner's trials call it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectx_gym.config import Config, save_config
+from connectx_gym.errors import TrainingFailed, WorkerError
+from connectx_gym.training.builders import build_model, build_vec_env, make_logger
+from connectx_gym.training.checkpoints import save_model
+from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
+from connectx_gym.training.run_state import RunState, save_checkpoint
+from connectx_gym.training.setup import check_writable
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended.
+
+    :param run_dir: the run directory
+    :param steps: the model's step count at the end (the start step if no model was built)
+    :param checkpoint: the last checkpoint saved (None if none was)
+    :param final_model: ``final_model.zip`` (None when interrupted)
+    :param interrupted: whether Ctrl-C or SIGTERM stopped it
+    """
+
+    run_dir: Path
+    steps: int
+    checkpoint: Path | None
+    final_model: Path | None
+    interrupted: bool = False
+
+
+def run(
+    config: Config,
+    run_dir: Path,
+    resume: tuple[int, Path] | None,
+    report: Callable[[dict[str, Any]], Any] | None = None,
+) -> TrainResult:
+    """Train ``config`` in ``run_dir``.
+
+    :param resume: the ``(step, checkpoint)`` to continue from, or None for a new run
+    :param report: called with metrics after every evaluation, see
+        :class:`~connectx_gym.training.callbacks.EvaluationCallback`
+    :raises TrainingFailed: an env worker failed; its message says what failed and where the
+        model was saved
+    :raises UserError: the run directory cannot be written, or the checkpoint cannot be loaded
+    """
+    from connectx_gym.runtime.quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from connectx_gym.training.callbacks import close_progress_bars, make_callbacks
+
+    check_writable(run_dir)
+    save_config(config, run_dir / CONFIG_NAME)
+    start_step = resume[0] if resume else 0
+    state = RunState(config, run_dir, resume)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    venv = build_vec_env(config, config.train.seed + start_step, opponent=state.opponent)
+    model = callbacks = None
+    try:
+        if resume:
+            print(f"resuming from {resume[1]} (step {start_step})", file=sys.stderr)
+        model = build_model(config, venv, resume)
+        model.set_logger(make_logger(config, run_dir, resuming=bool(resume)))
+        callbacks = make_callbacks(config, run_dir, start_step, state, report)
+        remaining = config.train.total_timesteps - start_step
+        started = time.perf_counter()
+        if remaining > 0:
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=False, progress_bar=False)
+        elapsed = time.perf_counter() - started
+        checkpoint = save_checkpoint(model, run_dir, state)
+        final_model = run_dir / FINAL_MODEL_NAME
+        save_model(model, final_model)
+        steps = model.num_timesteps - start_step
+        print(
+            f"done: {model.num_timesteps} steps ({steps / max(elapsed, 1e-9):,.0f} steps/s); final model {final_model}",
+            file=sys.stderr,
+        )
+        return TrainResult(run_dir, model.num_timesteps, checkpoint, final_model)
+    except KeyboardInterrupt:
+        close_progress_bars(callbacks)
+        if model is None:
+            return TrainResult(run_dir, start_step, None, None, interrupted=True)
+        path = save_checkpoint(model, run_dir, state)
+        print(f"\ninterrupted: saved {path}; continue with --resume {run_dir}", file=sys.stderr)
+        return TrainResult(run_dir, model.num_timesteps, path, None, interrupted=True)
+    except WorkerError as error:
+        close_progress_bars(callbacks)
+        raise _failed(error, model, run_dir, state) from error
+    finally:
+        venv.close()
+
+
+def _failed(error: WorkerError, model: Any, run_dir: Path, state: RunState) -> TrainingFailed:
+    """Save what was trained (if anything) and say so in the error the caller reports."""
+    # ends the line the progress bar was drawing, so the error starts on a line of its own
+    print(file=sys.stderr)
+    message = str(error)
+    if model is not None:
+        path = save_checkpoint(model, run_dir, state)
+        message += f"\nsaved {path}; continue with --resume {run_dir}"
+    return TrainingFailed(message, getattr(error, "worker_traceback", ""))
