@@ -1,10 +1,32 @@
-"""Shared test helpers: small in-process MaskablePPO models saved the way the trainer saves them."""
+"""Shared test helpers: the train command as a user runs it, and small in-process MaskablePPO models
+saved the way the trainer saves them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = str(ROOT / "configs" / "quick.yaml")
+
+
+def train_command(*overrides: str, config: str = QUICK) -> list[str]:
+    """``python -m connectx_gym.train --config <config> --set <override> ...`` as a new process runs it."""
+    command = [sys.executable, "-m", "connectx_gym.train", "--config", config]
+    for override in overrides:
+        command += ["--set", override]
+    return command
+
+
+def run_train(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run ``python -m connectx_gym.train <args>`` in ``cwd``; its output is captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "connectx_gym.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def tiny_model(

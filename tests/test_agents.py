@@ -17,14 +17,14 @@ from connectx_gym.evaluation.match import match_result_from_games, play_opponent
 from connectx_gym.game import checkpoint_opponent, specs
 from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.specs import OpponentSpec, make_agent, make_opponent, parse_spec, resolve_bare_path
-from connectx_gym.training.checkpoints import CheckpointError
+from connectx_gym.runtime.checkpoints import CheckpointError
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 
 
 def train_tiny_checkpoint(path, board=BOARD, steps=64, seed=0):
     """A few PPO steps of a tiny CNN policy, saved like the trainer does (board recorded)."""
-    from connectx_gym.training.checkpoints import save_model
+    from connectx_gym.runtime.checkpoints import save_model
 
     save_model(tiny_model(board, seed=seed, steps=steps), path)
     return path
@@ -116,7 +116,7 @@ def test_checkpoint_agent_plays_legal_greedy_moves(checkpoint):
 
 
 def test_checkpoint_agent_prefers_its_best_logit_among_legal_columns(checkpoint):
-    from connectx_gym.envs.planes import encode_position
+    from connectx_gym.game.planes import encode_position
 
     agent = make_agent(checkpoint)
     position = Position(geometry(**BOARD))

@@ -11,16 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectx_gym.envs.planes import (
-    NUM_PLANES,
-    PLANE_FIRST,
-    PLANE_OTHER,
-    PLANE_OWN,
-    PLANE_PLAYABLE,
-    bits_to_grid,
-    encode_position,
-    legal_mask,
-)
 from connectx_gym.game.bitboard import (
     EMPTY,
     FIRST_MARK,
@@ -29,6 +19,16 @@ from connectx_gym.game.bitboard import (
     Position,
     geometry,
     other_mark,
+)
+from connectx_gym.game.planes import (
+    NUM_PLANES,
+    PLANE_FIRST,
+    PLANE_OTHER,
+    PLANE_OWN,
+    PLANE_PLAYABLE,
+    bits_to_grid,
+    encode_position,
+    legal_mask,
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

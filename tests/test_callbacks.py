@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from connectx_gym.config import load_config
+from connectx_gym.runtime.checkpoints import list_checkpoints, verify_checkpoint
 from connectx_gym.training.builders import env_kwargs
 from connectx_gym.training.callbacks import (
     CheckpointCallback,
@@ -17,7 +18,6 @@ from connectx_gym.training.callbacks import (
     ProgressBarCallback,
     make_callbacks,
 )
-from connectx_gym.training.checkpoints import list_checkpoints, verify_checkpoint
 from connectx_gym.training.curriculum import Curriculum
 from connectx_gym.training.run_state import RunState
 

@@ -30,7 +30,7 @@ BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory like the trainer's: two checkpoints (steps 64 and 128) and final_model.zip."""
-    from connectx_gym.training.checkpoints import checkpoint_path, save_model
+    from connectx_gym.runtime.checkpoints import checkpoint_path, save_model
 
     run = tmp_path_factory.mktemp("evaluate") / "models" / "tiny"
     model = tiny_model(BOARD)

@@ -40,7 +40,7 @@ def ray_instance():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from connectx_gym.training.checkpoints import save_model
+    from connectx_gym.runtime.checkpoints import save_model
 
     path = tmp_path_factory.mktemp("evaluate_ray") / "model.zip"
     save_model(tiny_model(BOARD), path)

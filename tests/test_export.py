@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from helpers import gravity_fill, tiny_model
 
-from connectx_gym.envs.planes import encode_position
 from connectx_gym.errors import UserError
 from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.numpy_policy import from_sb3_model
+from connectx_gym.game.planes import encode_position
 from connectx_gym.game.solver import WIN_SCORE, alphabeta_scores
 from connectx_gym.submission import build as build_module
 from connectx_gym.submission.build import export, last_callable, load_submission, render_submission
@@ -52,7 +52,7 @@ def train_tiny(board, settings, seed=0, steps=256):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """name -> (model, checkpoint path, board, exported namespace)."""
-    from connectx_gym.training.checkpoints import save_model
+    from connectx_gym.runtime.checkpoints import save_model
 
     folder = tmp_path_factory.mktemp("export_models")
     out = {}
@@ -139,7 +139,7 @@ def test_file_is_self_contained_and_ends_with_agent(exported):
 
 def test_default_network_is_small_and_loads_fast(tmp_path):
     """cnn [64, 64] + net_arch [128] on 6x7 (the default config): a few MB, loaded well under a second."""
-    from connectx_gym.training.checkpoints import save_model
+    from connectx_gym.runtime.checkpoints import save_model
 
     model = tiny_model({"rows": 6, "columns": 7, "inarow": 4}, settings={})
     result = export(save_model(model, tmp_path / "default.zip"), tmp_path / "submission.py")

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import QUICK, train_command
 
-ROOT = Path(__file__).resolve().parent.parent
-QUICK = str(ROOT / "configs" / "quick.yaml")
 GARBAGE = bytes(random.Random(1234).getrandbits(8) for _ in range(3000))
 
 
@@ -229,7 +228,7 @@ def checkpoints(tmp_path_factory):
     """A good 6x7 checkpoint, a 5x5 one, a truncated one and random bytes named .zip."""
     from helpers import tiny_model
 
-    from connectx_gym.training.checkpoints import save_model
+    from connectx_gym.runtime.checkpoints import save_model
 
     folder = tmp_path_factory.mktemp("checkpoints")
     good = save_model(tiny_model({"rows": 6, "columns": 7, "inarow": 4}), folder / "good.zip")
@@ -367,27 +366,17 @@ def _session_left_over(pgid: int, timeout: float = 30.0) -> list:
 def test_kill_9_mid_training_keeps_checkpoints_and_resumes(tmp_path):
     import psutil
 
-    from connectx_gym.training.checkpoints import list_checkpoints, verify_checkpoint
+    from connectx_gym.runtime.checkpoints import list_checkpoints, verify_checkpoint
 
     every = 2048
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connectx_gym.train",
-            "--config",
-            QUICK,
-            "--set",
+        train_command(
             "train.run_name=killed",
-            "--set",
             "train.total_timesteps=400000",
-            "--set",
             f"train.checkpoint_every={every}",
-            "--set",
             "train.eval_every=0",
-            "--set",
             "logging.progress_bar=false",
-        ],
+        ),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -504,24 +493,12 @@ def test_misbehaving_kaggle_opponent_is_counted_not_fatal(tmp_path, kind):
 def test_killed_worker_is_reported_saved_and_exits_1(tmp_path):
     import psutil
 
-    from connectx_gym.training.checkpoints import list_checkpoints, verify_checkpoint
+    from connectx_gym.runtime.checkpoints import list_checkpoints, verify_checkpoint
 
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connectx_gym.train",
-            "--config",
-            QUICK,
-            "--set",
-            "train.run_name=crash",
-            "--set",
-            "train.total_timesteps=400000",
-            "--set",
-            "train.eval_every=0",
-            "--set",
-            "logging.progress_bar=false",
-        ],
+        train_command(
+            "train.run_name=crash", "train.total_timesteps=400000", "train.eval_every=0", "logging.progress_bar=false"
+        ),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -635,21 +612,12 @@ def test_same_seed_gives_identical_evaluations_in_process_and_in_subprocesses(tm
     outcomes = {}
     for name, multiprocess in (("sub", "true"), ("inproc", "false"), ("sub2", "true")):
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "connectx_gym.train",
-                "--config",
-                str(ROOT / "configs" / "quick.yaml"),
-                "--set",
+            train_command(
                 f"train.run_name={name}",
-                "--set",
                 f"multiprocessing.use_multiprocessing={multiprocess}",
-                "--set",
                 "train.eval_every=0",
-                "--set",
                 "logging.progress_bar=false",
-            ],
+            ),
             cwd=tmp_path,
             capture_output=True,
             text=True,

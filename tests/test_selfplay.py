@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_train
 
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.game.bitboard import Position, geometry
@@ -165,16 +164,6 @@ def test_curriculum_threshold_is_respected():
     assert resumed.opponent == "negamax"
 
 
-def run_train(tmp_path, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "connectx_gym.train", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
     common = [
         "--config",
@@ -194,7 +183,7 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
         "--set",
         "train.eval_every=0",
     ]
-    result = run_train(tmp_path, *common)
+    result = run_train(tmp_path, *common, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "curriculum: stage 1" in result.stderr
     run = tmp_path / "models" / "sp"
@@ -203,7 +192,14 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
     assert state["stage"] == 1
     assert [snapshot_id for snapshot_id, _ in state["pool"]["snapshots"]] == [2048, 3072, 4096]
     result = run_train(
-        tmp_path, "--resume", str(run), "--set", "train.total_timesteps=5120", "--set", "logging.progress_bar=false"
+        tmp_path,
+        "--resume",
+        str(run),
+        "--set",
+        "train.total_timesteps=5120",
+        "--set",
+        "logging.progress_bar=false",
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "curriculum: stage" not in result.stderr  # resumed in stage 1, nothing to promote

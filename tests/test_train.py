@@ -7,26 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-QUICK = str(ROOT / "configs" / "quick.yaml")
-
-
-def train(tmp_path, *args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "-m", "connectx_gym.train", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from helpers import QUICK, run_train, train_command
 
 
 def test_quick_config_trains_and_resumes(tmp_path):
-    result = train(tmp_path, "--config", QUICK, "--set", "train.run_name=smoke")
+    result = run_train(tmp_path, "--config", QUICK, "--set", "train.run_name=smoke")
     assert result.returncode == 0, result.stderr
     run = tmp_path / "models" / "smoke"
     for name in ("config.yaml", "final_model.zip", "best_model.zip", "progress.csv"):
@@ -38,7 +25,7 @@ def test_quick_config_trains_and_resumes(tmp_path):
     assert "Traceback" not in result.stderr
 
     # resume with a larger budget: continues from step 4096 with the same config
-    result = train(tmp_path, "--resume", str(run), "--set", "train.total_timesteps=6144")
+    result = run_train(tmp_path, "--resume", str(run), "--set", "train.total_timesteps=6144")
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stderr and "step 4096" in result.stderr
     steps = sorted(p.name for p in (run / "checkpoints").iterdir())
@@ -52,7 +39,7 @@ def test_quick_config_trains_and_resumes(tmp_path):
 def test_existing_run_directory_is_not_overwritten(tmp_path):
     (tmp_path / "models" / "taken").mkdir(parents=True)
     (tmp_path / "models" / "taken" / "config.yaml").write_text("env: {}\n")
-    result = train(tmp_path, "--config", QUICK, "--set", "train.run_name=taken")
+    result = run_train(tmp_path, "--config", QUICK, "--set", "train.run_name=taken")
     assert result.returncode == 2
     assert "already holds a run" in result.stderr and "Traceback" not in result.stderr
 
@@ -72,7 +59,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
-    result = train(tmp_path, *args, timeout=60)
+    result = run_train(tmp_path, *args, timeout=60)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -82,21 +69,12 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
 
 def test_ctrl_c_saves_and_exits_0_then_resumes(tmp_path):
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connectx_gym.train",
-            "--config",
-            QUICK,
-            "--set",
+        train_command(
             "train.run_name=interrupted",
-            "--set",
             "train.total_timesteps=1000000",
-            "--set",
             "train.eval_every=0",
-            "--set",
             "logging.progress_bar=false",
-        ],
+        ),
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
@@ -112,7 +90,7 @@ def test_ctrl_c_saves_and_exits_0_then_resumes(tmp_path):
     assert "interrupted: saved" in stderr and "Traceback" not in stderr
     saved = sorted((run / "checkpoints").iterdir())
     assert saved
-    result = train(
+    result = run_train(
         tmp_path, "--resume", str(run), "--set", "train.total_timesteps=1", "--set", "logging.progress_bar=false"
     )
     assert result.returncode == 0, result.stderr

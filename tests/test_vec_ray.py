@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_same, rollout
+from helpers import QUICK, assert_same, rollout, train_command
 
 from connectx_gym.envs.vec import make_vec_env
 from connectx_gym.errors import UserError, WorkerError
 
-ROOT = Path(__file__).resolve().parent.parent
-QUICK = str(ROOT / "configs" / "quick.yaml")
 ENV_KWARGS = dict(opponent="random", info_board=True)
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 requires_ray = pytest.mark.skipif(not HAVE_RAY, reason="the optional ray extra is not installed")
@@ -44,10 +42,8 @@ def local_ray():
 
 
 def train_cli(tmp_path, *overrides, timeout=300):
-    args = [sys.executable, "-m", "connectx_gym.train", "--config", QUICK, "--set", "logging.progress_bar=false"]
-    for override in overrides:
-        args += ["--set", override]
-    return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    command = train_command("logging.progress_bar=false", *overrides)
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("opponent", ["random", "alphabeta:1"])

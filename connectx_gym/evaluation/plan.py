@@ -122,7 +122,7 @@ def is_run_directory(path: str) -> bool:
 def run_checkpoints(run_dir: str) -> list[AgentEntry]:
     """Every loadable checkpoint of a run, oldest first; unreadable ones are skipped with a warning."""
     from connectx_gym.game.checkpoint_opponent import CheckpointOpponent
-    from connectx_gym.training.checkpoints import CHECKPOINT_DIR, CheckpointError, list_checkpoints
+    from connectx_gym.runtime.checkpoints import CHECKPOINT_DIR, CheckpointError, list_checkpoints
 
     found = list_checkpoints(run_dir)
     if not found:

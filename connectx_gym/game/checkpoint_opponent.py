@@ -49,7 +49,7 @@ class CheckpointOpponent(SameSourceIsEqual):
     def from_file(cls, path: str | os.PathLike) -> CheckpointOpponent:
         """Load a checkpoint ``.zip`` (imports SB3 here only).
 
-        :raises connectx_gym.training.checkpoints.CheckpointError: if it is missing or not a checkpoint
+        :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing or not a checkpoint
         """
         from connectx_gym.game.numpy_policy import load_checkpoint
 

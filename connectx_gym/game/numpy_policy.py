@@ -151,7 +151,7 @@ class NumpyPolicy:
 
     def move(self, position, deterministic: bool = True, rng: np.random.Generator | None = None) -> int:
         """The column this policy plays for the player to move in a ``bitboard.Position``."""
-        from connectx_gym.envs.planes import encode_position, legal_mask
+        from connectx_gym.game.planes import encode_position, legal_mask
 
         planes = encode_position(position)[None]
         mask = legal_mask(position.geometry, position.mask)[None]
@@ -215,8 +215,8 @@ def from_sb3_model(model: Any) -> NumpyPolicy:
 def load_checkpoint(path) -> NumpyPolicy:
     """A ``NumpyPolicy`` from a MaskablePPO checkpoint ``.zip`` (imports SB3 lazily).
 
-    :raises connectx_gym.training.checkpoints.CheckpointError: if the file is missing or not a checkpoint
+    :raises connectx_gym.runtime.checkpoints.CheckpointError: if the file is missing or not a checkpoint
     """
-    from connectx_gym.training.checkpoints import load_model
+    from connectx_gym.runtime.checkpoints import load_model
 
     return from_sb3_model(load_model(path))

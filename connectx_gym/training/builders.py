@@ -74,7 +74,7 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
-    from connectx_gym.training.checkpoints import load_model
+    from connectx_gym.runtime.checkpoints import load_model
     from connectx_gym.training.policy import policy_kwargs
 
     if resume:

@@ -28,9 +28,9 @@ from connectx_gym.config import Config  # noqa: E402
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
 from connectx_gym.game.numpy_policy import from_sb3_model  # noqa: E402
 from connectx_gym.game.specs import make_opponent  # noqa: E402
+from connectx_gym.runtime.checkpoints import prune_checkpoints, save_model  # noqa: E402
 from connectx_gym.runtime.files import write_atomic  # noqa: E402
 from connectx_gym.training.builders import env_kwargs  # noqa: E402
-from connectx_gym.training.checkpoints import prune_checkpoints, save_model  # noqa: E402
 from connectx_gym.training.curriculum import Curriculum  # noqa: E402
 from connectx_gym.training.layout import BEST_MODEL_NAME, BEST_MODEL_NOTE  # noqa: E402
 from connectx_gym.training.run_state import RunState, save_checkpoint  # noqa: E402

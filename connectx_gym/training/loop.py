@@ -18,8 +18,8 @@ from typing import Any
 
 from connectx_gym.config import Config, save_config
 from connectx_gym.errors import TrainingFailed, WorkerError
+from connectx_gym.runtime.checkpoints import save_model
 from connectx_gym.training.builders import build_model, build_vec_env, make_logger
-from connectx_gym.training.checkpoints import save_model
 from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
 from connectx_gym.training.run_state import RunState, save_checkpoint
 from connectx_gym.training.setup import check_writable

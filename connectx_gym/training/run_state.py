@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from connectx_gym.config import Config
+from connectx_gym.runtime.checkpoints import checkpoint_path, save_model
 from connectx_gym.runtime.files import write_atomic
-from connectx_gym.training.checkpoints import checkpoint_path, save_model
 from connectx_gym.training.curriculum import Curriculum
 from connectx_gym.training.layout import RUN_STATE_NAME
 from connectx_gym.training.pool_keeper import PoolKeeper, uses_selfplay

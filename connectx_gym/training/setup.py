@@ -58,7 +58,7 @@ def prepare_run(
     :return: ``(config, run_dir, resume)``; ``resume`` is the ``(step, checkpoint)`` to continue
         from, or None for a new run
     """
-    from connectx_gym.training.checkpoints import newest_valid_checkpoint
+    from connectx_gym.runtime.checkpoints import newest_valid_checkpoint
 
     if resume_dir:
         if config_path:

@@ -3,8 +3,8 @@
 A checkpoint is SB3's zip archive. It is serialised in memory and written with ``write_atomic``
 (a temporary file in the target directory, fsynced and renamed into place), so a crash or
 ``kill -9`` can leave a stray temporary file but never a half-written checkpoint under a real
-name. Loading checks the zip's
-CRCs first, so a truncated or foreign file is reported by name instead of failing deep in SB3.
+name. Loading checks the zip's CRCs first, so a truncated or foreign file is reported by name
+instead of failing deep in SB3.
 """
 
 from __future__ import annotations
