@@ -116,6 +116,11 @@ class _Mismatch(Exception):
 _BOUND_TEXT = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
 
 
+def is_directory_name(value: str) -> bool:
+    """Whether ``value`` names one directory inside another (not empty, ``.``, ``..`` or a path)."""
+    return value not in ("", ".", "..") and "/" not in value and "\\" not in value
+
+
 def show(value: Any) -> str:
     """A value as the user wrote it in YAML: null, true/false, 'text', [1, 2]."""
     if value is None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from connectx_gym.config.schema import Section, config_field, show
+from connectx_gym.config.schema import Section, config_field, is_directory_name, show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.runtime.processes import usable_cpu_count
 
@@ -26,7 +26,8 @@ def _check_opponent(path: str, spec: Any) -> None:
         raise ConfigError(f"{path}={show(spec)} is not a valid opponent spec: {exc}") from None
 
 
-_SAFE_NAME = lambda v: v is None or (v not in ("", ".", "..") and "/" not in v and "\\" not in v)  # noqa: E731
+def _run_name(value: str | None) -> bool:
+    return value is None or is_directory_name(value)
 
 
 #: how the training envs are vectorized (``connectx_gym.envs.vec.make_vec_env`` takes the same names)
@@ -204,7 +205,7 @@ class TrainConfig(Section):
     run_name: str | None = config_field(
         None,
         "Run directory name under output_dir; null = a timestamp name chosen by the trainer.",
-        check=_SAFE_NAME,
+        check=_run_name,
         rule="a directory name (no '/') or null",
     )
     output_dir: str = config_field(

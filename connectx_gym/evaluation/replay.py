@@ -11,6 +11,7 @@ from connectx_gym.evaluation.match import GameRecord
 from connectx_gym.evaluation.results import PairingResult
 from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.checkpoint_opponent import board_text
+from connectx_gym.game.kaggle_agent import import_kaggle
 
 
 def replay_text(result: PairingResult, record: GameRecord, board: dict[str, int]) -> str:
@@ -41,8 +42,9 @@ def replay_html(result: PairingResult, record: GameRecord, board: dict[str, int]
     A forfeit by an illegal column is stepped as that column (Kaggle marks it invalid); a forfeit
     by an exception is stepped as column -1, which Kaggle also shows as an invalid move.
     """
-    with contextlib.redirect_stderr(io.StringIO()):  # kaggle_environments prints on import
-        from kaggle_environments import make
+    import_kaggle()  # the first, noisy import of kaggle_environments, silenced
+    from kaggle_environments import make
+
     env = make("connectx", configuration=dict(board), debug=False)
     names = [result.agent, result.opponent] if record.agent_first else [result.opponent, result.agent]
     moves = list(record.moves)

@@ -3,14 +3,12 @@
 The file plays ``random`` and ``negamax`` in both seats; any INVALID, ERROR or TIMEOUT status, an
 episode not ending DONE, or an illegal answer fails the check. Our agent's move time is measured
 by calling the file's last callable, loaded with Kaggle's own loader, on every position it faced.
-``kaggle_environments`` is imported here only, and only when a check runs: it is slow to import
-and prints to stderr on import.
+``kaggle_environments`` is imported only when a check runs (through ``game.kaggle_agent``, which
+silences what it prints on import): it is slow to import.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import random
 import time
@@ -19,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from connectx_gym.game.kaggle_agent import import_kaggle
 
 DEFAULT_CHECK_GAMES = 10
 CHECK_OPPONENTS = ("random", "negamax")
@@ -92,14 +92,6 @@ class CheckReport:
         return out
 
 
-def _import_kaggle():
-    with contextlib.redirect_stderr(io.StringIO()):
-        import kaggle_environments
-        from kaggle_environments.agent import get_last_callable
-        from kaggle_environments.utils import Struct
-    return kaggle_environments, get_last_callable, Struct
-
-
 def check_submission(
     path,
     board: dict[str, int],
@@ -113,7 +105,9 @@ def check_submission(
     move time is measured by calling the file's last callable (loaded with Kaggle's own
     ``get_last_callable``) on every position it faced in the games.
     """
-    kaggle_environments, get_last_callable, Struct = _import_kaggle()
+    _, get_last_callable, Struct = import_kaggle()  # the first, noisy import of kaggle_environments, silenced
+    import kaggle_environments
+
     path = os.path.abspath(str(path))
     with open(path, encoding="utf-8") as handle:
         source = handle.read()

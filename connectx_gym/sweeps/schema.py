@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from connectx_gym.config import SECTIONS, config_keys
-from connectx_gym.config.schema import REQUIRED, FrozenMapping, Section, config_field, show
+from connectx_gym.config.schema import REQUIRED, FrozenMapping, Section, config_field, is_directory_name, show
 from connectx_gym.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -48,10 +48,6 @@ SET_BY_SWEEP = {
     "train.run_name": "each trial runs in <train.output_dir>/<name>/<trial name>",
     "logging.progress_bar": "trials run without a progress bar; the sweep prints a line per trial",
 }
-
-
-def _directory_name(value: str) -> bool:
-    return value not in ("", ".", "..") and "/" not in value and "\\" not in value
 
 
 @dataclass(frozen=True)
@@ -158,7 +154,7 @@ class SweepFile(Section):
         REQUIRED,
         "Sweep name: the sweep's directory under train.output_dir (holding every trial's run directory and "
         "results.csv); it must not exist yet.",
-        check=_directory_name,
+        check=is_directory_name,
         rule="a directory name (no '/')",
     )
     base_config: str | None = config_field(
