@@ -15,7 +15,7 @@ from connectx_gym.errors import WorkerError
 from connectx_gym.evaluation.match import loaded_heavy_modules
 from connectx_gym.evaluation.parallel import RAY_TASK_OPTIONS, play_pairings, play_pairings_ray, ray_play_batch
 from connectx_gym.evaluation.plan import build_agent
-from connectx_gym.runtime import ray_cluster as ray_support
+from connectx_gym.runtime import ray_cluster
 
 try:  # not importorskip: the missing-Ray tests below must run exactly when Ray is missing too
     import ray
@@ -32,7 +32,7 @@ BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 def ray_instance():
     """A local 2-CPU Ray instance (an already running one is reused, and left running)."""
     started = not ray.is_initialized()
-    module = ray_support.connect("", num_cpus=2)
+    module = ray_cluster.connect("", num_cpus=2)
     yield module
     if started:
         module.shutdown()
@@ -74,7 +74,7 @@ def test_missing_ray_is_one_line_and_exit_2(capsys, monkeypatch):
     code, out, err = cli(capsys, "random", "--opponents", "negamax", "--games", 2, "--backend", "ray")
     assert code == 2 and out == ""
     assert err.startswith("error: --backend ray needs Ray, which is not installed") and err.count("\n") == 1
-    assert ray_support.INSTALL_HINT in err
+    assert ray_cluster.INSTALL_HINT in err
 
 
 @pytest.mark.parametrize("address", ["auto", "127.0.0.1:6379"])

@@ -1,4 +1,5 @@
-"""Tests of ``connectx_gym.game.opponents``: spec parsing, building, Kaggle agents, pickling, seeding."""
+"""Tests of ``connectx_gym.game.opponents``, ``specs`` and ``kaggle_agent``: spec parsing, building,
+Kaggle agents, pickling, seeding."""
 
 from __future__ import annotations
 

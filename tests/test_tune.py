@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from connectx_gym import tune as sweep_cli
-from connectx_gym.runtime import ray_cluster as ray_support
+from connectx_gym.runtime import ray_cluster
 from connectx_gym.sweeps.plan import load_sweep
 from connectx_gym.sweeps.report import results_table
 from connectx_gym.sweeps.space import parse_dimension
@@ -203,7 +203,7 @@ def test_missing_ray_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     code, out, err = cli(capsys, "--config", write_sweep(tmp_path))
     assert code == 2 and out == ""
     assert err.startswith("error: python -m connectx_gym.tune needs Ray, which is not installed")
-    assert ray_support.INSTALL_HINT in err and err.count("\n") == 1
+    assert ray_cluster.INSTALL_HINT in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
 
 

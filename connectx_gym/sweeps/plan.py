@@ -26,7 +26,7 @@ from connectx_gym.sweeps.space import Dimension, Fail, probe_configs, probe_valu
 
 __all__ = ["REPORTED_METRICS", "Sweep", "TrialPlan", "load_sweep", "merged"]
 
-#: the metrics every evaluation reports (besides win_rate/<opponent>), see train.make_callback
+#: the metrics every evaluation reports (besides win_rate/<opponent>), see training.callbacks.EvaluationCallback
 REPORTED_METRICS = ("mean_win_rate", "steps_per_s")
 
 
