@@ -33,6 +33,7 @@ __all__ = [
     "field_default",
     "field_help",
     "field_lines",
+    "is_directory_name",
     "block_lines",
     "reference_rows",
     "reference_table",
