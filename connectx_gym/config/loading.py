@@ -23,6 +23,7 @@ __all__ = [
     "config_keys",
     "config_to_dict",
     "load_config",
+    "parse_set_value",
     "read_yaml",
     "save_config",
     "yaml_problem",
@@ -108,6 +109,17 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
+def parse_set_value(text: str, where: str) -> Any:
+    """The value of a ``key=value`` setting, read as YAML (``null``, ``[64, 64]``, ``1e-4``).
+
+    :param where: how the error starts, naming the setting (e.g. ``bad override 'ppo.gamma=['``)
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: value is not valid YAML: {yaml_problem(exc)}") from None
+
+
 def _apply_override(data: dict[str, Any], override: str) -> None:
     key, sep, text = override.partition("=")
     section, dot, name = key.strip().partition(".")
@@ -117,10 +129,7 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         raise ConfigError(f"bad override {override!r}: {_unknown_section(section)}")
     if name not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
         raise ConfigError(f"bad override {override!r}: {_unknown_key(section, name)}")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"bad override {override!r}: value is not valid YAML: {yaml_problem(exc)}") from None
+    value = parse_set_value(text, f"bad override {override!r}")
     values = data.get(section)
     data[section] = {**(values if isinstance(values, Mapping) else {}), name: value}
 

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from connectx_gym.config import Config, config_from_dict, config_to_dict, load_config, read_yaml, yaml_problem
+from connectx_gym.config import Config, config_from_dict, config_to_dict, load_config, read_yaml
+from connectx_gym.config.loading import parse_set_value
 from connectx_gym.config.schema import show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.sweeps.schema import MAPPING_KEYS, SWEEP_KEYS, Resources, SweepFile, sweep_file_from_dict
@@ -117,10 +116,7 @@ def _apply_set(data: dict[str, Any], text: str) -> None:
         raise ConfigError(f"bad --set {text!r}: expected key=value, e.g. num_samples=4 or overrides.train.seed=1")
     if top not in SWEEP_KEYS:
         raise ConfigError(f"bad --set {text!r}: unknown key {top!r}{did_you_mean(top, SWEEP_KEYS)}")
-    try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"bad --set {text!r}: value is not valid YAML: {yaml_problem(exc)}") from None
+    value = parse_set_value(value_text, f"bad --set {text!r}")
     if not rest:
         data[top] = value
         return
@@ -151,12 +147,9 @@ def _read_sweep_file(path: str | os.PathLike, sets: Sequence[str], num_samples: 
 
 def _base_config(sweep_file: SweepFile, fail: Fail) -> Config:
     """The base config with the sweep's overrides (load_config reports the base file's own problems)."""
-    from connectx_gym.training.setup import DEFAULT_CONFIG
+    from connectx_gym.training.setup import config_path_or_default
 
-    base_path = sweep_file.base_config
-    if base_path is None and DEFAULT_CONFIG.is_file():
-        base_path = DEFAULT_CONFIG
-    base_config = load_config(base_path)
+    base_config = load_config(config_path_or_default(sweep_file.base_config))
     try:
         return config_from_dict(merged(config_to_dict(base_config), sweep_file.overrides))
     except ConfigError as error:

@@ -47,6 +47,13 @@ def check_ray(config: Config) -> None:
         ray_chunk_actor_class(config.ray.address, config.ray.num_cpus_per_worker * config.multiprocessing.num_processes)
 
 
+def config_path_or_default(path: str | Path | None) -> str | Path | None:
+    """``path``, or ``configs/default.yaml`` when no path is given and that file exists (else None: the defaults)."""
+    if path is None and DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    return path
+
+
 def prepare_run(
     config_path: str | None, overrides: Sequence[str], resume_dir: str | None
 ) -> tuple[Config, Path, tuple[int, Path] | None]:
@@ -64,22 +71,19 @@ def prepare_run(
         if config_path:
             raise UserError("--resume uses the run's own config.yaml; do not combine it with --config")
         run_dir = Path(resume_dir)
-        saved = run_dir / CONFIG_NAME
-        if not saved.is_file():
+        path: str | Path | None = run_dir / CONFIG_NAME
+        if not path.is_file():
             raise UserError(f"--resume '{run_dir}': no {CONFIG_NAME} there; is it a run directory?")
-        config = load_config(saved, overrides).resolved()
-        check_opponents(config)
-        check_ray(config)
+    else:
+        path = config_path_or_default(config_path)
+    config = load_config(path, overrides).resolved()
+    check_opponents(config)
+    check_ray(config)
+    if resume_dir:
         found = newest_valid_checkpoint(run_dir)
         if found is None:
             raise UserError(f"--resume '{run_dir}': no intact checkpoint in {run_dir / 'checkpoints'}")
         return config, run_dir, found
-    path = config_path
-    if path is None and DEFAULT_CONFIG.is_file():
-        path = DEFAULT_CONFIG
-    config = load_config(path, overrides).resolved()
-    check_opponents(config)
-    check_ray(config)
     run_name = config.train.run_name or time.strftime("run-%Y%m%d-%H%M%S")
     run_dir = Path(config.train.output_dir) / run_name
     if (run_dir / CONFIG_NAME).exists():
