@@ -33,6 +33,7 @@ LAYERS = (
     "cli",
     "runtime",
     "game",
+    "data",
     "config",
     "envs",
     "evaluation",

@@ -222,6 +222,12 @@ class TrainConfig(Section):
         rule="an even integer >= 2",
     )
     eval_opponents: tuple[str, ...] = config_field(("random", "negamax"), "Opponent specs to evaluate against.")
+    eval_accuracy: bool = config_field(
+        True,
+        "Each evaluation also grades the greedy policy on the shipped solver-labelled positions (perfect-move "
+        "and good-move rates); best_model.zip is then chosen by (mean win rate + perfect-move rate) / 2. "
+        "6x7 boards with 4 in a row only; skipped on other boards.",
+    )
     device: Literal["cpu", "cuda", "auto"] = config_field("cpu", "Torch device; auto = cuda when available.")
 
     def _validate(self) -> None:

@@ -1,7 +1,7 @@
 """The one parser of agent and opponent specs, and the registry of spec kinds.
 
 A spec names an opponent or an agent: ``"random"``, ``"negamax"``, ``"alphabeta:4"``,
-``"kaggle:agent.py"``, ``"selfplay:greedy"``, ``"checkpoint:model.zip"``, or a bare path
+``"kaggle:agent.py"``, ``"selfplay:greedy"``, ``"solver"``, ``"checkpoint:model.zip"``, or a bare path
 (``x.zip`` reads as ``checkpoint:x.zip``, ``x.py`` as ``kaggle:x.py``). ``parse_spec`` checks
 the syntax only (cheap: no files are opened, nothing heavy is imported); ``make_opponent``
 builds it. Each kind is registered with a lazy entry point, a ``"module:attribute"`` string
@@ -206,6 +206,11 @@ def _check_selfplay(argument: str) -> None:
         raise SpecError(f"selfplay takes no argument or 'greedy', got {argument!r}")
 
 
+def _check_solver(argument: str) -> None:
+    if argument != "weak":
+        raise SpecError(f"solver takes no argument or 'weak', got {argument!r}")
+
+
 def _check_checkpoint(argument: str) -> None:
     if not argument.lower().endswith(".zip"):
         raise SpecError(f"a checkpoint path must end in .zip, got {argument!r}")
@@ -236,6 +241,14 @@ BUILTIN_KINDS = (
         argument="optional",
         check_argument=_check_selfplay,
         argument_name="'greedy'",
+    ),
+    OpponentKind(
+        "solver",
+        "solver[:weak]  (perfect play on 6x7x4; needs the solver extra)",
+        "connectx_gym.game.oracle:SolverOpponent.from_spec",
+        argument="optional",
+        check_argument=_check_solver,
+        argument_name="'weak'",
     ),
     OpponentKind(
         "checkpoint",

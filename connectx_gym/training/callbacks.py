@@ -25,6 +25,13 @@ quiet_import_sb3()
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList  # noqa: E402
 
 from connectx_gym.config import Config  # noqa: E402
+from connectx_gym.evaluation.accuracy import (  # noqa: E402
+    LABEL_BOARD,
+    LabelledPositions,
+    batch_policy_moves,
+    grade,
+    load_positions,
+)
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
 from connectx_gym.game.numpy_policy import from_sb3_model  # noqa: E402
 from connectx_gym.game.specs import make_opponent  # noqa: E402
@@ -209,6 +216,12 @@ class CheckpointCallback(BaseCallback):
         return self.last_path
 
 
+def selection_score(mean_win_rate: float, perfect_move_rate: float) -> float:
+    """How ``best_model.zip`` is chosen when accuracy is graded: the mean of the mean win rate against
+    the evaluation opponents and the perfect-move rate on the labelled positions (both in [0, 1])."""
+    return (mean_win_rate + perfect_move_rate) / 2
+
+
 class EvaluationCallback(BaseCallback):
     """Every ``every`` steps, greedy games against each evaluation opponent: logged as ``eval/...``,
     the best mean win rate's model kept as ``best_model.zip``, and the results handed on.
@@ -222,6 +235,9 @@ class EvaluationCallback(BaseCallback):
         "win_rate/<opponent>", "steps_per_s"}`` (steps/s since the previous report); Ray Tune's
         trials pass ``tune.report`` here
     :param after_eval: called with ``{opponent: win rate}`` after every evaluation, before ``report``
+        (plus ``"perfect"``: the perfect-move rate, with ``accuracy``)
+    :param accuracy: also grade the greedy policy on these labelled positions (``eval/perfect_move_rate``,
+        ``eval/good_move_rate``); the best model is then the best ``selection_score``
     """
 
     def __init__(
@@ -235,8 +251,11 @@ class EvaluationCallback(BaseCallback):
         run_dir: Path,
         report: Callable[[dict[str, Any]], Any] | None = None,
         after_eval: Callable[[dict[str, float]], None] | None = None,
+        accuracy: LabelledPositions | None = None,
     ) -> None:
         super().__init__()
+        self.accuracy = accuracy
+        self.last_accuracy: dict[str, float] = {}
         self.opponents = list(opponents)
         self.games = games
         self.seed = seed
@@ -266,16 +285,34 @@ class EvaluationCallback(BaseCallback):
             self.logger.record(f"eval/draw_rate/{spec}", result.total.draws / result.total.games)
         mean = sum(scores) / len(scores)
         self.logger.record("eval/mean_win_rate", mean)
-        if mean > self.best_score:
-            self.best_score = mean
+        score, note = mean, f"mean_win_rate {mean:.4f}"
+        if self.accuracy is not None:
+            self.last_accuracy = self._grade_accuracy()
+            score = selection_score(mean, self.last_accuracy["perfect_move_rate"])
+            note = f"{note} perfect_move_rate {self.last_accuracy['perfect_move_rate']:.4f} score {score:.4f}"
+            self.logger.record("eval/selection_score", score)
+        if score > self.best_score:
+            self.best_score = score
             save_model(self.model, self.run_dir / BEST_MODEL_NAME)
-            note = f"step {self.model.num_timesteps} mean_win_rate {mean:.4f}\n"
-            write_atomic(self.run_dir / BEST_MODEL_NOTE, note.encode())
+            write_atomic(self.run_dir / BEST_MODEL_NOTE, f"step {self.model.num_timesteps} {note}\n".encode())
         if self.after_eval is not None:
-            self.after_eval(dict(self.last_eval))
+            perfect = self.last_accuracy.get("perfect_move_rate")
+            self.after_eval({**self.last_eval, **({"perfect": perfect} if perfect is not None else {})})
         if self.report is not None:
             self._report(mean)
         return mean
+
+    def _grade_accuracy(self) -> dict[str, float]:
+        """The greedy policy's perfect-move and good-move rates on the labelled positions, logged as ``eval/...``."""
+        policy = sb3_batch_policy(self.model)
+        result = grade(self.accuracy, batch_policy_moves(self.accuracy, policy))
+        rates = {
+            "perfect_move_rate": result.overall.rate("perfect"),
+            "good_move_rate": result.overall.rate("good"),
+        }
+        for name, rate in rates.items():
+            self.logger.record(f"eval/{name}", rate)
+        return rates
 
     def _report(self, mean: float) -> None:
         step, now = self.model.num_timesteps, time.perf_counter()
@@ -286,6 +323,7 @@ class EvaluationCallback(BaseCallback):
                 "timesteps": step,
                 "mean_win_rate": mean,
                 **{f"win_rate/{spec}": rate for spec, rate in self.last_eval.items()},
+                **self.last_accuracy,
                 "steps_per_s": (step - last_step) / max(now - last_time, 1e-9),
             }
         )
@@ -398,9 +436,19 @@ def make_callbacks(
         run_dir,
         report=report,
         after_eval=bar.show_evaluation if bar is not None else None,
+        accuracy=accuracy_positions(config),
     )
     chain: Iterable[BaseCallback | None] = (stats, schedule, bar, checkpoints, evaluation)
     return CallbackList([callback for callback in chain if callback is not None])
+
+
+def accuracy_positions(config: Config) -> LabelledPositions | None:
+    """The shipped labelled positions when ``train.eval_accuracy`` is on and the board is 6x7 with 4 in a row."""
+    env = config.env
+    board = {"rows": env.rows, "columns": env.columns, "inarow": env.inarow}
+    if not config.train.eval_accuracy or config.train.eval_every <= 0 or board != LABEL_BOARD:
+        return None
+    return load_positions()
 
 
 def close_progress_bars(callbacks: CallbackList | None) -> None:
