@@ -366,3 +366,16 @@ def test_training_logs_accuracy_and_skips_it_on_other_boards(tmp_path):
 
 def test_openings_file_is_shipped():
     assert OPENINGS_FILE.exists() and len(OPENINGS_FILE.read_text().splitlines()) >= 100
+
+
+@needs_solver
+def test_training_refuses_the_solver_on_another_board_before_writing(tmp_path):
+    result = run_train(
+        tmp_path, "--config", str(ROOT / "configs" / "quick.yaml"), "--set", "env.rows=5",
+        "--set", "env.opponent={solver: 1, random: 1}",
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: env.opponent: the opponent 'solver' plays only 6x7 boards with 4 in a row, not 5x7 with 4 in a row"
+    )
+    assert not (tmp_path / "models").exists()

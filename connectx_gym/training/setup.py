@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from connectx_gym.config import Config, load_config
-from connectx_gym.errors import UserError
+from connectx_gym.errors import ConfigError, UserError
 from connectx_gym.training.layout import CONFIG_NAME
 
 #: the config file read when no ``--config`` is given, if it exists
@@ -30,12 +30,24 @@ def check_writable(run_dir: Path) -> None:
 
 
 def check_opponents(config: Config) -> None:
-    """Build every configured opponent once, so a bad agent file fails before anything is written."""
+    """Build every configured opponent once, so a bad agent file, or an opponent bound to another board
+    (a checkpoint, the solver), fails before anything is written."""
     from connectx_gym.game.specs import make_opponent
 
-    stages = [stage["opponent"] for stage in config.curriculum.stages]
-    for spec in (config.env.opponent, *stages, *config.train.eval_opponents):
-        make_opponent(spec)
+    env = config.env
+    stages = [
+        (f"curriculum.stages[{i}].opponent", stage["opponent"]) for i, stage in enumerate(config.curriculum.stages)
+    ]
+    evals = [(f"train.eval_opponents[{i}]", spec) for i, spec in enumerate(config.train.eval_opponents)]
+    for key, spec in (("env.opponent", env.opponent), *stages, *evals):
+        built = make_opponent(spec)
+        for opponent in getattr(built, "opponents", [built]):
+            check = getattr(opponent, "check_board", None)
+            if check is not None:
+                try:
+                    check(env.rows, env.columns, env.inarow)
+                except ValueError as error:
+                    raise ConfigError(f"{key}: {error}") from None
 
 
 def check_ray(config: Config) -> None:
