@@ -10,6 +10,7 @@ exits 130. Commands that must save on Ctrl-C (training) catch it themselves firs
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -33,10 +35,12 @@ def run_command(command: Callable[[], int | None]) -> int:
     """Run ``command`` and map its outcome to an exit code.
 
     :param command: the command's work; returns an exit code, or None for success
-    :return: that code; 2 after a ``UserError``, 1 after a ``WorkerError``, 130 after Ctrl-C
+    :return: that code; 2 after a ``UserError``, 1 after a ``WorkerError``, 130 after Ctrl-C, 141
+        when the reader of stdout went away (``... | head``), as a shell reports SIGPIPE
     """
     try:
         code = command()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit-time flush
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -46,6 +50,10 @@ def run_command(command: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader closed the pipe: stop quietly, and keep Python's exit-time flush from failing again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return EXIT_OK if code is None else code
 
 

@@ -6,6 +6,13 @@ same records either way) and reports them (``evaluation.report``, ``evaluation.r
 95% Wilson intervals, JSON, CSV, a win-rate plot, a Kaggle HTML replay). Bad input is one
 ``error: ...`` line on stderr and exit code 2; a worker or Ray task that fails is one ``error: ...``
 line and exit code 1.
+
+On 6x7 boards with 4 in a row the games start from the shipped opening suite (``--openings``,
+``evaluation.openings``): each opening twice, seats swapped, and the intervals count openings, not
+games (``evaluation.results``). ``--ladder`` rates the agent against fixed rungs (random = 0 Elo;
+``evaluation.ladder``); for the shipped checkpoint models/pretrained/model.zip it took 65 s wall
+clock on 2 cores (2160 games against 9 rungs, bitbully installed; an agent that lasts longer
+against alphabeta:6 and the solver takes a few minutes).
 """
 
 from __future__ import annotations
@@ -23,16 +30,21 @@ from typing import Any
 
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.errors import UserError, WorkerError
+from connectx_gym.evaluation.ladder import ladder_plan, report_ladder
 from connectx_gym.evaluation.match import GameRecord
+from connectx_gym.evaluation.openings import NONE
 from connectx_gym.evaluation.parallel import connect_ray, play_pairings, play_pairings_ray
-from connectx_gym.evaluation.plan import DEFAULT_OPPONENTS, Plan, evaluation_mode, make_plan
+from connectx_gym.evaluation.plan import DEFAULT_OPPONENTS, Plan, evaluation_mode, make_plan, settle_games
 from connectx_gym.evaluation.ratings import bradley_terry
 from connectx_gym.evaluation.replay import replay_html, replay_text
 from connectx_gym.evaluation.report import (
     csv_text,
     forfeit_lines,
+    games_note,
+    interval_note,
     pairings_table,
     plot_progress,
+    plot_ratings,
     ratings_document,
     ratings_note,
     ratings_table,
@@ -64,7 +76,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--opponents", nargs="+", metavar="SPEC",
         help=f"opponents of the agent (default: {' '.join(DEFAULT_OPPONENTS)})")  # fmt: skip
     add("--tournament", nargs="+", metavar="SPEC", help="round robin between these agents, with Elo ratings")
-    add("--games", type=int, default=100, help="games per pairing, half in each seat (default: 100)")
+    add("--ladder", action="store_true",
+        help="rate the agent on the Elo ladder: against random (0 Elo), negamax, alphabeta:1..6 and solver "
+             "(with bitbully), their games against each other read from connectx_gym/data/ladder-6x7.json; "
+             "6x7 boards with 4 in a row only; about 1 minute for models/pretrained/model.zip on 2 cores")  # fmt: skip
+    add("--openings", metavar="{suite,none,PATH}",
+        help="start positions: suite (the shipped 120 openings, each played in both seats; the default on "
+             "6x7 boards with 4 in a row), none (the empty board; the default elsewhere) or a suite file "
+             "(JSON lines with a moves list)")  # fmt: skip
+    add("--games", type=int, default=None,
+        help="games per pairing (default: 2 x the openings with a suite, even; 100 from the empty board, "
+             "half in each seat)")  # fmt: skip
     add("--seed", type=int, default=0, help="game i of every pairing uses seed SEED + i (default: 0)")
     add("--num-processes", type=int, default=None,
         help="processes playing games, this one included (default: all usable cores; "
@@ -83,16 +105,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
              "(default: 1; 0: plain MLE)")  # fmt: skip
     add("--json", metavar="PATH", help="write the results as JSON")
     add("--csv", metavar="PATH", help="write one CSV row per pairing")
-    add("--plot", metavar="PATH", help="with a run directory: win rate vs training step (PNG)")
+    add(
+        "--plot",
+        metavar="PATH",
+        help="with a run directory: win rate vs training step; with --tournament or --ladder: the Elo ratings (PNG)",
+    )
     add("--replay", metavar="PATH", help="write one game as Kaggle's HTML player")
     add("--replay-text", metavar="PATH", help="write that game's move list and final board")
     add("--replay-pairing", type=int, default=0, metavar="K",
         help="replay a game of the K-th pairing (0-based, table order; default 0)")  # fmt: skip
     add("--replay-game", type=int, default=0, metavar="I", help="replay game I of that pairing (default 0)")
+    add("--accuracy", action="store_true",
+        help="grade the agent's moves on solver-labelled 6x7 positions instead of playing games: perfect-move "
+             "and good-move rates, overall and per phase, with 95%% Wilson intervals")  # fmt: skip
+    add(
+        "--positions",
+        metavar="FILE",
+        help="with --accuracy: a labelled-positions file (default: the shipped connectx_gym/data/positions-6x7.jsonl)",
+    )
     return parser.parse_args(argv)
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if args.ladder and args.tournament:
+        raise UserError("--ladder rates one agent against the ladder's rungs; it does not combine with --tournament")
+    if args.ladder and args.opponents:
+        raise UserError("--ladder plays the agent against the ladder's rungs; drop --opponents (or --ladder)")
     if args.tournament and args.agent:
         raise UserError("give either an agent (with --opponents) or --tournament, not both")
     if args.tournament and args.opponents:
@@ -101,7 +139,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("name an agent to evaluate (e.g. models/<run>/final_model.zip) or use --tournament A B ...")
     if args.tournament and len(args.tournament) < 2:
         raise UserError("--tournament needs at least two agents")
-    if args.games < 1:
+    if args.games is not None and args.games < 1:
         raise UserError(f"--games must be >= 1, got {args.games}")
     if args.num_processes is not None and args.num_processes < 1:
         raise UserError(f"--num-processes must be >= 1, got {args.num_processes}")
@@ -109,7 +147,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--ray-address {args.ray_address} needs --backend ray (got --backend {args.backend})")
     if args.elo_prior < 0 or not math.isfinite(args.elo_prior):
         raise UserError(f"--elo-prior must be a number >= 0, got {args.elo_prior}")
-    if args.replay_game < 0 or args.replay_game >= args.games:
+    if args.replay_game < 0:
+        raise UserError(f"--replay-game must be >= 0, got {args.replay_game}")
+    if args.games is not None and args.replay_game >= args.games:  # else checked once the games are settled
         raise UserError(f"--replay-game must be in 0..{args.games - 1}, got {args.replay_game}")
     if args.tournament:
         labels = [spec.strip() for spec in args.tournament]
@@ -120,6 +160,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Validate, plan, play, print and write everything; returns the JSON document."""
+    if args.accuracy or args.positions:
+        from connectx_gym.evaluation.accuracy_command import run_accuracy
+
+        return run_accuracy(args)
     _check_args(args)
     if args.backend == "ray":
         import_ray("--backend ray")  # before loading any agent: say at once that Ray is missing
@@ -133,15 +177,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- plan
 def _plan(args: argparse.Namespace) -> Plan:
-    mode, run_dir = evaluation_mode(args.agent, args.tournament)
-    if args.plot and mode != "run":
-        raise UserError(
-            "--plot needs a run directory as the agent (python -m connectx_gym.evaluate models/<run> --plot out.png)"
-        )
-    specs = list(args.tournament or args.opponents or DEFAULT_OPPONENTS)
-    if mode == "match":
-        specs = [args.agent] + specs
-    plan = make_plan(mode, specs, run_dir, args.rows, args.columns, args.inarow)
+    if args.ladder:
+        plan = ladder_plan(args.agent, args.rows, args.columns, args.inarow, args.openings)
+    else:
+        mode, run_dir = evaluation_mode(args.agent, args.tournament)
+        if args.plot and mode == "match":
+            raise UserError(
+                "--plot needs a run directory as the agent, --tournament or --ladder "
+                "(python -m connectx_gym.evaluate models/<run> --plot out.png)"
+            )
+        specs = list(args.tournament or args.opponents or DEFAULT_OPPONENTS)
+        if mode == "match":
+            specs = [args.agent] + specs
+        plan = make_plan(mode, specs, run_dir, args.rows, args.columns, args.inarow)
+    args.games = settle_games(plan, args.openings, args.games)  # the board decides the default openings
+    if args.replay_game >= args.games:
+        raise UserError(f"--replay-game must be in 0..{args.games - 1}, got {args.replay_game}")
     if not 0 <= args.replay_pairing < len(plan.pairs):
         raise UserError(f"--replay-pairing must be in 0..{len(plan.pairs) - 1}, got {args.replay_pairing}")
     return plan
@@ -167,7 +218,9 @@ def _play(args: argparse.Namespace, plan: Plan) -> Played:
     num_processes = args.num_processes or usable_cpu_count()
 
     def play(progress: Progress | None) -> list[list[GameRecord]]:
-        return play_pairings(agents, plan.pairs, args.games, args.seed, plan.board, num_processes, progress)
+        return play_pairings(
+            agents, plan.pairs, args.games, args.seed, plan.board, num_processes, progress, plan.opening_moves
+        )
 
     try:
         records, elapsed = _timed_play(total_games, play)
@@ -181,7 +234,9 @@ def _play_on_ray(args: argparse.Namespace, plan: Plan, agents: list[Any], total_
     ray, started_ray = connect_ray(args.ray_address)
 
     def play(progress: Progress | None) -> list[list[GameRecord]]:
-        return play_pairings_ray(ray, agents, plan.pairs, args.games, args.seed, plan.board, progress)
+        return play_pairings_ray(
+            ray, agents, plan.pairs, args.games, args.seed, plan.board, progress, plan.opening_moves
+        )
 
     try:
         ray_cpus = cluster_cpus(ray)
@@ -219,14 +274,17 @@ def _timed_play(
 def _report(args: argparse.Namespace, plan: Plan, played: Played, results: list[PairingResult]) -> dict[str, Any]:
     """Print the header, the tables and the forfeits; returns the JSON document."""
     total_games = len(plan.pairs) * args.games
+    suite = len(plan.openings) if plan.openings is not None else None
+    source = plan.openings.source if plan.openings is not None else NONE
     print(
-        f"board {board_text(plan.board)}; {args.games} games per pairing (half in each seat), seed {args.seed}; "
-        f"{total_games} games in {played.elapsed:.1f} s {played.workers}"
+        f"board {board_text(plan.board)}; {games_note(args.games, suite, source)}, seed {args.seed}; "
+        f"{total_games} games in {played.elapsed:.1f} s {played.workers}\n{interval_note(suite)}"
     )
     document: dict[str, Any] = {
         "mode": plan.mode,
         "board": plan.board,
         "games_per_pairing": args.games,
+        "openings": {"source": source, "count": suite} if suite else None,
         "seed": args.seed,
         "backend": args.backend,
         "num_processes": played.num_processes,
@@ -243,6 +301,9 @@ def _report(args: argparse.Namespace, plan: Plan, played: Played, results: list[
         document["run_dir"] = plan.run_dir
         print(f"run: {plan.run_dir} ({plan.checkpoints} checkpoints)\n")
         print(pairings_table(results, show_agent=False, show_step=True))
+    elif plan.mode == "ladder":
+        print(f"agent: {plan.labels[0]}")
+        report_ladder(plan, results, args.elo_prior, document)
     else:
         document["elo"] = _report_ratings(plan.labels, results, args.elo_prior)
     for line in forfeit_lines(results):
@@ -269,14 +330,17 @@ def _write_files(args: argparse.Namespace, plan: Plan, results: list[PairingResu
     if args.replay or args.replay_text:
         result = results[args.replay_pairing]
         record = result.records[args.replay_game]
-        text = replay_text(result, record, plan.board)
+        text = replay_text(result, record, plan.board, plan.openings)
         print("\n" + text, end="")
         if args.replay_text:
             write_text(args.replay_text, text, "replay text")
         if args.replay:
             write_text(args.replay, replay_html(result, record, plan.board), "replay")
-    if args.plot:
+    if args.plot and plan.mode == "run":
         plot_progress(results, args.plot, title=f"run {Path(plan.run_dir).name}")
+    elif args.plot:
+        title = f"Elo ladder of {plan.labels[0]}" if plan.mode == "ladder" else "tournament Elo"
+        plot_ratings(document["elo"], args.plot, title, highlight=plan.labels[:1] if plan.mode == "ladder" else ())
     if args.json:
         write_text(args.json, json.dumps(document, indent=2) + "\n", "JSON")
     if args.csv:

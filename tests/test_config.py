@@ -85,6 +85,7 @@ SPEC_DEFAULTS = {
         eval_every=200_000,
         eval_games=100,
         eval_opponents=["random", "negamax"],
+        eval_accuracy=True,
         device="cpu",
     ),
     "selfplay": dict(snapshot_every=200_000, pool_size=20, latest_probability=0.5, prioritized=True),

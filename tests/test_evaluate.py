@@ -191,8 +191,11 @@ def test_match_prints_a_table_and_writes_json_and_csv(capsys, tmp_path, checkpoi
         tmp_path / "out.csv",
     )
     assert code == 0, err
-    assert "board 5x6 with 4 in a row; 6 games per pairing" in out
-    assert re.search(r"opponent\s+games\s+W\s+D\s+L\s+win rate\s+95% CI\s+first W-D-L\s+second W-D-L\s+forfeits", out)
+    assert "board 5x6 with 4 in a row; 6 games per pairing (from the empty board, half in each seat)" in out
+    assert "95% CI: Wilson interval over games" in out  # no opening suite on 5x6 boards
+    assert re.search(
+        r"opponent\s+games\s+distinct\s+W\s+D\s+L\s+win rate\s+95% CI\s+first W-D-L\s+second W-D-L\s+forfeits", out
+    )
     document = json.loads((tmp_path / "out.json").read_text())
     assert document["mode"] == "match" and document["board"] == BOARD and document["seed"] == 1
     assert [p["opponent"] for p in document["pairings"]] == ["random", "negamax"]
@@ -204,8 +207,13 @@ def test_match_prints_a_table_and_writes_json_and_csv(capsys, tmp_path, checkpoi
         low, high = wilson_interval(pairing["wins"], 6)
         assert pairing["win_rate_ci95"] == [round(low, 6), round(high, 6)]
         assert int(row["wins"]) == pairing["wins"] and float(row["ci95_high"]) == pairing["win_rate_ci95"][1]
+        assert 1 <= pairing["distinct_games"] <= 6 and int(row["distinct_games"]) == pairing["distinct_games"]
+        assert pairing["openings"] == 0 and row["openings"] == "0"
+        score_low, score_high = wilson_interval(pairing["wins"] + pairing["draws"] / 2, 6)
+        assert pairing["score_ci95"] == [round(score_low, 6), round(score_high, 6)]
         line = next(text for text in out.splitlines() if text.startswith(pairing["opponent"] + " "))
-        assert line.split()[1:5] == [str(pairing[k]) for k in ("games", "wins", "draws", "losses")]
+        keys = ("games", "distinct_games", "wins", "draws", "losses")
+        assert line.split()[1:6] == [str(pairing[k]) for k in keys]
 
 
 def test_tournament_fits_elo_ratings(capsys, tmp_path, checkpoint):

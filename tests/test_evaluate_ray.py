@@ -101,6 +101,10 @@ def test_ray_records_equal_the_local_records(ray_instance):
     assert records == reference  # same outcomes and moves, game by game
     assert sum(finished) == 27 and len(finished) > 1  # one call per batch, as the tasks finish
     assert play_pairings_ray(ray_instance, agents, pairs, 9, seed=6, board=BOARD) != reference
+    openings = [(3,), (0, 5), (2, 2)]  # paired games from an opening suite: the same records too
+    reference = play_pairings(agents, pairs, 8, seed=5, board=BOARD, num_processes=1, openings=openings)
+    assert [record.opening for record in reference[0]] == [0, 0, 1, 1, 2, 2, 0, 0]
+    assert play_pairings_ray(ray_instance, agents, pairs, 8, seed=5, board=BOARD, openings=openings) == reference
 
 
 @pytest.mark.ray

@@ -141,6 +141,7 @@ def test_forms_describe_every_kind():
         "alphabeta:<depth>  (depth >= 1)",
         "kaggle:<builtin-name or path/to/agent.py>",
         "selfplay[:greedy]  (a snapshot of the learner from the self-play pool)",
+        "solver[:weak]  (perfect play on 6x7x4; needs the solver extra)",
         "checkpoint:<path/to/model.zip>",
     )
 

@@ -9,7 +9,8 @@
 - ``ladder-6x7.json``: the ladder's rungs and their games against each other, played once so
   that ``evaluate --ladder`` only plays the agent's games.
 
-All three are rebuilt by ``python -m connectx_gym.data.generate`` (needs the ``[solver]`` extra).
+The positions and openings are rebuilt by ``python -m connectx_gym.data.generate``, the ladder's
+games by ``python -m connectx_gym.evaluation.ladder --rebuild`` (both need the ``[solver]`` extra).
 """
 
 from pathlib import Path

@@ -19,7 +19,7 @@ from connectx_gym.evaluation.accuracy import (
 )
 from connectx_gym.evaluation.plan import build_agent, is_run_directory
 from connectx_gym.evaluation.report import write_text
-from connectx_gym.game.checkpoint_opponent import agent_board, board_text
+from connectx_gym.game.checkpoint_opponent import agent_board, board_text, bound_board_text
 from connectx_gym.runtime.processes import usable_cpu_count
 
 #: options of game-playing modes that --accuracy cannot combine with
@@ -31,6 +31,8 @@ _GAME_OPTIONS = (
     ("replay", "--replay"),
     ("replay_text", "--replay-text"),
     ("backend", "--backend ray"),
+    ("openings", "--openings"),
+    ("games", "--games"),
 )
 
 
@@ -61,7 +63,7 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     bound = agent_board(entry.agent)
     if bound is not None and bound != LABEL_BOARD:
         raise UserError(
-            f"agent {entry.label!r} was trained on a {board_text(bound)} board; "
+            f"agent {entry.label!r} {bound_board_text(entry.agent, bound)}; "
             f"the labelled positions are for {board_text(LABEL_BOARD)}"
         )
     num_processes = args.num_processes or usable_cpu_count()

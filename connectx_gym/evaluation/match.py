@@ -6,7 +6,8 @@ one forward pass per ply instead of one per game. Game ``i`` is reset with seed 
 so results depend only on the seed, never on how the games are scheduled.
 
 ``play_opponent_games`` plays games between two ``act(position, rng)`` opponents (neither a batch
-policy) on a bare ``Position``, with the same seat split and per-game seeds, for evaluation.
+policy) on a bare ``Position``, with per-game seeds, for evaluation: from the empty board with the
+same seat split, or from an opening suite, each opening twice with the seats swapped (``game_setup``).
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ class GameRecord:
         illegal column and so lost the game
     :param error: what the forfeiting side did
     :param illegal_column: the illegal answer when it was an integer (for replays), else ``None``
+    :param opening: the index in the opening suite of the opening the game started from (its moves
+        are the first ``moves``), or ``None`` for a game from the empty board
     """
 
     index: int
@@ -166,6 +169,7 @@ class GameRecord:
     forfeit: str | None = None
     error: str | None = None
     illegal_column: int | None = None
+    opening: int | None = None
 
     @property
     def seat(self) -> str:
@@ -182,20 +186,35 @@ def _geometry_of(board: Any) -> Geometry:
 
 
 def play_opponent_game(
-    agent: Any, opponent: Any, agent_first: bool, seed: int, board: Any = None, index: int = 0
+    agent: Any,
+    opponent: Any,
+    agent_first: bool,
+    seed: int,
+    board: Any = None,
+    index: int = 0,
+    opening: Sequence[int] = (),
+    opening_index: int | None = None,
 ) -> GameRecord:
     """Play one game between two objects with ``act(position, rng) -> column``.
 
     Both sides draw from one generator, ``np.random.default_rng(seed)``, in move order, so the
-    game depends only on ``seed`` and the seat. A side that raises or answers anything but a legal
-    column (an ``int``/``np.integer``) forfeits: the game is a loss for it, as in ``ConnectXEnv``
-    and on Kaggle.
+    game depends only on ``seed``, the seat and the opening. A side that raises or answers anything
+    but a legal column (an ``int``/``np.integer``) forfeits: the game is a loss for it, as in
+    ``ConnectXEnv`` and on Kaggle.
 
     :param board: ``Geometry``, ``{"rows", "columns", "inarow"}`` or ``None`` for 6x7, 4 in a row
+    :param opening: columns played from the empty board before the sides move (a legal, unfinished
+        start; see ``evaluation.openings``); they are the first of the record's ``moves``. The agent
+        is player 1 (``agent_first``) or player 2 of the whole game, opening included.
+    :param opening_index: the opening's index in its suite, kept in the record
     """
     position = Position(_geometry_of(board))
     rng = np.random.default_rng(seed)
-    record = GameRecord(index=index, seed=seed, agent_first=agent_first)
+    record = GameRecord(index=index, seed=seed, agent_first=agent_first, opening=opening_index)
+    for column in opening:
+        if position.play(int(column)) is not None:
+            raise ValueError(f"the opening {list(opening)} ends the game; an opening must leave it unfinished")
+        record.moves.append(int(column))
     agent_mark = FIRST_MARK if agent_first else SECOND_MARK
     while position.winner is None:
         side_is_agent = position.to_move == agent_mark
@@ -228,6 +247,19 @@ def play_opponent_game(
     return record
 
 
+def game_setup(index: int, games: int, openings: int | None = None) -> tuple[bool, int | None]:
+    """``(agent first, opening index or None)`` of game ``index`` of a pairing of ``games`` games.
+
+    Without openings (``None`` or 0) the agent is first in games ``0 .. ceil(games / 2) - 1`` and
+    second in the rest. With a suite of ``openings`` openings, game ``g`` plays opening
+    ``(g // 2) % openings`` and the agent is first when ``g`` is even: games ``2k`` and ``2k + 1``
+    are one opening with the seats swapped.
+    """
+    if not openings:
+        return index < (games + 1) // 2, None
+    return index % 2 == 0, (index // 2) % openings
+
+
 def play_opponent_games(
     agent: Any,
     opponent: Any,
@@ -235,23 +267,31 @@ def play_opponent_games(
     seed: int = 0,
     board: Any = None,
     indices: Sequence[int] | None = None,
+    openings: Sequence[Sequence[int]] | None = None,
 ) -> list[GameRecord]:
     """Play a pairing's games between two opponents (specs or objects with ``act``).
 
-    Game ``i`` has the agent first for ``i < ceil(games / 2)`` (as ``play_games``) and uses the
-    generator ``np.random.default_rng(seed + i)`` shared by both sides, so any subset of the
+    Game ``i`` uses the generator ``np.random.default_rng(seed + i)`` shared by both sides, and its
+    seat and opening from ``game_setup``: without ``openings`` the agent is first for
+    ``i < ceil(games / 2)`` (as ``play_games``); with them game ``i`` starts from
+    ``openings[(i // 2) % len(openings)]``, the agent first when ``i`` is even. So any subset of the
     games (``indices``; default all) plays exactly as it would in the full match: results never
     depend on how games are split between processes.
+
+    :param openings: each opening's columns from the empty board (``None`` or empty: no openings)
     """
     if isinstance(agent, str) or isinstance(opponent, str):
         from connectx_gym.game.specs import make_opponent
 
         agent, opponent = make_opponent(agent), make_opponent(opponent)
-    first_games = (games + 1) // 2
+    count = len(openings) if openings else None
     chosen = range(games) if indices is None else indices
-    return [
-        play_opponent_game(agent, opponent, index < first_games, seed + index, board, index=index) for index in chosen
-    ]
+    records = []
+    for index in chosen:
+        agent_first, opening = game_setup(index, games, count)
+        moves = openings[opening] if openings and opening is not None else ()
+        records.append(play_opponent_game(agent, opponent, agent_first, seed + index, board, index, moves, opening))
+    return records
 
 
 def match_result_from_games(records: Sequence[GameRecord], opponent: str) -> MatchResult:
@@ -265,35 +305,40 @@ def match_result_from_games(records: Sequence[GameRecord], opponent: str) -> Mat
 
 
 # ====================================================================== batches for worker processes
-#: set by ``init_batch_worker`` in each evaluation worker: the agents, games per pairing, seed, board
+#: set by ``init_batch_worker`` in each evaluation worker: the agents, games per pairing, seed, board, openings
 _BATCH_WORKER: dict[str, Any] = {}
 
 
-def init_batch_worker(agents: Sequence[Any], games: int, seed: int, board: Any) -> None:
+def init_batch_worker(
+    agents: Sequence[Any], games: int, seed: int, board: Any, openings: Sequence[Sequence[int]] | None = None
+) -> None:
     """Process-pool initializer: the agents arrive once per worker (checkpoints as numpy weights)."""
     _BATCH_WORKER.clear()
-    _BATCH_WORKER.update(agents=list(agents), games=games, seed=seed, board=board)
+    _BATCH_WORKER.update(agents=list(agents), games=games, seed=seed, board=board, openings=openings)
 
 
-def init_batch_worker_process(agents: Sequence[Any], games: int, seed: int, board: Any) -> None:
+def init_batch_worker_process(
+    agents: Sequence[Any], games: int, seed: int, board: Any, openings: Sequence[Sequence[int]] | None = None
+) -> None:
     """``init_batch_worker`` in a pool worker, which leaves Ctrl-C to the parent (no traceback spam)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    init_batch_worker(agents, games, seed, board)
+    init_batch_worker(agents, games, seed, board, openings)
 
 
 def play_batch(batch: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, GameRecord]]:
     """Play ``(pairing, agent index, opponent index, game index)`` jobs; ``(pairing, record)`` each.
 
     Needs ``init_batch_worker`` first; game ``g`` plays as in ``play_opponent_games`` (seed
-    ``seed + g``, agent first for ``g < ceil(games / 2)``), whichever batch it is in.
+    ``seed + g``, seat and opening from ``game_setup``), whichever batch it is in.
     """
     state = _BATCH_WORKER
     agents, games, seed, board = state["agents"], state["games"], state["seed"], state["board"]
+    openings = state.get("openings")
     out = []
     for pairing, agent, opponent, game in batch:
-        (record,) = play_opponent_games(agents[agent], agents[opponent], games, seed, board, indices=[game])
+        (record,) = play_opponent_games(agents[agent], agents[opponent], games, seed, board, [game], openings)
         out.append((pairing, record))
     return out
 

@@ -1,7 +1,8 @@
 """Playing the games of many pairings in parallel, on this machine's processes or as Ray tasks, with
 records that depend only on the seed: the games are cut into contiguous batches of
 ``(pairing, agent, opponent, game)`` jobs, game ``g`` of a pairing always plays with seed ``seed + g``
-(``match.play_batch``), and each batch's records are put back at their game index as they arrive."""
+and the seat and opening ``match.game_setup`` gives it (``match.play_batch``), and each batch's
+records are put back at their game index as they arrive."""
 
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ RAY_TASK_OPTIONS: dict[str, Any] = {"num_cpus": 1}
 #: ``(pairing, agent index, opponent index, game index)``: one game to play
 Job = tuple[int, int, int, int]
 Progress = Callable[[int], None]
+#: each opening's columns from the empty board, or ``None`` for games from the empty board
+Openings = Sequence[Sequence[int]] | None
 
 
 def split_batches(jobs: Sequence[Any], num_processes: int) -> list[list[Any]]:
@@ -71,7 +74,12 @@ def place_records(
 
 # ---------------------------------------------------------------------- on this machine
 def make_pool(
-    num_processes: int, agents: Sequence[Any], games: int, seed: int, board: dict[str, int]
+    num_processes: int,
+    agents: Sequence[Any],
+    games: int,
+    seed: int,
+    board: dict[str, int],
+    openings: Openings = None,
 ) -> ProcessPoolExecutor:
     """A process pool whose workers hold ``agents``; forkserver (numpy-only, quiet), else spawn."""
     methods = mp.get_all_start_methods()
@@ -84,7 +92,7 @@ def make_pool(
         max_workers=num_processes,
         mp_context=context,
         initializer=init_batch_worker_process,
-        initargs=(list(agents), games, seed, board),
+        initargs=(list(agents), games, seed, board, _plain(openings)),
     )
 
 
@@ -96,19 +104,22 @@ def play_pairings(
     board: dict[str, int] | None = None,
     num_processes: int = 1,
     progress: Progress | None = None,
+    openings: Openings = None,
 ) -> list[list[GameRecord]]:
     """Play ``games`` games for every ``(agent index, opponent index)`` pair; records per pair, in game order.
 
-    Game ``i`` of every pair has seed ``seed + i`` (see ``match.play_opponent_games``), so the
-    records are the same for every ``num_processes``. The games are split into contiguous batches;
-    with ``num_processes = n > 1`` a pool of ``n - 1`` worker processes takes batches from the
-    front while this process plays batches from the back (it starts at once, while the workers
-    are still starting up) until the two meet.
+    Game ``i`` of every pair has seed ``seed + i`` and the seat and opening of ``match.game_setup``
+    (see ``match.play_opponent_games``), so the records are the same for every ``num_processes``.
+    The games are split into contiguous batches; with ``num_processes = n > 1`` a pool of ``n - 1``
+    worker processes takes batches from the front while this process plays batches from the back
+    (it starts at once, while the workers are still starting up) until the two meet.
 
     :param progress: called with the number of games just finished
+    :param openings: the opening suite's moves (``OpeningSuite.moves()``), or ``None``: the empty board
     :raises concurrent.futures.process.BrokenProcessPool: if a worker process died
     """
     board = dict(board or DEFAULT_BOARD)
+    openings = _plain(openings)
     batches = split_batches(pairing_jobs(pairs, games), num_processes)
     records: list[list[GameRecord | None]] = [[None] * games for _ in pairs]
     lock = threading.Lock()
@@ -118,8 +129,8 @@ def play_pairings(
             place_records(records, results, progress)
 
     workers = min(num_processes, len(batches)) - 1
-    pool = make_pool(workers, agents, games, seed, board) if workers > 0 else None
-    init_batch_worker(agents, games, seed, board)
+    pool = make_pool(workers, agents, games, seed, board, openings) if workers > 0 else None
+    init_batch_worker(agents, games, seed, board, openings)
     try:
         _play_batches(pool, batches, collect)
     except BaseException:
@@ -133,6 +144,11 @@ def play_pairings(
     if pool is not None:
         pool.shutdown(wait=True)
     return [list(pair_records) for pair_records in records]  # type: ignore[arg-type]
+
+
+def _plain(openings: Openings) -> tuple[tuple[int, ...], ...] | None:
+    """Openings as tuples of ints (cheap to pickle and to compare), ``None`` for none."""
+    return tuple(tuple(int(column) for column in moves) for moves in openings) if openings else None
 
 
 def _play_batches(
@@ -164,20 +180,27 @@ def _play_batches(
 
 
 # ---------------------------------------------------------------------- on a Ray cluster
-#: in a Ray worker process: the key of the agents, games, seed and board that ``init_batch_worker`` holds
+#: in a Ray worker process: the key of the agents, games, seed, board and openings that ``init_batch_worker`` holds
 _RAY_WORKER_STATE: dict[str, Any] = {}
 
 
 def ray_play_batch(
-    agents_box: Sequence[Any], games: int, seed: int, board: dict[str, int], batch: Sequence[Job]
+    agents_box: Sequence[Any],
+    games: int,
+    seed: int,
+    board: dict[str, int],
+    batch: Sequence[Job],
+    openings: Openings = None,
 ) -> list[tuple[int, GameRecord]]:
     """The body of a Ray task: ``play_batch`` in a worker process, set up once per evaluation.
 
     :param agents_box: ``[ObjectRef]`` of the pickled agents list; boxed in a list so that Ray
         passes the reference instead of the value, and a worker that already holds these agents
-        (with the same games, seed and board) skips fetching and unpickling them again
+        (with the same games, seed, board and openings) skips fetching and unpickling them again
+    :param openings: as for ``play_pairings``
     """
-    key = (agents_box[0].hex(), games, seed, tuple(sorted(board.items())))
+    openings = _plain(openings)
+    key = (agents_box[0].hex(), games, seed, tuple(sorted(board.items())), openings)
     if _RAY_WORKER_STATE.get("key") != key:
         import ray
 
@@ -191,7 +214,7 @@ def ray_play_batch(
                 f"cannot load the agents in a Ray worker ({type(error).__name__}: {error}); every node needs "
                 "connectx_gym and the agents' files at the same paths"
             ) from None
-        init_batch_worker(agents, games, seed, board)
+        init_batch_worker(agents, games, seed, board, openings)
         _RAY_WORKER_STATE["key"] = key
     return play_batch(batch)
 
@@ -204,6 +227,7 @@ def play_pairings_ray(
     seed: int = 0,
     board: dict[str, int] | None = None,
     progress: Progress | None = None,
+    openings: Openings = None,
 ) -> list[list[GameRecord]]:
     """``play_pairings`` on the connected Ray cluster: the same batches, one task (1 CPU) each.
 
@@ -214,14 +238,16 @@ def play_pairings_ray(
 
     :param ray: the ``ray`` module, connected (``connect_ray``)
     :param progress: called with the number of games just finished
+    :param openings: as for ``play_pairings``
     :raises WorkerError: if a task raised or its worker died
     """
     board = dict(board or DEFAULT_BOARD)
+    openings = _plain(openings)
     batches = split_batches(pairing_jobs(pairs, games), cluster_cpus(ray))
     records: list[list[GameRecord | None]] = [[None] * games for _ in pairs]
     task = ray.remote(**RAY_TASK_OPTIONS)(ray_play_batch)  # here, not at import: Ray is optional
     agents_box = [ray.put(pickle.dumps(list(agents)))]  # unpickled by the task itself: its errors are ours to word
-    pending = [task.remote(agents_box, games, seed, board, batch) for batch in batches]
+    pending = [task.remote(agents_box, games, seed, board, batch, openings) for batch in batches]
     try:
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

@@ -1,6 +1,7 @@
 """Planning an evaluation: which agents play (specs checked, then built; or every checkpoint of a
-training run), which pairs of them meet, and on which board, before any game is played. Bad input
-is a ``UserError`` naming the spec, the run directory or the board."""
+training run), which pairs of them meet, on which board, from which openings and how many games,
+before any game is played. Bad input is a ``UserError`` naming the spec, the run directory, the
+board or the option."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from typing import Any
 
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.match import DEFAULT_BOARD
-from connectx_gym.game.checkpoint_opponent import agent_board, board_text
+from connectx_gym.evaluation.openings import OpeningSuite, resolve_openings
+from connectx_gym.game.checkpoint_opponent import agent_board, board_text, bound_board_text
 from connectx_gym.game.specs import make_agent, parse_spec
 
 DEFAULT_OPPONENTS = ("random", "negamax")
+#: games per pairing from the empty board (``--openings none``) when ``--games`` is not given;
+#: with an opening suite the default is every opening in both seats (2 x the suite's size)
+DEFAULT_GAMES = 100
 #: spec kinds that only make sense inside a training run
 TRAINING_ONLY_KINDS = ("selfplay",)
 
@@ -33,7 +38,10 @@ class AgentEntry:
 class Plan:
     """Everything an evaluation plays: the agents, the ``(agent index, opponent index)`` pairs, the board.
 
+    :param mode: ``match``, ``run``, ``tournament`` or ``ladder`` (a match against the ladder's rungs)
     :param run_dir: in ``run`` mode, the run directory; its checkpoints are ``entries[:checkpoints]``
+    :param openings: the opening suite the games start from (``settle_games``), ``None``: the empty board
+    :param ladder: in ``ladder`` mode, the rung file's contents (``evaluation.ladder.Ladder``)
     """
 
     mode: str
@@ -43,9 +51,16 @@ class Plan:
     run_dir: str | None = None
     checkpoints: int = 0
     labels: list[str] = field(init=False)
+    openings: OpeningSuite | None = None
+    ladder: Any = None
 
     def __post_init__(self) -> None:
         self.labels = [entry.label for entry in self.entries]
+
+    @property
+    def opening_moves(self) -> list[tuple[int, ...]] | None:
+        """Each opening's columns for the game loops, or ``None`` for games from the empty board."""
+        return self.openings.moves() if self.openings is not None else None
 
 
 def evaluation_mode(agent: str | None, tournament: Sequence[str] | None) -> tuple[str, str | None]:
@@ -69,8 +84,8 @@ def make_plan(
     """Check every spec's syntax first (cheap), then build the agents (files, checkpoints), pair them up
     and settle the board.
 
-    :param specs: in ``match`` mode the agent then its opponents; in ``run`` mode the opponents of the
-        run's checkpoints; in ``tournament`` mode every agent
+    :param specs: in ``match`` (and ``ladder``) mode the agent then its opponents; in ``run`` mode the
+        opponents of the run's checkpoints; in ``tournament`` mode every agent
     :param rows: explicit board rows (``columns``, ``inarow`` likewise), else the checkpoints' board
     """
     for spec in specs:
@@ -80,12 +95,35 @@ def make_plan(
     entries = checkpoints + [build_agent(spec) for spec in specs]
     if mode == "run":
         pairs = [(c, len(checkpoints) + o) for c in range(len(checkpoints)) for o in range(len(specs))]
-    elif mode == "match":
+    elif mode in ("match", "ladder"):
         pairs = [(0, o) for o in range(1, len(entries))]
     else:
         pairs = [(a, b) for a in range(len(entries)) for b in range(a + 1, len(entries))]
     board = resolve_board(entries, rows, columns, inarow)
     return Plan(mode, entries, pairs, board, run_dir=run_dir, checkpoints=len(checkpoints))
+
+
+def settle_games(plan: Plan, openings: str | None, games: int | None) -> int:
+    """Set ``plan.openings`` from ``--openings`` and return the games per pairing ``--games`` asks for.
+
+    :param openings: ``suite``, ``none``, a suite file, or ``None``: the suite on 6x7 boards with 4 in
+        a row, the empty board elsewhere (``openings.resolve_openings``)
+    :param games: ``--games``, or ``None``: 2 x the suite's openings with a suite, else ``DEFAULT_GAMES``
+    :raises UserError: for an odd ``--games`` with openings (each opening is played in both seats),
+        or a bad ``--openings``
+    """
+    plan.openings = resolve_openings(openings, plan.board)
+    if plan.openings is None:
+        return DEFAULT_GAMES if games is None else games
+    if games is None:
+        return 2 * len(plan.openings)
+    if games % 2:
+        raise UserError(
+            f"--games must be even with openings (each opening is played twice, seats swapped), got {games}; "
+            f"the suite has {len(plan.openings)} openings (default --games {2 * len(plan.openings)}), "
+            "or use --openings none"
+        )
+    return games
 
 
 def build_agent(spec: str) -> AgentEntry:
@@ -154,10 +192,10 @@ def resolve_board(
             if value < 1:
                 raise UserError(f"--{key} must be an integer >= 1, got {value}")
             base[key] = value
+    agents = {entry.label: entry.agent for entry in entries}
     for label, b in bound:
         if b != base:
             raise UserError(
-                f"agent {label!r} was trained on a {board_text(b)} board, "
-                f"but the evaluation board is {board_text(base)}"
+                f"agent {label!r} {bound_board_text(agents[label], b)}, but the evaluation board is {board_text(base)}"
             )
     return base

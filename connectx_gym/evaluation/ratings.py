@@ -32,17 +32,26 @@ def wilson_interval(successes: float, trials: int, z: float = Z95) -> tuple[floa
 
 @dataclass
 class Ratings:
-    """Bradley-Terry ratings on the Elo scale (mean 0), with 95% intervals."""
+    """Bradley-Terry ratings on the Elo scale (mean 0, or the ``anchor`` player at 0), with 95% intervals.
+
+    :param anchor: the index of the player fixed at 0 Elo, or ``None`` when the mean is 0
+    """
 
     elo: np.ndarray
     low: np.ndarray
     high: np.ndarray
     stderr: np.ndarray
     iterations: int
+    anchor: int | None = None
 
 
 def bradley_terry(
-    scores: np.ndarray, games: np.ndarray, prior_draws: float = 1.0, tol: float = 1e-10, max_iter: int = 200
+    scores: np.ndarray,
+    games: np.ndarray,
+    prior_draws: float = 1.0,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+    anchor: int | None = None,
 ) -> Ratings:
     """Maximum-likelihood Bradley-Terry ratings, by Newton's method on the concave log-likelihood.
 
@@ -51,28 +60,44 @@ def bradley_terry(
     of strength 0 (a weak prior) keep the ratings finite when someone wins or loses every game;
     ``0`` gives the plain maximum-likelihood estimate, which exists only when every player has
     scored against some player of every group it trails. Ratings are reported on the Elo scale
-    (``400 / ln 10`` per unit) and anchored so their mean is 0; the intervals are
-    ``1.96`` standard errors from the inverse observed Fisher information of the anchored ratings.
+    (``400 / ln 10`` per unit) and anchored so their mean is 0, or so that player ``anchor`` is at
+    exactly 0 (an Elo ladder's fixed point). The intervals are ``1.96`` standard errors from the inverse
+    observed Fisher information of the anchored ratings: with a mean anchor of ``theta_i - mean(theta)``,
+    with a player anchor of the difference ``theta_i - theta_anchor`` (so the anchor's own interval is
+    ``[0, 0]`` and every other interval is relative to it, wider than a mean-anchored one).
 
     :param scores: ``scores[i, j]`` = points of ``i`` against ``j`` (wins + draws / 2)
     :param games: ``games[i, j]`` = games between ``i`` and ``j`` (symmetric, zero diagonal)
-    :raises ValueError: if the plain MLE (``prior_draws=0``) does not exist
+    :param anchor: index of the player fixed at 0 Elo; ``None``: the mean rating is 0
+    :raises ValueError: if the plain MLE (``prior_draws=0``) does not exist, or ``anchor`` is no player
     """
     scores = np.asarray(scores, dtype=float)
     games = np.asarray(games, dtype=float)
     _check_matrices(scores, games, prior_draws)
+    n = len(scores)
+    if anchor is not None and not 0 <= anchor < n:
+        raise ValueError(f"anchor must be a player index in 0..{n - 1}, got {anchor}")
     model = _BradleyTerry(scores, games, prior_draws)
     theta, iterations = model.maximise(tol, max_iter)
-    n = len(scores)
     _, information = model.gradient_and_information(theta)
-    ones = np.ones((n, n)) / n
-    centring = np.eye(n) - ones
+    if anchor is None:
+        centring = np.eye(n) - np.ones((n, n)) / n  # rows: theta_i - mean(theta)
+    else:
+        centring = np.eye(n)
+        centring[:, anchor] -= 1.0  # rows: theta_i - theta_anchor
     covariance = np.linalg.pinv(information) if prior_draws == 0 else np.linalg.inv(information)
     covariance = centring @ covariance @ centring.T
-    anchored = (theta - theta.mean()) * ELO_PER_NATURAL_UNIT
+    anchored = (centring @ theta) * ELO_PER_NATURAL_UNIT
     stderr = np.sqrt(np.clip(np.diag(covariance), 0.0, None)) * ELO_PER_NATURAL_UNIT
+    if anchor is not None:
+        anchored[anchor], stderr[anchor] = 0.0, 0.0  # exactly, not up to rounding
     return Ratings(
-        elo=anchored, low=anchored - Z95 * stderr, high=anchored + Z95 * stderr, stderr=stderr, iterations=iterations
+        elo=anchored,
+        low=anchored - Z95 * stderr,
+        high=anchored + Z95 * stderr,
+        stderr=stderr,
+        iterations=iterations,
+        anchor=anchor,
     )
 
 

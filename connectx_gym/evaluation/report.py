@@ -1,6 +1,8 @@
 """Reporting an evaluation: the pairings and Elo tables printed on the terminal, the JSON form of the
-ratings, one CSV row per pairing, the win-rate-vs-step plot of a training run, and writing files
-with a one-line ``UserError`` when a path cannot be written."""
+ratings, one CSV row per pairing, the win-rate-vs-step plot of a training run, the Elo plot of a
+tournament or ladder, and writing files with a one-line ``UserError`` when a path cannot be written.
+Every win rate comes with the number of distinct games behind it and an interval over independent
+trials: games from the empty board, openings with an opening suite (``interval_note``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from connectx_gym.evaluation.ratings import Ratings
 from connectx_gym.evaluation.results import PairingResult
 
 CSV_FIELDS = [
-    "agent", "opponent", "step", "games", "wins", "draws", "losses", "win_rate", "ci95_low", "ci95_high", "score",
+    "agent", "opponent", "step", "games", "distinct_games", "openings", "wins", "draws", "losses",
+    "win_rate", "ci95_low", "ci95_high", "score", "score_ci95_low", "score_ci95_high",
     "first_wins", "first_draws", "first_losses", "second_wins", "second_draws", "second_losses",
     "agent_forfeits", "opponent_forfeits",
 ]  # fmt: skip
@@ -45,8 +48,10 @@ def pairings_table(results: Sequence[PairingResult], show_agent: bool = True, sh
     if show_agent:
         headers.append("agent")
         right.append(False)
-    headers += ["opponent", "games", "W", "D", "L", "win rate", "95% CI", "first W-D-L", "second W-D-L", "forfeits"]
-    right += [False, True, True, True, True, True, False, True, True, True]
+    headers += [
+        "opponent", "games", "distinct", "W", "D", "L", "win rate", "95% CI", "first W-D-L", "second W-D-L", "forfeits"
+    ]  # fmt: skip
+    right += [False, True, True, True, True, True, True, False, True, True, True]
     rows = []
     for result in results:
         total, seats = result.total, result.seats
@@ -59,6 +64,7 @@ def pairings_table(results: Sequence[PairingResult], show_agent: bool = True, sh
         row += [
             result.opponent,
             str(total.games),
+            str(result.distinct_games),
             str(total.wins),
             str(total.draws),
             str(total.losses),
@@ -99,11 +105,44 @@ def ratings_table(labels: Sequence[str], ratings: Ratings, results: Sequence[Pai
     )
 
 
-def ratings_note(prior_draws: float) -> str:
-    """How the Elo ratings were fitted, printed under their table."""
+def games_note(games: int, openings: int | None, source: str = "suite") -> str:
+    """How each pairing's games start: ``N games per pairing (...)``, for the header line."""
+    if not openings:
+        return f"{games} games per pairing (from the empty board, half in each seat)"
+    played = min(openings, games // 2)
+    where = "the opening suite" if source == "suite" else f"the openings of {source}"
+    return f"{games} games per pairing ({played} openings of {openings} from {where}, each played in both seats)"
+
+
+def interval_note(openings: int | None) -> str:
+    """How the 95% intervals were computed: over games, or over openings with an opening suite."""
+    if not openings:
+        return "95% CI: Wilson interval over games (each game one trial); distinct: distinct move lists among the games"
     return (
-        "Elo: Bradley-Terry maximum likelihood (draws = half wins), mean 0, "
-        f"95% CI from the Fisher information; prior {prior_draws:g} virtual draw(s) per agent"
+        "95% CI: over openings, not games: each opening played is one trial scoring the mean of its two "
+        "seat-swapped games (Wilson intervals of win rate and score over the openings; Elo fits count openings "
+        "too); distinct: distinct move lists among the games"
+    )
+
+
+def _anchor_text(labels: Sequence[str], ratings: Ratings) -> str:
+    return "mean 0" if ratings.anchor is None else f"{labels[ratings.anchor]} = 0"
+
+
+def ratings_note(prior_draws: float, anchor: str = "mean 0", openings: bool | None = None) -> str:
+    """How the Elo ratings were fitted, printed under their table.
+
+    :param anchor: ``mean 0`` or ``<player> = 0`` (then every interval is relative to that player)
+    :param openings: whether the pairings were played from an opening suite (one trial per opening),
+        ``None``: say nothing about the trials (the header's ``interval_note`` does)
+    """
+    relative = "" if anchor == "mean 0" else f" (intervals relative to {anchor.split(' = ')[0]})"
+    trials = {None: "", True: "; trials are openings (each the mean of its seat-swapped games)"}.get(
+        openings, "; trials are games"
+    )
+    return (
+        f"Elo: Bradley-Terry maximum likelihood (draws = half wins), {anchor}, "
+        f"95% CI from the Fisher information{relative}{trials}; prior {prior_draws:g} virtual draw(s) per agent"
     )
 
 
@@ -111,7 +150,7 @@ def ratings_document(labels: Sequence[str], ratings: Ratings, prior_draws: float
     """The ``elo`` entry of the JSON document: the method and every agent's rating, best first."""
     return {
         "method": ELO_METHOD,
-        "anchor": "mean 0",
+        "anchor": _anchor_text(labels, ratings),
         "prior_draws": prior_draws,
         "ratings": [
             {
@@ -149,10 +188,13 @@ def csv_text(results: Sequence[PairingResult]) -> str:
             "agent": data["agent"],
             "opponent": data["opponent"],
             "step": data.get("step", ""),
-            **{key: data[key] for key in ("games", "wins", "draws", "losses", "win_rate")},
+            **{key: data[key] for key in ("games", "distinct_games", "openings", "wins", "draws", "losses")},
+            "win_rate": data["win_rate"],
             "ci95_low": data["win_rate_ci95"][0],
             "ci95_high": data["win_rate_ci95"][1],
             "score": data["score"],
+            "score_ci95_low": data["score_ci95"][0],
+            "score_ci95_high": data["score_ci95"][1],
             **{f"{seat}_{key}": seats[seat][key] for seat in SEATS for key in ("wins", "draws", "losses")},
             "agent_forfeits": data["forfeits"]["agent"],
             "opponent_forfeits": data["forfeits"]["opponent"],
@@ -199,6 +241,41 @@ def plot_progress(results: Sequence[PairingResult], path: str, title: str) -> No
     axes.grid(True, alpha=0.3)
     axes.set_title(f"{title}\nwin rate vs training step ({games} games per point, 95% Wilson intervals)")
     axes.legend(title="opponent", loc="best")
+    _save_figure(plt, figure, path)
+
+
+def plot_ratings(elo: dict[str, Any], path: str, title: str, highlight: Sequence[str] = ()) -> None:
+    """Elo ratings with their 95% interval bars, best at the top, from the JSON ``elo`` entry
+    (``ratings_document``); the ``highlight`` agents (the evaluated one) in colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = list(elo["ratings"])[::-1]  # best first; matplotlib draws the first row at the bottom
+    figure, axes = plt.subplots(figsize=(8, 1.2 + 0.45 * len(entries)), dpi=120)
+    for row, entry in enumerate(entries):
+        marked = entry["agent"] in highlight
+        color = "C3" if marked else "C0"
+        rating, (low, high) = entry["elo"], entry["ci95"]
+        axes.errorbar(rating, row, xerr=[[rating - low], [high - rating]], fmt="o", color=color, capsize=4,
+                      markersize=8 if marked else 6)  # fmt: skip
+        axes.annotate(f"{rating:+.0f}", (rating, row), textcoords="offset points", xytext=(0, 7), ha="center",
+                      fontsize=8, color=color)  # fmt: skip
+    axes.set_yticks(range(len(entries)))
+    axes.set_yticklabels([entry["agent"] for entry in entries])
+    for tick, entry in zip(axes.get_yticklabels(), entries):
+        if entry["agent"] in highlight:
+            tick.set_color("C3")
+            tick.set_fontweight("bold")
+    axes.set_ylim(-0.7, len(entries) - 0.3)
+    axes.set_xlabel(f"Elo ({elo['anchor']}; bars: 95% interval)")
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.set_title(title)
+    _save_figure(plt, figure, path)
+
+
+def _save_figure(plt: Any, figure: Any, path: str) -> None:
     figure.tight_layout()
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,13 @@ class CheckpointOpponent(SameSourceIsEqual):
         return f"CheckpointOpponent({self.name!r}, board={self.board})"
 
 
+def bound_board_text(agent: Any, board: dict[str, int]) -> str:
+    """How an agent is bound to ``board``: a checkpoint "was trained on" it, a solver "plays only on" it."""
+    if isinstance(agent, CheckpointOpponent):
+        return f"was trained on a {board_text(board)} board"
+    return f"plays only on {board_text(board)} boards"
+
+
 def agent_board(agent: Any) -> dict[str, int] | None:
     """The board an agent is bound to (a checkpoint's training board), or ``None`` if it plays any."""
     board = getattr(agent, "board", None)
