@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from connectx_gym.game import fast_search
 from connectx_gym.game.bitboard import Geometry, Position
 
 KAGGLE_NEGAMAX_DEPTH = 4
@@ -58,6 +59,7 @@ class _Tables:
         "completions_cache",
         "negamax_cache",
         "mask_bits",
+        "fast_arrays",
     )
 
     def __init__(self, geometry: Geometry) -> None:
@@ -82,6 +84,7 @@ class _Tables:
         self.completions_cache: dict[int, int] = {}
         self.negamax_cache: dict[int, float] = {}
         self.mask_bits = height * geometry.columns
+        self.fast_arrays: tuple | None = None  # the compiled search's constants, built on first use
 
     def _window_starts(self, dcol: int, dh: int) -> int:
         """Cells from which ``inarow`` cells stepping ``dcol`` columns and ``dh`` rows all lie on the board."""
@@ -435,17 +438,30 @@ def alphabeta_scores(position: Position, depth: int) -> dict[int, int]:
     :param depth: plies searched, the root move included (>= 1)
     """
     geometry, tables, own, mask, own_completions = _search_root(position, depth)
+    legal = geometry.legal_moves(mask)
+    searched = [c for c in legal if not own_completions & geometry.drop_bit(mask, c)]
+    found = dict(zip(searched, _root_scores(tables, own, mask, int(depth), searched, exact=True)))
+    return {column: found.get(column, WIN_SCORE) for column in legal}
+
+
+def _root_scores(tables: _Tables, own: int, mask: int, depth: int, columns: list[int], exact: bool) -> list[int]:
+    """Scores of the root moves ``columns`` (in this order) searched to ``depth`` plies with one transposition
+    table: with full windows (``exact``), or each with the window (best so far - 1, inf), which keeps every
+    score >= the best exact. The compiled search (``fast_search``) when the board allows it, else Python."""
+    geometry = tables.geometry
+    bits = [geometry.drop_bit(mask, column) for column in columns]
+    if fast_search.available(geometry):
+        if tables.fast_arrays is None:
+            tables.fast_arrays = fast_search.geometry_arrays(tables)
+        return fast_search.root_scores(tables.fast_arrays, own, mask, depth, bits, exact, WIN_SCORE, _HEURISTIC_MAX)
     search = _make_search(tables, mask.bit_count())
     opponent = mask ^ own
     opponent_completions = tables.completions(opponent)
     infinity = WIN_SCORE + 1
-    scores: dict[int, int] = {}
-    for column in geometry.legal_moves(mask):
-        bit = geometry.drop_bit(mask, column)
-        if own_completions & bit:
-            scores[column] = WIN_SCORE
-        else:
-            scores[column] = -search(opponent, mask | bit, int(depth) - 1, -infinity, infinity, opponent_completions)
+    scores: list[int] = []
+    for bit in bits:
+        floor = max(scores) - 1 if scores and not exact else -infinity
+        scores.append(-search(opponent, mask | bit, depth - 1, -infinity, -floor, opponent_completions))
     return scores
 
 
@@ -463,25 +479,11 @@ def alphabeta_move(position: Position, depth: int, rng: np.random.Generator) -> 
     if wins:
         best_columns = _columns_of(geometry, wins)
     else:
-        search = _make_search(tables, mask.bit_count())
-        opponent = mask ^ own
-        opponent_completions = tables.completions(opponent)
-        infinity = WIN_SCORE + 1
-        best = -infinity
-        best_columns = []
-        for column in geometry.center_order:
-            if not geometry.is_legal(mask, column):
-                continue
-            bit = geometry.drop_bit(mask, column)
-            # Window (best - 1, inf): a column scoring >= best gets its exact score, so ties are exact.
-            floor = best - 1 if best_columns else -infinity
-            score = -search(opponent, mask | bit, int(depth) - 1, -infinity, -floor, opponent_completions)
-            if score > best:
-                best = score
-                best_columns = [column]
-            elif score == best:
-                best_columns.append(column)
-        best_columns.sort()
+        # centre first; window (best - 1, inf): a column scoring >= best gets its exact score, so ties are exact
+        columns = [column for column in geometry.center_order if geometry.is_legal(mask, column)]
+        scores = _root_scores(tables, own, mask, int(depth), columns, exact=False)
+        best = max(scores)
+        best_columns = sorted(column for column, score in zip(columns, scores) if score == best)
     if len(best_columns) == 1:
         return best_columns[0]
     return best_columns[int(rng.integers(len(best_columns)))]

@@ -1,0 +1,87 @@
+"""The compiled alpha-beta search (numba) against the Python search it mirrors: identical scores and
+moves on many positions, depths and board sizes, and the Python fallback where it does not apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from connectx_gym.game import fast_search, solver
+from connectx_gym.game.bitboard import Position, geometry
+
+pytestmark = pytest.mark.skipif(not fast_search._HAS_NUMBA, reason="numba is not installed")
+
+
+def random_positions(rows, columns, inarow, count, seed):
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        position = Position(geometry(rows, columns, inarow))
+        for _ in range(int(rng.integers(0, rows * columns - 1))):
+            position.play(int(rng.choice(position.legal_moves())))
+            if position.done:
+                break
+        if not position.done:
+            found.append(position)
+    return found
+
+
+def both_ways(monkeypatch, call):
+    """``call()`` with the compiled search, then with the Python search."""
+    monkeypatch.setenv("CONNECTX_PURE_PYTHON", "0")
+    fast = call()
+    monkeypatch.setenv("CONNECTX_PURE_PYTHON", "1")
+    slow = call()
+    return fast, slow
+
+
+@pytest.mark.parametrize(
+    "rows, columns, inarow, depths",
+    [
+        (6, 7, 4, (1, 2, 3, 4)),
+        (5, 6, 3, (1, 3)),
+        (4, 5, 4, (2, 5)),
+        (7, 7, 5, (1, 3)),
+        (3, 3, 2, (1, 4)),
+        (1, 6, 3, (3,)),
+    ],
+)
+def test_compiled_search_gives_the_python_search_scores_and_moves(monkeypatch, rows, columns, inarow, depths):
+    positions = random_positions(rows, columns, inarow, 40, seed=rows * 100 + columns)
+    assert fast_search.available(positions[0].geometry)
+    for depth in depths:
+
+        def scores(depth=depth):
+            return [solver.alphabeta_scores(p, depth) for p in positions]
+
+        def moves(depth=depth):
+            return [solver.alphabeta_move(p, depth, np.random.default_rng(i)) for i, p in enumerate(positions)]
+
+        fast, slow = both_ways(monkeypatch, scores)
+        assert fast == slow, f"scores differ at depth {depth}"
+        fast, slow = both_ways(monkeypatch, moves)
+        assert fast == slow, f"moves differ at depth {depth}"
+
+
+def test_compiled_search_on_the_labelled_positions(monkeypatch):
+    from connectx_gym.evaluation.accuracy import load_positions
+
+    positions = load_positions().positions()[::35]
+    fast, slow = both_ways(
+        monkeypatch, lambda: [solver.alphabeta_move(p, 4, np.random.default_rng(i)) for i, p in enumerate(positions)]
+    )
+    assert fast == slow and len(fast) == 100
+
+
+def test_boards_over_63_bits_use_the_python_search(monkeypatch):
+    monkeypatch.setenv("CONNECTX_PURE_PYTHON", "0")
+    big = geometry(8, 8, 4)  # 9 x 8 = 72 bits with the sentinel row
+    assert not fast_search.available(big) and fast_search.available(geometry(8, 7, 4))
+    position = Position(big)
+    position.play(3)
+    assert solver.alphabeta_move(position, 2, np.random.default_rng(0)) in range(8)
+
+
+def test_the_environment_switch_forces_the_python_search(monkeypatch):
+    monkeypatch.setenv("CONNECTX_PURE_PYTHON", "1")
+    assert not fast_search.available(geometry())
