@@ -3,6 +3,8 @@ moves on many positions, depths and board sizes, and the Python fallback where i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,26 @@ def test_boards_over_63_bits_use_the_python_search(monkeypatch):
 def test_the_environment_switch_forces_the_python_search(monkeypatch):
     monkeypatch.setenv("CONNECTX_PURE_PYTHON", "1")
     assert not fast_search.available(geometry())
+
+
+@pytest.mark.parametrize("rows, columns, inarow", [(6, 7, 4), (5, 6, 3), (4, 5, 4), (7, 7, 5), (3, 3, 2)])
+def test_compiled_kaggle_negamax_gives_the_python_scores_and_moves(monkeypatch, rows, columns, inarow):
+    positions = random_positions(rows, columns, inarow, 60, seed=rows * 10 + inarow)
+
+    def scores():
+        solver.clear_caches()
+        return [solver.kaggle_negamax_scores(p) for p in positions]
+
+    def moves():
+        return [solver.kaggle_negamax_move(p, np.random.default_rng(i)) for i, p in enumerate(positions)]
+
+    fast, slow = both_ways(monkeypatch, scores)
+    assert fast == slow
+    assert all(
+        math.copysign(1, a) == math.copysign(1, b)
+        for f, s in zip(fast, slow)
+        if f
+        for a, b in zip(f.values(), s.values())
+    )
+    fast, slow = both_ways(monkeypatch, moves)
+    assert fast == slow

@@ -40,6 +40,28 @@ def geometry_arrays(tables: Any) -> tuple[np.ndarray, ...]:
     return masks, directions, starts, weights, center, np.array([tables.inarow], dtype=np.int64)
 
 
+def kaggle_constants(tables: Any) -> tuple:
+    """The per-board constants of the compiled Kaggle negamax, from ``solver._Tables``."""
+    return (
+        np.uint64(tables.board_mask),
+        np.uint64(tables.bottom_mask),
+        np.array(tables.directions, dtype=np.int64),
+        tables.inarow - 1,
+        tables.size,
+        tables.height,
+        np.uint64(tables.kaggle_below_cells),
+    )
+
+
+def kaggle_scores(constants: tuple, own: int, mask: int, depth: int, bits: list[int]) -> list[float]:
+    """Kaggle's negamax scores of the root moves ``bits``, each searched ``depth`` plies below the root
+    by the compiled search (``search_kernels.kaggle_scores``)."""
+    from connectx_gym.game.search_kernels import kaggle_scores as kernel
+
+    found = kernel(np.uint64(own), np.uint64(mask), np.int64(depth), np.array(bits, dtype=np.uint64), constants)
+    return [float(score) for score in found]
+
+
 def root_scores(
     arrays: tuple[np.ndarray, ...], own: int, mask: int, depth: int, bits: list[int], exact: bool, win: int, limit: int
 ) -> list[int]:

@@ -203,3 +203,51 @@ def root_scores(own, mask, depth, bits, exact, g):
         if scores[k] > best:
             best = scores[k]
     return scores
+
+
+@_jit
+def _kaggle_value(own, mask, depth, own_completions, k):
+    """Kaggle's ``negamax`` node value for the mover with ``own`` stones (as ``solver._kaggle_node_value``)."""
+    board_mask, bottom_mask, directions, need, size, height, below_cells = k
+    if mask == board_mask:
+        return 0.0
+    playable = (mask + bottom_mask) & board_mask
+    base = (size + 1 - _popcount(mask)) / 2
+    if own_completions & playable:
+        return base
+    if depth <= 0:
+        left = (own << np.uint64(height)) & playable
+        right = (own >> np.uint64(height)) & playable
+        below = (own << np.uint64(1)) & playable & below_cells
+        if left & right & below:
+            bonus = 3
+        elif (left & right) | (left & below) | (right & below):
+            bonus = 2
+        elif left | right | below:
+            bonus = 1
+        else:
+            bonus = 0
+        return base + bonus
+    opponent = mask ^ own
+    opponent_completions = _completions(opponent, board_mask, directions, need)
+    best = float(-size)
+    rest = playable
+    while rest:
+        bit = rest & (~rest + np.uint64(1))
+        rest ^= bit
+        score = -_kaggle_value(opponent, mask | bit, depth - 1, opponent_completions, k)
+        if score > best:
+            best = score
+    return best
+
+
+@_jit
+def kaggle_scores(own, mask, depth, bits, k):
+    """Kaggle's negamax score of each root move ``bits`` searched ``depth`` plies below the root."""
+    board_mask, bottom_mask, directions, need, size, height, below_cells = k
+    opponent = mask ^ own
+    opponent_completions = _completions(opponent, board_mask, directions, need)
+    scores = np.empty(bits.shape[0], dtype=np.float64)
+    for i in range(bits.shape[0]):
+        scores[i] = 0.0 - _kaggle_value(opponent, mask | bits[i], depth, opponent_completions, k)
+    return scores

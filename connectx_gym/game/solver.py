@@ -60,6 +60,7 @@ class _Tables:
         "negamax_cache",
         "mask_bits",
         "fast_arrays",
+        "kaggle_constants",
     )
 
     def __init__(self, geometry: Geometry) -> None:
@@ -84,7 +85,8 @@ class _Tables:
         self.completions_cache: dict[int, int] = {}
         self.negamax_cache: dict[int, float] = {}
         self.mask_bits = height * geometry.columns
-        self.fast_arrays: tuple | None = None  # the compiled search's constants, built on first use
+        self.fast_arrays: tuple | None = None  # the compiled searches' constants, built on first use
+        self.kaggle_constants: tuple | None = None
 
     def _window_starts(self, dcol: int, dh: int) -> int:
         """Cells from which ``inarow`` cells stepping ``dcol`` columns and ``dh`` rows all lie on the board."""
@@ -258,6 +260,13 @@ def kaggle_negamax_scores(position: Position) -> dict[int, float] | None:
     mask = position.mask
     if tables.completions(own) & geometry.playable_cells(mask):
         return None
+    if fast_search.available(geometry):
+        if tables.kaggle_constants is None:
+            tables.kaggle_constants = fast_search.kaggle_constants(tables)
+        legal = geometry.legal_moves(mask)
+        bits = [geometry.drop_bit(mask, column) for column in legal]
+        found = fast_search.kaggle_scores(tables.kaggle_constants, own, mask, KAGGLE_NEGAMAX_DEPTH - 1, bits)
+        return dict(zip(legal, found))
     opponent = mask ^ own
     opponent_completions = tables.completions(opponent)
     scores: dict[int, float] = {}
