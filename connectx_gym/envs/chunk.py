@@ -41,6 +41,8 @@ class EnvChunk:
         count = len(self.envs)
         self._obs = np.zeros((count,) + first.observation_space.shape, dtype=first.observation_space.dtype)
         self._masks = np.zeros((count, first.action_space.n), dtype=bool)
+        # plain ConnectX envs step in parts, so opponents backed by one policy can answer together
+        self._batchable = [type(env) is _env.ConnectXEnv for env in self.envs]
 
     def reset(
         self, seeds: Sequence[int | None], options: Sequence[dict[str, Any]]
@@ -65,8 +67,9 @@ class EnvChunk:
         dones = np.zeros(count, dtype=bool)
         infos: list[dict[str, Any]] = []
         reset_infos: list[dict[str, Any]] = []
+        results = self._step_all(actions)
         for i, env in enumerate(self.envs):
-            obs, reward, terminated, truncated, info = env.step(actions[i])
+            obs, reward, terminated, truncated, info = results[i]
             done = terminated or truncated
             info["TimeLimit.truncated"] = truncated and not terminated
             reset_info: dict[str, Any] = {}
@@ -80,6 +83,39 @@ class EnvChunk:
             infos.append(info)
             reset_infos.append(reset_info)
         return (self._obs.copy(), rewards, dones, infos, self._masks.copy()), reset_infos
+
+    def _step_all(self, actions: np.ndarray) -> list[tuple]:
+        """Every env's step result. Opponents answering through a numpy policy (self-play snapshots,
+        checkpoints) move together: one forward pass per policy for all the envs it answers, with the
+        same moves as one pass per env (sampled moves draw from each env's own generator)."""
+        results: list[Any] = [None] * len(self.envs)
+        groups: dict[tuple[int, bool], list[tuple[int, dict[str, Any]]]] = {}
+        policies: dict[int, Any] = {}
+        for i, env in enumerate(self.envs):
+            if not self._batchable[i]:
+                results[i] = env.step(actions[i])
+                continue
+            info, ended = env.step_agent(actions[i])
+            if ended is not None:
+                results[i] = ended
+                continue
+            batch = env.opponent_batch_policy()
+            if batch is None:
+                if env.winner is None:
+                    env._opponent_move(info)
+                results[i] = env.finish_step(info)
+                continue
+            policy, deterministic = batch
+            policies[id(policy)] = policy
+            groups.setdefault((id(policy), deterministic), []).append((i, info))
+        for (key, deterministic), members in groups.items():
+            envs = [self.envs[i] for i, _ in members]
+            rngs = None if deterministic else [env.np_random for env in envs]
+            columns = policies[key].moves([env.position for env in envs], deterministic, rngs)
+            for (i, info), env, column in zip(members, envs, columns):
+                env.answer_opponent(info, column)
+                results[i] = env.finish_step(info)
+        return results
 
     # -------------------------------------------------------------- attribute access (rare)
     def get_attr(self, name: str, indices: Sequence[int]) -> list[Any]:

@@ -130,12 +130,25 @@ class ConnectXEnv(gym.Env):
         return self._observation(), self._info(info)
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        info, ended = self.step_agent(action)
+        if ended is not None:
+            return ended
+        if self.winner is None:
+            self._opponent_move(info)
+        return self.finish_step(info)
+
+    # ------------------------------------------------------------------ a step in parts (batched opponents)
+    # ``step`` is ``step_agent``, then the opponent's move, then ``finish_step``. A chunk of envs
+    # (``envs.chunk``) runs the parts itself so that opponents backed by one policy answer all
+    # their envs' positions with one forward pass (``opponent_batch_policy``, ``answer_opponent``).
+    def step_agent(self, action) -> tuple[dict[str, Any], tuple | None]:
+        """Play the agent's move; ``(info, None)``, or ``(info, step result)`` when the episode had ended at reset."""
         info: dict[str, Any] = {}
         if self._ended_at_reset:
             # The opponent forfeited its opening move: the episode ends on the agent's first step.
             self._ended_at_reset = False
             info["opponent_error"] = self._reset_error
-            return self._observation(), self._reward(), True, False, self._info(info)
+            return info, (self._observation(), self._reward(), True, False, self._info(info))
         if self.winner is not None:
             raise RuntimeError("step() called after the episode ended; call reset() first")
         column = int(action)
@@ -149,8 +162,21 @@ class ConnectXEnv(gym.Env):
             self.winner = self.opponent_mark
         else:
             self._play(column)
-            if self.winner is None:
-                self._opponent_move(info)
+        return info, None
+
+    def opponent_batch_policy(self) -> tuple[Any, bool] | None:
+        """When the opponent is to move and answers through a numpy policy: ``(policy, deterministic)``."""
+        if self.winner is not None:
+            return None
+        batch_policy = getattr(self.opponent, "batch_policy", None)
+        return batch_policy(self.position) if batch_policy is not None else None
+
+    def answer_opponent(self, info: dict[str, Any], column: Any) -> None:
+        """Play the opponent's answer, computed elsewhere; an illegal one forfeits as in ``step``."""
+        self._apply_opponent_answer(info, column)
+
+    def finish_step(self, info: dict[str, Any]) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """The step's result once both sides have moved."""
         terminated = self.winner is not None
         reward = self._reward() if terminated else 0.0
         if self.render_mode == "human":
@@ -188,11 +214,14 @@ class ConnectXEnv(gym.Env):
         """Let the opponent move; an error or an illegal answer forfeits the game to the agent."""
         try:
             column = self.opponent.act(self.position, self.np_random)
-            legal = isinstance(column, (int, np.integer)) and self.position.is_legal(int(column))
         except Exception as error:  # an opponent's failure must not kill the run: Kaggle scores it a loss
             info["opponent_error"] = f"{type(error).__name__}: {error}"
             self.winner = self.agent_mark
             return
+        self._apply_opponent_answer(info, column)
+
+    def _apply_opponent_answer(self, info: dict[str, Any], column: Any) -> None:
+        legal = isinstance(column, (int, np.integer)) and self.position.is_legal(int(column))
         if not legal:
             info["opponent_error"] = f"illegal move {column!r}; legal columns were {self.position.legal_moves()}"
             self.winner = self.agent_mark

@@ -63,6 +63,14 @@ class CheckpointOpponent(SameSourceIsEqual):
                 f"{board_text({'rows': rows, 'columns': columns, 'inarow': inarow})} board"
             )
 
+    def batch_policy(self, position: Position) -> tuple[NumpyPolicy, bool] | None:
+        """The policy that answers ``position``, greedily (None on another board: ``act`` raises there)."""
+        geometry = position.geometry
+        board = (geometry.rows, geometry.columns, geometry.inarow)
+        if board != (self.board["rows"], self.board["columns"], self.board["inarow"]):
+            return None
+        return self.policy, True
+
     def act(self, position: Position, rng: np.random.Generator) -> int:
         geometry = position.geometry
         self.check_board(geometry.rows, geometry.columns, geometry.inarow)

@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,25 @@ class NumpyPolicy:
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         draws = rng.random((len(logits), 1))
         return np.minimum((probabilities.cumsum(axis=1) < draws).sum(axis=1), logits.shape[1] - 1)
+
+    def moves(
+        self, positions: Sequence[Any], deterministic: bool, rngs: Sequence[np.random.Generator] | None = None
+    ) -> list[int]:
+        """The columns ``move`` would play in each position, from one forward pass; a sampled move
+        draws one number from its position's own generator, as ``move`` does."""
+        from connectx_gym.game.planes import encode_position, legal_mask
+
+        planes = np.stack([encode_position(p) for p in positions])
+        masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
+        logits = np.where(masks, self.logits(planes), MASKED_LOGIT)
+        if deterministic:
+            return [int(c) for c in logits.argmax(axis=1)]
+        if rngs is None:
+            raise ValueError("sampling (deterministic=False) needs one rng per position")
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        draws = np.array([rng.random() for rng in rngs])[:, None]
+        return [int(c) for c in np.minimum((probabilities.cumsum(axis=1) < draws).sum(axis=1), logits.shape[1] - 1)]
 
     def move(self, position, deterministic: bool = True, rng: np.random.Generator | None = None) -> int:
         """The column this policy plays for the player to move in a ``bitboard.Position``."""

@@ -128,5 +128,10 @@ class MixtureOpponent:
         if start is not None:
             start(rng)
 
+    def batch_policy(self, position: Position) -> Any:
+        """The drawn component's numpy policy for ``position``, when it has one (see ``envs.chunk``)."""
+        batch_policy = getattr(self.current, "batch_policy", None)
+        return batch_policy(position) if batch_policy is not None else None
+
     def act(self, position: Position, rng: np.random.Generator) -> int:
         return self.current.act(position, rng)

@@ -118,6 +118,10 @@ class SelfPlayOpponent:
     def start_episode(self, rng: np.random.Generator) -> None:
         self._current = pool(self.pool_name).sample(rng)
 
+    def batch_policy(self, position: Position) -> tuple[NumpyPolicy, bool] | None:
+        """The snapshot that answers ``position`` and whether it plays greedily (None: random moves)."""
+        return (self._current[1], self.greedy) if self._current is not None else None
+
     def act(self, position: Position, rng: np.random.Generator) -> int:
         if self._current is None:
             legal = position.legal_moves()
