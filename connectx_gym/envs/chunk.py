@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 # Make the envs the workers build importable before the first message arrives: under the
 # forkserver start method this module is preloaded, so every worker inherits it ready-made.
 import connectx_gym.envs.connectx as _env  # noqa: F401
+from connectx_gym.envs import profiling
 from connectx_gym.runtime.processes import limit_threads
 
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray]
@@ -48,12 +50,15 @@ class EnvChunk:
         self, seeds: Sequence[int | None], options: Sequence[dict[str, Any]]
     ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Reset every env with its own seed and options; returns (obs, masks, reset infos)."""
+        started = time.perf_counter()
         infos = []
         for i, env in enumerate(self.envs):
             extra = {"options": options[i]} if options[i] else {}
             self._obs[i], info = env.reset(seed=seeds[i], **extra)
             self._masks[i] = env.action_masks()
             infos.append(info)
+        if profiling.TIMERS is not None:
+            profiling.TIMERS["step"] += time.perf_counter() - started
         return self._obs.copy(), self._masks.copy(), infos
 
     def step(self, actions: np.ndarray) -> tuple[StepResult, list[dict[str, Any]]]:
@@ -62,6 +67,7 @@ class EnvChunk:
         :return: ((obs, rewards, dones, infos, masks), reset infos) where a finished env's info
             holds ``terminal_observation`` and its reset info is the new episode's.
         """
+        started = time.perf_counter()
         count = len(self.envs)
         rewards = np.zeros(count, dtype=np.float32)
         dones = np.zeros(count, dtype=bool)
@@ -82,6 +88,8 @@ class EnvChunk:
             dones[i] = done
             infos.append(info)
             reset_infos.append(reset_info)
+        if profiling.TIMERS is not None:
+            profiling.TIMERS["step"] += time.perf_counter() - started
         return (self._obs.copy(), rewards, dones, infos, self._masks.copy()), reset_infos
 
     def _step_all(self, actions: np.ndarray) -> list[tuple]:
@@ -108,10 +116,14 @@ class EnvChunk:
             policy, deterministic = batch
             policies[id(policy)] = policy
             groups.setdefault((id(policy), deterministic), []).append((i, info))
+        timers = profiling.TIMERS
         for (key, deterministic), members in groups.items():
             envs = [self.envs[i] for i, _ in members]
             rngs = None if deterministic else [env.np_random for env in envs]
+            started = time.perf_counter()
             columns = policies[key].moves([env.position for env in envs], deterministic, rngs)
+            if timers is not None:
+                timers[f"opponent:{envs[0].opponent_kind} batched"] += time.perf_counter() - started
             for (i, info), env, column in zip(members, envs, columns):
                 env.answer_opponent(info, column)
                 results[i] = env.finish_step(info)
@@ -163,6 +175,8 @@ def dispatch(chunk: EnvChunk, command: str, data: Any) -> Any:
         return chunk.step(data)
     if command == "has_attr":
         return chunk.has_attr(data)
+    if command == "profile":
+        return profiling.snapshot()
     if command == "close":
         return chunk.close()
     if command in ("reset", "get_attr", "set_attr", "env_method", "env_is_wrapped"):
@@ -184,14 +198,21 @@ def worker_main(remote, parent_remote, env_fns_bytes: bytes) -> None:
     try:
         chunk = EnvChunk(pickle.loads(env_fns_bytes))
         remote.send(("ok", (chunk.observation_space, chunk.action_space)))
+        timers = profiling.TIMERS
         while True:
+            waiting = time.perf_counter()
             command, data = remote.recv()
             if command == "close":
                 chunk.close()
                 remote.send(("ok", None))
                 break
+            received = time.perf_counter()
             reply = dispatch(chunk, command, data)
+            sending = time.perf_counter()
             remote.send(("ok", reply))
+            if timers is not None:
+                timers["wait"] += received - waiting
+                timers["send"] += time.perf_counter() - sending
     except (EOFError, BrokenPipeError):
         pass  # the parent is gone; nothing left to serve
     except BaseException as error:  # report anything, including errors raised by opponents

@@ -8,6 +8,7 @@ when it sees one. All randomness (the agent's seat, the opponent's choices) come
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from connectx_gym.envs import profiling
 from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 from connectx_gym.game.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
 
@@ -171,6 +173,13 @@ class ConnectXEnv(gym.Env):
         batch_policy = getattr(self.opponent, "batch_policy", None)
         return batch_policy(self.position) if batch_policy is not None else None
 
+    @property
+    def opponent_kind(self) -> str:
+        """The kind of the opponent playing this episode (a mixture's drawn component), for profiles."""
+        opponent = getattr(self.opponent, "current", self.opponent)
+        name = getattr(opponent, "name", type(opponent).__name__)
+        return name if name.startswith(("alphabeta", "solver")) else name.partition(":")[0]  # not a file path
+
     def answer_opponent(self, info: dict[str, Any], column: Any) -> None:
         """Play the opponent's answer, computed elsewhere; an illegal one forfeits as in ``step``."""
         self._apply_opponent_answer(info, column)
@@ -212,12 +221,17 @@ class ConnectXEnv(gym.Env):
     # ------------------------------------------------------------------ internals
     def _opponent_move(self, info: dict[str, Any]) -> None:
         """Let the opponent move; an error or an illegal answer forfeits the game to the agent."""
+        timers = profiling.TIMERS
+        started = time.perf_counter() if timers is not None else 0.0
         try:
             column = self.opponent.act(self.position, self.np_random)
         except Exception as error:  # an opponent's failure must not kill the run: Kaggle scores it a loss
             info["opponent_error"] = f"{type(error).__name__}: {error}"
             self.winner = self.agent_mark
             return
+        finally:
+            if timers is not None:
+                timers[f"opponent:{self.opponent_kind}"] += time.perf_counter() - started
         self._apply_opponent_answer(info, column)
 
     def _apply_opponent_answer(self, info: dict[str, Any], column: Any) -> None:

@@ -143,6 +143,12 @@ class ChunkedVecEnv(VecEnv):
         self.waiting = False
         return self._obs.copy(), self._rewards.copy(), self._dones.copy(), infos
 
+    def worker_profiles(self) -> list[dict[str, Any]]:
+        """Each worker's ``envs.profiling.snapshot()``: its timers (with ``CONNECTX_PROFILE=1``), CPU seconds, pid."""
+        for worker in self.workers:
+            worker.send("profile", None)
+        return [worker.recv() for worker in self.workers]
+
     def action_masks(self) -> np.ndarray:
         """Masks for the current observations of all envs, shape ``(num_envs, n_actions)``."""
         return self._masks.copy()
