@@ -1,11 +1,11 @@
 """Evaluation speed: games/s of ``evaluation.parallel.play_pairings`` with 1 and 2 worker processes.
 
-The same seeded games (agent vs ``alphabeta:4``, half in each seat) are played in-process and then
+The same seeded games (agent vs ``alphabeta:6``, half in each seat) are played in-process and then
 by two forkserver workers, each taking contiguous batches of games; the pool's start-up time is
 included. The records of both runs must be identical. Prints a table, then one JSON object as the
 last line: ``games_per_s_1``, ``games_per_s_2``, ``speedup_2_vs_1``.
 
-    python benchmarks/bench_eval.py [--agent negamax] [--opponent alphabeta:4] [--games 400]
+    python benchmarks/bench_eval.py [--agent negamax] [--opponent alphabeta:6] [--games 2000]
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def timed(agents, games, seed, processes):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", default="negamax", help="agent spec (default: negamax); a checkpoint .zip works too")
-    parser.add_argument("--opponent", default="alphabeta:4")
-    parser.add_argument("--games", type=int, default=400)
+    # the compiled searches play hundreds of games a second: enough games that the pool's start-up
+    # (forkserver, imports, loading the compiled kernels) does not dominate
+    parser.add_argument("--opponent", default="alphabeta:6")
+    parser.add_argument("--games", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     agents = [build_agent(args.agent).agent, build_agent(args.opponent).agent]

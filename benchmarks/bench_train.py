@@ -14,7 +14,8 @@ Every mode plays the same opponent (``--opponent``): ``random`` by default, whic
 cheap so the table measures the vec env's own overhead; ``--opponent config`` uses the config's
 training mixture (the default recipe's negamax), where the env, not the policy, is the bottleneck.
 
-Then a CPU-heavy case: opponent ``alphabeta:4``, chunked workers with 2 processes vs 1.
+Then an opponent-heavy case: ``alphabeta:4``, chunked workers with 2 processes vs 1 (heavy with the pure-Python
+search, ``CONNECTX_PURE_PYTHON=1``; compiled, the learner bounds the speed).
 Each mode trains one warm-up rollout, then is timed over ``--rollouts`` rollouts (steps/s include
 PPO's updates, as in real training); modes are measured ``--repeats`` times, interleaved, and the
 median is reported. Prints a table; the last line is one JSON object.
