@@ -15,7 +15,19 @@ games by ``python -m connectx_gym.evaluation.ladder --rebuild`` (both need the `
 
 from pathlib import Path
 
+from connectx_gym.game.oracle import SOLVER_BOARD
+
 DATA_DIR = Path(__file__).resolve().parent
 POSITIONS_FILE = DATA_DIR / "positions-6x7.jsonl"
 OPENINGS_FILE = DATA_DIR / "openings-6x7.jsonl"
 LADDER_FILE = DATA_DIR / "ladder-6x7.json"
+
+#: the board of every shipped file: the solver's, 6 rows, 7 columns, 4 in a row
+DATA_BOARD = SOLVER_BOARD
+#: the phases the labelled positions are drawn and graded by: ``(name, first ply, last ply)``
+PHASES = (("opening", 0, 8), ("middle", 9, 20), ("late", 21, 41))
+
+
+def phase_of(ply: int) -> str:
+    """The phase of a position with ``ply`` stones on the board."""
+    return next(name for name, low, high in PHASES if low <= ply <= high)

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from connectx_gym.data import OPENINGS_FILE, POSITIONS_FILE
+from connectx_gym.data import OPENINGS_FILE, PHASES, POSITIONS_FILE, phase_of
 from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.oracle import Oracle
 
-PHASES = (("opening", 0, 8), ("middle", 9, 20), ("late", 21, 41))
 #: players of the generating games and their weights (the slow deep searches are drawn less often)
 PLAYERS = {
     "random": 1.0,
@@ -48,10 +47,6 @@ PLAYERS = {
 NOISE_LEVELS = (0.0, 0.05, 0.15, 0.3)
 OPENING_PLIES = {2: 12, 3: 22, 4: 28, 5: 30, 6: 28}
 PRETRAINED = Path(__file__).resolve().parents[2] / "models" / "pretrained" / "model.zip"
-
-
-def phase_of(ply: int) -> str:
-    return next(name for name, low, high in PHASES if low <= ply <= high)
 
 
 def canonical_key(moves: Sequence[int], columns: int = 7) -> tuple[int, int]:

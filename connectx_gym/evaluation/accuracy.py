@@ -19,18 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from connectx_gym.data import POSITIONS_FILE
+from connectx_gym.data import DATA_BOARD, PHASES, POSITIONS_FILE, phase_of
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.ratings import wilson_interval
 from connectx_gym.game.bitboard import Position, geometry
 
-PHASES = ("opening", "middle", "late")
-PHASE_PLIES = {"opening": "0-8", "middle": "9-20", "late": "21+"}
-LABEL_BOARD = {"rows": 6, "columns": 7, "inarow": 4}
-
-
-def phase_of(ply: int) -> str:
-    return "opening" if ply <= 8 else "middle" if ply <= 20 else "late"
+PHASE_NAMES = tuple(name for name, _, _ in PHASES)
+#: each phase's plies as the tables show them: 0-8, 9-20, 21+
+PHASE_PLIES = {name: f"{low}+" if name == PHASE_NAMES[-1] else f"{low}-{high}" for name, low, high in PHASES}
+#: the board of the labelled positions
+LABEL_BOARD = DATA_BOARD
 
 
 @dataclass
@@ -42,9 +40,14 @@ class LabelledPositions:
     phases: list[str]
     path: str = ""
     _positions: list[Position] | None = field(default=None, repr=False)
+    _planes_and_masks: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.moves)
+
+    def slice(self, start: int, stop: int) -> LabelledPositions:
+        """Positions ``start`` to ``stop - 1`` as a set of their own."""
+        return LabelledPositions(self.moves[start:stop], self.scores[start:stop], self.phases[start:stop], self.path)
 
     def positions(self) -> list[Position]:
         if self._positions is None:
@@ -59,13 +62,16 @@ class LabelledPositions:
         return self._positions
 
     def planes_and_masks(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every position's observation planes (as the env's) and legal-column mask, for one batched forward pass."""
-        from connectx_gym.game.planes import encode_position, legal_mask
+        """Every position's observation planes (as the env's) and legal-column mask, for one batched forward
+        pass; encoded once (a training run grades the same positions at every evaluation)."""
+        if self._planes_and_masks is None:
+            from connectx_gym.game.planes import encode_position, legal_mask
 
-        positions = self.positions()
-        planes = np.stack([encode_position(p) for p in positions])
-        masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
-        return planes, masks
+            positions = self.positions()
+            planes = np.stack([encode_position(p) for p in positions])
+            masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
+            self._planes_and_masks = planes, masks
+        return self._planes_and_masks
 
 
 def load_positions(path: str | Path | None = None) -> LabelledPositions:
@@ -165,7 +171,7 @@ def grade(labels: LabelledPositions, moves: Sequence[int | None], agent: str = "
         raise ValueError(f"{len(moves)} moves for {len(labels)} positions")
     scores = labels.scores
     best = np.nanmax(scores, axis=1)
-    overall, phases, illegal = Tally(), {name: Tally() for name in PHASES}, 0
+    overall, phases, illegal = Tally(), {name: Tally() for name in PHASE_NAMES}, 0
     for row, move in enumerate(moves):
         legal = move is not None and 0 <= move < scores.shape[1] and not np.isnan(scores[row, move])
         chosen = scores[row, move] if legal else np.nan
@@ -190,16 +196,15 @@ def batch_policy_moves(
     return out
 
 
-def agent_moves(agent: Any, labels: LabelledPositions, seed: int = 0, indices: Sequence[int] | None = None) -> list:
+def agent_moves(agent: Any, labels: LabelledPositions, seed: int = 0) -> list:
     """Each position's move by an agent with ``act(position, rng)``.
 
     Position ``i`` draws from ``default_rng(seed + i)``; a move that raises is ``None`` (graded as
     neither perfect nor good).
     """
     positions = labels.positions()
-    chosen = range(len(positions)) if indices is None else indices
     moves: list[int | None] = []
-    for i in chosen:
+    for i in range(len(positions)):
         try:
             move = agent.act(positions[i].copy(), np.random.default_rng(seed + i))
             moves.append(int(move) if isinstance(move, (int, np.integer)) else None)
@@ -252,9 +257,9 @@ def accuracy_csv(results: Sequence[AccuracyResult]) -> str:
 
 
 # ---------------------------------------------------------------------- answering
-def _answer_chunk(job: tuple[Any, LabelledPositions, int, list[int]]) -> list[int | None]:
-    agent, labels, seed, indices = job
-    return agent_moves(agent, labels, seed, indices)
+def _answer_chunk(job: tuple[Any, LabelledPositions, int]) -> list[int | None]:
+    agent, labels, seed = job
+    return agent_moves(agent, labels, seed)
 
 
 def answer_positions(agent: Any, labels: LabelledPositions, seed: int = 0, num_processes: int = 1) -> list:
@@ -268,9 +273,10 @@ def answer_positions(agent: Any, labels: LabelledPositions, seed: int = 0, num_p
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    order = list(range(len(labels)))
-    size = max(1, len(order) // (num_processes * 8))
-    jobs = [(agent, labels, seed, order[start : start + size]) for start in range(0, len(order), size)]
+    # contiguous slices, each shipped alone: position ``start + j`` of the set is position ``j`` of its
+    # slice, so it draws from ``default_rng(seed + start + j)`` as in one process
+    size = max(1, len(labels) // (num_processes * 8))
+    jobs = [(agent, labels.slice(start, start + size), seed + start) for start in range(0, len(labels), size)]
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(num_processes, mp_context=mp.get_context(method)) as pool:
         return [move for chunk in pool.map(_answer_chunk, jobs) for move in chunk]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectx_gym.data import OPENINGS_FILE
+from connectx_gym.data import DATA_BOARD, OPENINGS_FILE
 from connectx_gym.errors import UserError
 from connectx_gym.game.bitboard import EMPTY, Position, geometry
 from connectx_gym.game.checkpoint_opponent import board_text
@@ -29,7 +29,7 @@ from connectx_gym.game.checkpoint_opponent import board_text
 #: the values of ``--openings`` that are not a path
 SUITE, NONE = "suite", "none"
 #: the board of the shipped suite
-SUITE_BOARD = {"rows": 6, "columns": 7, "inarow": 4}
+SUITE_BOARD = DATA_BOARD
 
 
 @dataclass(frozen=True)
