@@ -109,3 +109,20 @@ def assert_same(a, b):
                 assert np.array_equal(left, right)
             else:
                 assert left == right
+
+
+def random_positions(board: dict[str, int], count: int, seed: int) -> list:
+    """``count`` positions of games in progress on ``board``, reached by seeded random legal moves."""
+    from connectx_gym.game.bitboard import Position, geometry
+
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
+        for _ in range(int(rng.integers(0, board["rows"] * board["columns"]))):
+            position.play(int(rng.choice(position.legal_moves())))
+            if position.done:
+                break
+        if not position.done:
+            found.append(position)
+    return found

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_model
+from helpers import random_positions, tiny_model
 
 from connectx_gym.errors import SpecError, UserError
 from connectx_gym.evaluation.match import match_result_from_games, play_opponent_game, play_opponent_games
@@ -33,20 +33,6 @@ def train_tiny_checkpoint(path, board=BOARD, steps=64, seed=0):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return str(train_tiny_checkpoint(tmp_path_factory.mktemp("agents") / "model.zip"))
-
-
-def random_positions(board, count, seed):
-    rng = np.random.default_rng(seed)
-    found = []
-    while len(found) < count:
-        position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
-        for _ in range(int(rng.integers(0, board["rows"] * board["columns"]))):
-            position.play(int(rng.choice(position.legal_moves())))
-            if position.done:
-                break
-        if not position.done:
-            found.append(position)
-    return found
 
 
 # ---------------------------------------------------------------------------------------- specs

@@ -7,25 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from helpers import random_positions
 
 from connectx_gym.game import fast_search, solver
 from connectx_gym.game.bitboard import Position, geometry
 
 pytestmark = pytest.mark.skipif(not fast_search._HAS_NUMBA, reason="numba is not installed")
-
-
-def random_positions(rows, columns, inarow, count, seed):
-    rng = np.random.default_rng(seed)
-    found = []
-    while len(found) < count:
-        position = Position(geometry(rows, columns, inarow))
-        for _ in range(int(rng.integers(0, rows * columns - 1))):
-            position.play(int(rng.choice(position.legal_moves())))
-            if position.done:
-                break
-        if not position.done:
-            found.append(position)
-    return found
 
 
 def both_ways(monkeypatch, call):
@@ -49,7 +36,7 @@ def both_ways(monkeypatch, call):
     ],
 )
 def test_compiled_search_gives_the_python_search_scores_and_moves(monkeypatch, rows, columns, inarow, depths):
-    positions = random_positions(rows, columns, inarow, 40, seed=rows * 100 + columns)
+    positions = random_positions(dict(rows=rows, columns=columns, inarow=inarow), 40, seed=rows * 100 + columns)
     assert fast_search.available(positions[0].geometry)
     for depth in depths:
 
@@ -91,7 +78,7 @@ def test_the_environment_switch_forces_the_python_search(monkeypatch):
 
 @pytest.mark.parametrize("rows, columns, inarow", [(6, 7, 4), (5, 6, 3), (4, 5, 4), (7, 7, 5), (3, 3, 2)])
 def test_compiled_kaggle_negamax_gives_the_python_scores_and_moves(monkeypatch, rows, columns, inarow):
-    positions = random_positions(rows, columns, inarow, 60, seed=rows * 10 + inarow)
+    positions = random_positions(dict(rows=rows, columns=columns, inarow=inarow), 60, seed=rows * 10 + inarow)
 
     def scores():
         solver.clear_caches()
