@@ -12,6 +12,26 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = str(ROOT / "configs" / "quick.yaml")
+#: ``--set`` overrides for a training run of seconds: in-process envs, a 4-channel CNN, 64 steps
+TINY = (
+    "env.opponent=random",
+    "curriculum.stages=[]",
+    "multiprocessing.use_multiprocessing=false",
+    "multiprocessing.parallel_episodes=2",
+    "multiprocessing.num_processes=1",
+    "ppo.n_steps=16",
+    "ppo.batch_size=32",
+    "ppo.n_epochs=1",
+    "policy.cnn_channels=[4]",
+    "policy.net_arch=[8]",
+    "train.total_timesteps=64",
+    "train.checkpoint_every=32",
+    "train.eval_every=32",
+    "train.eval_games=2",
+    "train.eval_opponents=[random]",
+    "logging.progress_bar=false",
+    "logging.tensorboard=false",
+)
 
 
 def train_command(*overrides: str, config: str = QUICK) -> list[str]:
@@ -126,3 +146,15 @@ def random_positions(board: dict[str, int], count: int, seed: int) -> list:
         if not position.done:
             found.append(position)
     return found
+
+
+def win_rate_against_random(checkpoint: Path, games: int = 200) -> float:
+    """The greedy win rate of a checkpoint against ``random`` on 6x7 boards, over ``games`` seeded games."""
+    from connectx_gym.evaluation.match import match_result_from_games, play_opponent_games
+    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.game.specs import make_agent, make_opponent
+
+    played = play_opponent_games(
+        make_agent(str(checkpoint)), make_opponent("random"), games, seed=0, board=geometry(6, 7, 4)
+    )
+    return match_result_from_games(played, "random").win_rate

@@ -87,6 +87,7 @@ SPEC_DEFAULTS = {
         eval_opponents=["random", "negamax"],
         eval_accuracy=True,
         device="cpu",
+        overlap=False,
     ),
     "selfplay": dict(snapshot_every=200_000, pool_size=20, latest_probability=0.5, prioritized=True),
     "curriculum": dict(

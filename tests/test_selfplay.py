@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_train
+from helpers import run_train, win_rate_against_random
 
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.game.bitboard import Position, geometry
@@ -213,9 +213,6 @@ def test_selfplay_training_saves_and_resume_restores_pool_and_stage(tmp_path):
 @pytest.mark.slow
 def test_short_selfplay_run_improves_over_random(tmp_path):
     """About 20 s: 60k steps of pure self-play must beat random far more often than chance."""
-    from connectx_gym.evaluation.match import match_result_from_games, play_opponent_games
-    from connectx_gym.game.specs import make_agent
-
     result = run_train(
         tmp_path,
         "--config",
@@ -243,6 +240,4 @@ def test_short_selfplay_run_improves_over_random(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr
-    trained = make_agent(str(tmp_path / "models" / "selfplay" / "final_model.zip"))
-    games = play_opponent_games(trained, make_opponent("random"), 200, seed=0, board=geometry(6, 7, 4))
-    assert match_result_from_games(games, "random").win_rate > 0.8
+    assert win_rate_against_random(tmp_path / "models" / "selfplay" / "final_model.zip") > 0.8

@@ -1,15 +1,14 @@
-"""The train command end to end: the real CLI in a subprocess on configs/quick.yaml, resume, Ctrl-C, bad input."""
+"""The train command end to end: the real CLI in a subprocess on configs/quick.yaml, resume, bad input (Ctrl-C in
+both training modes: test_overlap.py)."""
 
 from __future__ import annotations
 
 import csv
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import QUICK, run_train, train_command
+from helpers import QUICK, TINY, run_train
 
 
 def test_quick_config_trains_and_resumes(tmp_path):
@@ -67,59 +66,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_saves_and_exits_0_then_resumes(tmp_path):
-    process = subprocess.Popen(
-        train_command(
-            "train.run_name=interrupted",
-            "train.total_timesteps=1000000",
-            "train.eval_every=0",
-            "logging.progress_bar=false",
-        ),
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    run = tmp_path / "models" / "interrupted"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (run / "checkpoints").is_dir():
-        time.sleep(0.2)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
-    assert "interrupted: saved" in stderr and "Traceback" not in stderr
-    saved = sorted((run / "checkpoints").iterdir())
-    assert saved
-    result = run_train(
-        tmp_path, "--resume", str(run), "--set", "train.total_timesteps=1", "--set", "logging.progress_bar=false"
-    )
-    assert result.returncode == 0, result.stderr
-    assert "resuming from" in result.stderr
-
-
 # ------------------------------------------------------------------------------------------------
 # training.loop.run and the command's exit codes, in process on a tiny config
 # ------------------------------------------------------------------------------------------------
-
-TINY = [
-    "env.opponent=random",
-    "curriculum.stages=[]",
-    "multiprocessing.use_multiprocessing=false",
-    "multiprocessing.parallel_episodes=2",
-    "multiprocessing.num_processes=1",
-    "ppo.n_steps=16",
-    "ppo.batch_size=32",
-    "ppo.n_epochs=1",
-    "policy.cnn_channels=[4]",
-    "policy.net_arch=[8]",
-    "train.total_timesteps=64",
-    "train.checkpoint_every=32",
-    "train.eval_every=32",
-    "train.eval_games=2",
-    "train.eval_opponents=[random]",
-    "logging.progress_bar=false",
-    "logging.tensorboard=false",
-]
 
 
 def tiny_run(tmp_path, report=None):

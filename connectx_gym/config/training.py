@@ -229,6 +229,12 @@ class TrainConfig(Section):
         "6x7 boards with 4 in a row only; skipped on other boards.",
     )
     device: Literal["cpu", "cuda", "auto"] = config_field("cpu", "Torch device; auto = cuda when available.")
+    overlap: bool = config_field(
+        False,
+        "Collect each rollout in a thread with the policy from before the running PPO update, so acting and "
+        "learning overlap (one update of policy lag, logged as train/policy_lag_kl); false is SB3's synchronous "
+        "loop. Checkpoints of either mode resume in the other.",
+    )
 
     def _validate(self) -> None:
         if self.eval_every > 0 and not self.eval_opponents:

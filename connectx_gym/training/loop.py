@@ -21,6 +21,7 @@ from connectx_gym.errors import TrainingFailed, WorkerError
 from connectx_gym.runtime.checkpoints import save_model
 from connectx_gym.training.builders import build_model, build_vec_env, make_logger
 from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
+from connectx_gym.training.overlap import OverlappedLearner
 from connectx_gym.training.run_state import RunState, save_checkpoint
 from connectx_gym.training.setup import check_writable
 
@@ -78,7 +79,9 @@ def run(
         callbacks = make_callbacks(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
-        if remaining > 0:
+        if remaining > 0 and config.train.overlap:
+            OverlappedLearner(model).learn(remaining, callback=callbacks)
+        elif remaining > 0:
             model.learn(remaining, callback=callbacks, reset_num_timesteps=False, progress_bar=False)
         elapsed = time.perf_counter() - started
         checkpoint = save_checkpoint(model, run_dir, state)

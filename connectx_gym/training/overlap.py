@@ -1,0 +1,232 @@
+"""Overlapped training (``train.overlap: true``): rollout k+1 is collected with policy k while the
+PPO update that turns policy k into k+1 runs.
+
+SB3's ``learn`` alternates: the workers idle while ``train()`` runs, and the update waits while the
+workers step. ``OverlappedLearner.learn`` runs the same loop with one difference: after a rollout
+is handed to ``train()``, an acting thread starts collecting the next one into a second buffer,
+with a copy of the policy as it was before the update (the acting policy). The learner keeps
+MaskablePPO's loss, buffers, logger and checkpoint format; the model stays a plain
+``MaskablePPO``, so a checkpoint from either mode loads and resumes in the other.
+
+What differs from the synchronous loop:
+
+- **One update of policy lag.** The rollout trained at update k+1 was collected by policy k-1,
+  one update behind the learner. PPO's importance ratio is taken against the acting policy's
+  log-probabilities (they are what the buffer stores), so the clipping bounds the step exactly as
+  it does in synchronous PPO; the extra off-policyness is logged before every update as
+  ``train/policy_lag_kl``, the KL divergence from the acting to the learning policy on a sample
+  of the rollout's positions.
+- **Callbacks run at the hand-over.** The acting thread only steps the envs. Its infos and dones
+  are replayed through the callbacks (episode statistics, curriculum, checkpoints, evaluation,
+  progress bar) in the main thread once the rollout is complete, while no update runs. So an
+  evaluation or checkpoint never sees weights that the update is changing, and a curriculum
+  change reaches the envs one rollout later than in the synchronous loop.
+- **Randomness.** The acting thread samples actions from its own seeded ``torch.Generator``, so
+  the run is still reproducible from its seed; it is not the same run as the synchronous one.
+
+Stopping is safe in both threads: Ctrl-C in the main thread stops the acting thread after its
+current step before the exception leaves ``learn`` (so the caller can save a checkpoint and close
+the envs), and an error in the acting thread (a failed worker) is raised in the main thread at the
+next hand-over.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: positions sampled from each rollout to estimate the acting -> learning policy KL
+LAG_KL_SAMPLE = 1024
+#: the acting thread's torch generator is seeded with the run's seed plus this
+ACTING_SEED_OFFSET = 7_919
+
+
+@dataclass
+class Rollout:
+    """What one collection produced besides its buffer: each step's infos and dones, for the callbacks."""
+
+    steps: list[tuple[list[dict[str, Any]], np.ndarray]] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class OverlappedLearner:
+    """Trains a ``MaskablePPO`` with acting and learning overlapped.
+
+    :param model: the model (new or loaded); its env, buffer and policy are used in place
+    """
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.model = model
+        self.acting = copy.deepcopy(model.policy)
+        self.acting.set_training_mode(False)
+        self.spare = self._new_buffer()
+        seed = 0 if model.seed is None else int(model.seed)
+        self.generator = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET + int(model.num_timesteps))
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.pending: Rollout | None = None
+
+    def _new_buffer(self):
+        model = self.model
+        return model.rollout_buffer_class(
+            model.n_steps,
+            model.observation_space,
+            model.action_space,
+            model.device,
+            gamma=model.gamma,
+            gae_lambda=model.gae_lambda,
+            n_envs=model.n_envs,
+            **model.rollout_buffer_kwargs,
+        )
+
+    # ------------------------------------------------------------------ the loop
+    def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 1) -> Any:
+        """MaskablePPO's ``learn`` (continuing the model's step count), with overlapped collection."""
+        model = self.model
+        total_timesteps, callback = model._setup_learn(total_timesteps, callback, False, "MaskablePPO", False)
+        callback.on_training_start(locals(), globals())
+        iteration = 0
+        try:
+            while model.num_timesteps < total_timesteps:
+                if not self._next_rollout(callback, total_timesteps):
+                    break
+                iteration += 1
+                model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
+                if log_interval is not None and iteration % log_interval == 0:
+                    model.dump_logs(iteration)
+                self._log_lag_kl()
+                model.train()
+        finally:
+            self.stop()
+        callback.on_training_end()
+        return model
+
+    def _next_rollout(self, callback: Any, total_timesteps: int) -> bool:
+        """Put the next complete rollout in ``model.rollout_buffer``, replay its steps through the
+        callbacks, and start collecting the one after it (unless the run ends first)."""
+        model = self.model
+        if self.thread is None:
+            # the first rollout (or the first after a stop): collected here, by the current policy
+            self.acting.load_state_dict(model.policy.state_dict())
+            rollout = Rollout()
+            self._collect(model.rollout_buffer, rollout)
+        else:
+            rollout = self._join()
+            model.rollout_buffer, self.spare = self.spare, model.rollout_buffer
+        callback.on_rollout_start()
+        for infos, dones in rollout.steps:
+            model.num_timesteps += model.env.num_envs
+            callback.update_locals({"infos": infos, "dones": dones})
+            if not callback.on_step():
+                return False
+            model._update_info_buffer(infos, dones)
+        callback.on_rollout_end()
+        if model.num_timesteps < total_timesteps:
+            # the acting policy is the one the coming update starts from
+            self.acting.load_state_dict(model.policy.state_dict())
+            self._start()
+        return True
+
+    # ------------------------------------------------------------------ the acting thread
+    def _start(self) -> None:
+        self.stop_event.clear()
+        self.pending = Rollout()
+        self.thread = threading.Thread(
+            target=self._run, args=(self.spare, self.pending), name="connectx-acting", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, buffer: Any, rollout: Rollout) -> None:
+        try:
+            self._collect(buffer, rollout)
+        except BaseException as error:  # handed to the main thread at the next hand-over
+            rollout.error = error
+
+    def _join(self) -> Rollout:
+        assert self.thread is not None and self.pending is not None
+        self.thread.join()
+        rollout, self.thread, self.pending = self.pending, None, None
+        if rollout.error is not None:
+            raise rollout.error
+        return rollout
+
+    def stop(self) -> None:
+        """Stop the acting thread after its current step and wait for it (errors are dropped)."""
+        if self.thread is None:
+            return
+        self.stop_event.set()
+        self.thread.join()
+        self.thread = self.pending = None
+
+    # ------------------------------------------------------------------ collection
+    def _act(self, obs: np.ndarray, masks: np.ndarray):
+        """The acting policy's sampled actions, values and log-probabilities (MaskablePPO's ``forward``,
+        sampling from this learner's own generator)."""
+        import torch
+
+        policy = self.acting
+        with torch.no_grad():
+            obs_tensor, _ = policy.obs_to_tensor(obs)
+            features = policy.extract_features(obs_tensor)
+            latent_pi, latent_vf = policy.mlp_extractor(features)
+            values = policy.value_net(latent_vf)
+            distribution = policy._get_action_dist_from_latent(latent_pi)
+            distribution.apply_masking(masks)
+            probs = distribution.distribution.probs
+            actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+            log_probs = distribution.log_prob(actions)
+        return actions.numpy(), values, log_probs
+
+    def _collect(self, buffer: Any, rollout: Rollout) -> None:
+        """Fill ``buffer`` with ``n_steps`` steps of every env (MaskablePPO's ``collect_rollouts``
+        without the callbacks, whose inputs are kept in ``rollout``)."""
+        import torch
+        from sb3_contrib.common.maskable.utils import get_action_masks
+
+        model, env = self.model, self.model.env
+        buffer.reset()
+        new_obs = dones = None
+        for _ in range(model.n_steps):
+            if self.stop_event.is_set():
+                return
+            masks = get_action_masks(env)
+            actions, values, log_probs = self._act(model._last_obs, masks)
+            new_obs, rewards, dones, infos = env.step(actions)
+            rollout.steps.append((infos, dones))
+            buffer.add(
+                model._last_obs,
+                actions.reshape(-1, 1),
+                rewards,
+                model._last_episode_starts,
+                values,
+                log_probs,
+                action_masks=masks,
+            )
+            model._last_obs = new_obs
+            model._last_episode_starts = dones
+        with torch.no_grad():
+            last_values = self.acting.predict_values(self.acting.obs_to_tensor(new_obs)[0])
+        buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+
+    def _log_lag_kl(self) -> None:
+        """Record the KL from the policy that collected the rollout to the one about to learn from it."""
+        import torch
+
+        model, buffer = self.model, self.model.rollout_buffer
+        size = buffer.buffer_size * buffer.n_envs
+        picks = np.linspace(0, size - 1, min(LAG_KL_SAMPLE, size)).astype(np.int64)
+        flat = buffer.swap_and_flatten
+        obs = torch.as_tensor(flat(buffer.observations.copy())[picks], device=model.device)
+        actions = torch.as_tensor(flat(buffer.actions.copy())[picks].reshape(-1), device=model.device)
+        masks = flat(buffer.action_masks.copy())[picks]
+        old_log_probs = torch.as_tensor(flat(buffer.log_probs.copy())[picks].reshape(-1), device=model.device)
+        with torch.no_grad():
+            _, log_probs, _ = model.policy.evaluate_actions(obs, actions, action_masks=masks)
+        log_ratio = log_probs - old_log_probs
+        model.logger.record("train/policy_lag_kl", float(((torch.exp(log_ratio) - 1) - log_ratio).mean()))
