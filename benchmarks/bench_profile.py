@@ -7,12 +7,12 @@ categories come from timing SB3's own methods: ``rollout inference`` (the policy
 and the rollout buffer: collect_rollouts minus what follows), ``waiting for workers``
 (``step_wait``), ``sending actions`` (``step_async``), ``PPO update`` (``train``), ``callbacks``
 and ``evaluation``. Worker categories come from the workers' own timers (``CONNECTX_PROFILE=1``,
-``connectx_gym.envs.profiling``): ``opponent <kind>`` moves, ``env stepping`` (the rest of a
-step: rules, observations, resets), ``IPC send`` and ``waiting for actions``. Utilization is the
-CPU seconds of all of them over wall time x usable cores, and the machine's busy share from
-``/proc/stat`` (other processes included). Prints a table; the last line is one JSON object.
+``connectx_gym.envs.profiling``): ``opponent <kind>`` moves, ``teacher search`` (kickstarting),
+``env stepping`` (the rest of a step: rules, observations, resets), ``IPC send`` and ``waiting for
+actions``. Utilization is the CPU seconds of all of them over wall time x usable cores, and the
+machine's busy share from ``/proc/stat`` (other processes included). Prints a table; the last line is one JSON object.
 
-    python benchmarks/bench_profile.py [--rollouts 6] [--config configs/default.yaml]
+    python benchmarks/bench_profile.py [--rollouts 6] [--config configs/default.yaml] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -100,8 +100,11 @@ def learner_rows(wall: float) -> list[tuple[str, str, float]]:
 def worker_rows(profile: dict, index: int) -> list[tuple[str, str, float]]:
     timers = profile["timers"]
     opponents = {k: v for k, v in timers.items() if k.startswith("opponent:")}
-    stepping = timers.get("step", 0.0) - sum(opponents.values())
+    teacher = timers.get("teacher", 0.0)
+    stepping = timers.get("step", 0.0) - sum(opponents.values()) - teacher
     rows = [(f"worker {index}", f"opponent {k.split(':', 1)[1]}", v) for k, v in sorted(opponents.items())]
+    if teacher:
+        rows.append((f"worker {index}", "teacher search (kickstart)", teacher))
     rows += [
         (f"worker {index}", "env stepping", stepping),
         (f"worker {index}", "IPC send", timers.get("send", 0.0)),
@@ -114,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     parser.add_argument("--rollouts", type=int, default=6)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     args = parser.parse_args()
     base = load_config(args.config)
     rollout = base.ppo.n_steps * base.multiprocessing.parallel_episodes
@@ -126,6 +130,7 @@ def main() -> None:
         f"train.output_dir={out}",
         "train.run_name=profile",
         "logging.progress_bar=false",
+        *args.set,
     ]
     config = load_config(args.config, overrides).resolved()
     instrument()

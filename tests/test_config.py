@@ -18,6 +18,7 @@ from connectx_gym.config import (
     Config,
     CurriculumConfig,
     EnvConfig,
+    KickstartConfig,
     LoggingConfig,
     MultiprocessingConfig,
     PolicyConfig,
@@ -97,6 +98,7 @@ SPEC_DEFAULTS = {
         ],
         window=2000,
     ),
+    "kickstart": dict(coef=0.0, depth=3, temperature=0.1, decay_steps=1_000_000),
     "ray": dict(address=None, num_cpus_per_worker=1.0),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
 }
@@ -602,6 +604,7 @@ def test_section_classes_are_exported():
         "train": TrainConfig,
         "selfplay": SelfPlayConfig,
         "curriculum": CurriculumConfig,
+        "kickstart": KickstartConfig,
         "ray": RayConfig,
         "logging": LoggingConfig,
     }

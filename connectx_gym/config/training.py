@@ -304,6 +304,29 @@ class CurriculumConfig(Section):
 
 
 @dataclass(frozen=True)
+class KickstartConfig(Section):
+    """A search teacher the policy is pulled toward early in training (kickstarting)."""
+
+    section: ClassVar[str] = "kickstart"
+
+    coef: float = config_field(
+        0.0,
+        "Weight of the cross-entropy toward the teacher's move distribution in the PPO loss at step 0; "
+        "0 disables kickstarting.",
+        ge=0,
+    )
+    depth: int = config_field(
+        3, "Alpha-beta depth of the teacher, which the env workers run on every position the agent sees.", ge=1
+    )
+    temperature: float = config_field(
+        0.1, "Softmax temperature over the teacher's move values in [-1, 1]; 0 = even over the best moves.", ge=0
+    )
+    decay_steps: int = config_field(
+        1_000_000, "Steps over which the weight falls linearly to 0; after that the workers stop searching.", ge=1
+    )
+
+
+@dataclass(frozen=True)
 class RayConfig(Section):
     """Where the ray backend runs its chunk actors (needs the optional extra: pip install -e ".[ray]")."""
 
@@ -339,6 +362,7 @@ SECTIONS: dict[str, type] = {
         TrainConfig,
         SelfPlayConfig,
         CurriculumConfig,
+        KickstartConfig,
         RayConfig,
         LoggingConfig,
     )
@@ -356,6 +380,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    kickstart: KickstartConfig = field(default_factory=KickstartConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 

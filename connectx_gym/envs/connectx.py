@@ -40,6 +40,10 @@ class ConnectXEnv(gym.Env):
     :param illegal_action: what a full or off-board column does: ``"lose"`` ends the episode as a
         loss, as Kaggle does; ``"raise"`` raises ``ValueError``
     :param info_board: put Kaggle's flat board in every step's ``info`` (``info["board"]``)
+    :param teacher_depth: when > 0, ``info["teacher"]`` holds a search teacher's move distribution
+        for the observation returned with it (``game.teacher``: alpha-beta to this depth), for
+        kickstarting; absent once the game is over
+    :param teacher_temperature: the teacher's softmax temperature (0: even over the best moves)
     :param render_mode: ``"human"`` (print) or ``"ansi"`` (return the text)
     """
 
@@ -58,6 +62,8 @@ class ConnectXEnv(gym.Env):
         illegal_action: str = "lose",
         info_board: bool = True,
         render_mode: str | None = None,
+        teacher_depth: int = 0,
+        teacher_temperature: float = 0.1,
     ) -> None:
         super().__init__()
         self.geometry = geometry(rows, columns, inarow)
@@ -76,6 +82,12 @@ class ConnectXEnv(gym.Env):
         self.illegal_action = illegal_action
         self.info_board = info_board
         self.render_mode = render_mode
+        if isinstance(teacher_depth, bool) or not isinstance(teacher_depth, (int, np.integer)) or teacher_depth < 0:
+            raise ValueError(f"teacher_depth must be an integer >= 0, got {teacher_depth!r}")
+        if not teacher_temperature >= 0:
+            raise ValueError(f"teacher_temperature must be >= 0, got {teacher_temperature!r}")
+        self.teacher_depth = int(teacher_depth)
+        self.teacher_temperature = float(teacher_temperature)
         self.observation_space = spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32)
         self.action_space = spaces.Discrete(columns)
         self.set_opponent(opponent)
@@ -274,4 +286,12 @@ class ConnectXEnv(gym.Env):
             info["opponent"] = getattr(self.opponent, "episode_label", None) or self.opponent.name
         if self.info_board:
             info["board"] = self._board.copy()
+        if self.teacher_depth and self.winner is None:
+            from connectx_gym.game.teacher import search_distribution
+
+            timers = profiling.TIMERS
+            started = time.perf_counter() if timers is not None else 0.0
+            info["teacher"] = search_distribution(self.position, self.teacher_depth, self.teacher_temperature)
+            if timers is not None:
+                timers["teacher"] += time.perf_counter() - started
         return info

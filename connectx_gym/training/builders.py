@@ -35,6 +35,14 @@ def env_kwargs(config: Config, info_board: bool = False, opponent: Any = None) -
     return kwargs
 
 
+def teacher_kwargs(config: Config) -> dict[str, Any]:
+    """The training envs' teacher arguments: the ``kickstart`` section's search, when it is on."""
+    kickstart = config.kickstart
+    if kickstart.coef <= 0:
+        return {}
+    return {"teacher_depth": kickstart.depth, "teacher_temperature": kickstart.temperature}
+
+
 def ppo_kwargs(config: Config) -> dict[str, Any]:
     return dict(config_to_dict(config)["ppo"])
 
@@ -54,7 +62,7 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
     # instead of every worker loading the checkpoint through SB3 (and importing torch).
     built = make_opponent(config.env.opponent if opponent is None else opponent)
     venv = make_vec_env(
-        env_kwargs(config, opponent=built),
+        {**env_kwargs(config, opponent=built), **teacher_kwargs(config)},
         parallel_episodes=mp_config.parallel_episodes,
         num_processes=mp_config.num_processes,
         use_multiprocessing=mp_config.use_multiprocessing,

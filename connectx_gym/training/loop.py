@@ -21,7 +21,7 @@ from connectx_gym.errors import TrainingFailed, WorkerError
 from connectx_gym.runtime.checkpoints import save_model
 from connectx_gym.training.builders import build_model, build_vec_env, make_logger
 from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
-from connectx_gym.training.overlap import OverlappedLearner
+from connectx_gym.training.learner import Learner
 from connectx_gym.training.run_state import RunState, save_checkpoint
 from connectx_gym.training.setup import check_writable
 
@@ -79,8 +79,8 @@ def run(
         callbacks = make_callbacks(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
-        if remaining > 0 and config.train.overlap:
-            OverlappedLearner(model).learn(remaining, callback=callbacks)
+        if remaining > 0 and (config.train.overlap or config.kickstart.coef > 0):
+            Learner(model, overlap=config.train.overlap, kickstart=config.kickstart).learn(remaining, callbacks)
         elif remaining > 0:
             model.learn(remaining, callback=callbacks, reset_num_timesteps=False, progress_bar=False)
         elapsed = time.perf_counter() - started

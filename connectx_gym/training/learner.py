@@ -1,12 +1,13 @@
-"""Overlapped training (``train.overlap: true``): rollout k+1 is collected with policy k while the
-PPO update that turns policy k into k+1 runs.
+"""The trainer's own rollout loop, used when ``train.overlap`` or kickstarting (``kickstart.coef``) is
+on; otherwise the trainer runs SB3's ``learn``.
 
-SB3's ``learn`` alternates: the workers idle while ``train()`` runs, and the update waits while the
-workers step. ``OverlappedLearner.learn`` runs the same loop with one difference: after a rollout
-is handed to ``train()``, an acting thread starts collecting the next one into a second buffer,
-with a copy of the policy as it was before the update (the acting policy). The learner keeps
-MaskablePPO's loss, buffers, logger and checkpoint format; the model stays a plain
-``MaskablePPO``, so a checkpoint from either mode loads and resumes in the other.
+**Overlap** (``train.overlap: true``): rollout k+1 is collected with policy k while the PPO update
+that turns policy k into k+1 runs. SB3's ``learn`` alternates: the workers idle while ``train()``
+runs, and the update waits while the workers step. ``Learner.learn`` runs the same loop with one
+difference: after a rollout is handed to ``train()``, an acting thread starts collecting the next
+one into a second buffer, with a copy of the policy as it was before the update (the acting
+policy). The learner keeps MaskablePPO's loss, buffers, logger and checkpoint format; the model
+stays a plain ``MaskablePPO``, so a checkpoint from either mode loads and resumes in the other.
 
 What differs from the synchronous loop:
 
@@ -28,6 +29,11 @@ Stopping is safe in both threads: Ctrl-C in the main thread stops the acting thr
 current step before the exception leaves ``learn`` (so the caller can save a checkpoint and close
 the envs), and an error in the acting thread (a failed worker) is raised in the main thread at the
 next hand-over.
+
+**Kickstarting** (``kickstart.coef > 0``, ``training.kickstart``): each transition also stores the
+search teacher's move distribution that came with its observation (``info["teacher"]``), and the
+update adds the teacher term while its weight is above 0. With ``train.overlap: false`` the
+rollouts are collected in the main thread, one after the other, as SB3 does.
 """
 
 from __future__ import annotations
@@ -53,19 +59,26 @@ class Rollout:
     error: BaseException | None = None
 
 
-class OverlappedLearner:
-    """Trains a ``MaskablePPO`` with acting and learning overlapped.
+class Learner:
+    """Trains a ``MaskablePPO`` with its own rollout loop.
 
     :param model: the model (new or loaded); its env, buffer and policy are used in place
+    :param overlap: collect each rollout in a thread while the previous one is learned from
+    :param kickstart: the ``kickstart`` config section (None or ``coef`` 0: no teacher)
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, overlap: bool = True, kickstart: Any = None) -> None:
         import torch
 
         self.model = model
+        self.overlap = overlap
+        self.kickstart = kickstart if kickstart is not None and kickstart.coef > 0 else None
         self.acting = copy.deepcopy(model.policy)
         self.acting.set_training_mode(False)
+        if self.kickstart is not None:
+            model.rollout_buffer = self._new_buffer()
         self.spare = self._new_buffer()
+        self.last_teacher: np.ndarray | None = None
         seed = 0 if model.seed is None else int(model.seed)
         self.generator = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET + int(model.num_timesteps))
         self.stop_event = threading.Event()
@@ -73,8 +86,11 @@ class OverlappedLearner:
         self.pending: Rollout | None = None
 
     def _new_buffer(self):
+        from connectx_gym.training.kickstart import TeacherRolloutBuffer
+
         model = self.model
-        return model.rollout_buffer_class(
+        buffer_class = TeacherRolloutBuffer if self.kickstart is not None else model.rollout_buffer_class
+        return buffer_class(
             model.n_steps,
             model.observation_space,
             model.action_space,
@@ -90,6 +106,8 @@ class OverlappedLearner:
         """MaskablePPO's ``learn`` (continuing the model's step count), with overlapped collection."""
         model = self.model
         total_timesteps, callback = model._setup_learn(total_timesteps, callback, False, "MaskablePPO", False)
+        if self.kickstart is not None:
+            self.last_teacher = self._teachers(unwrapped(model.env).reset_infos)
         callback.on_training_start(locals(), globals())
         iteration = 0
         try:
@@ -100,8 +118,9 @@ class OverlappedLearner:
                 model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
                 if log_interval is not None and iteration % log_interval == 0:
                     model.dump_logs(iteration)
-                self._log_lag_kl()
-                model.train()
+                if self.overlap:
+                    self._log_lag_kl()
+                self._train()
         finally:
             self.stop()
         callback.on_training_end()
@@ -127,11 +146,26 @@ class OverlappedLearner:
                 return False
             model._update_info_buffer(infos, dones)
         callback.on_rollout_end()
-        if model.num_timesteps < total_timesteps:
+        if self.overlap and model.num_timesteps < total_timesteps:
             # the acting policy is the one the coming update starts from
             self.acting.load_state_dict(model.policy.state_dict())
             self._start()
         return True
+
+    def _train(self) -> None:
+        """One update: MaskablePPO's, with the teacher term while its weight is above 0."""
+        from connectx_gym.training.kickstart import kickstart_coef, train_with_teacher
+
+        model = self.model
+        coef = kickstart_coef(self.kickstart, model.num_timesteps) if self.kickstart is not None else 0.0
+        if coef > 0:
+            train_with_teacher(model, coef)
+            return
+        if self.kickstart is not None:
+            # the teacher's time is over: the workers stop searching, the update is SB3's own
+            model.env.set_attr("teacher_depth", 0)
+            self.kickstart = None
+        model.train()
 
     # ------------------------------------------------------------------ the acting thread
     def _start(self) -> None:
@@ -199,6 +233,7 @@ class OverlappedLearner:
             actions, values, log_probs = self._act(model._last_obs, masks)
             new_obs, rewards, dones, infos = env.step(actions)
             rollout.steps.append((infos, dones))
+            teacher = {} if self.last_teacher is None else {"teacher": self.last_teacher}
             buffer.add(
                 model._last_obs,
                 actions.reshape(-1, 1),
@@ -207,12 +242,28 @@ class OverlappedLearner:
                 values,
                 log_probs,
                 action_masks=masks,
+                **teacher,
             )
             model._last_obs = new_obs
             model._last_episode_starts = dones
+            if self.last_teacher is not None:
+                self.last_teacher = self._teachers(infos, dones)
         with torch.no_grad():
             last_values = self.acting.predict_values(self.acting.obs_to_tensor(new_obs)[0])
         buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+
+    def _teachers(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> np.ndarray:
+        """The teacher distributions of the observations that came with ``infos`` (a finished episode's
+        next observation is its reset one, whose info the vec env keeps in ``reset_infos``)."""
+        env = self.model.env
+        reset_infos = unwrapped(env).reset_infos if dones is not None and dones.any() else None
+        teachers = np.zeros((env.num_envs, env.action_space.n), dtype=np.float32)
+        for i, info in enumerate(infos):
+            source = reset_infos[i] if reset_infos is not None and dones[i] else info
+            found = source.get("teacher")
+            if found is not None:
+                teachers[i] = found
+        return teachers
 
     def _log_lag_kl(self) -> None:
         """Record the KL from the policy that collected the rollout to the one about to learn from it."""
@@ -230,3 +281,10 @@ class OverlappedLearner:
             _, log_probs, _ = model.policy.evaluate_actions(obs, actions, action_masks=masks)
         log_ratio = log_probs - old_log_probs
         model.logger.record("train/policy_lag_kl", float(((torch.exp(log_ratio) - 1) - log_ratio).mean()))
+
+
+def unwrapped(venv: Any) -> Any:
+    """The innermost vec env under SB3's wrappers (``VecMonitor``...), which holds ``reset_infos``."""
+    while hasattr(venv, "venv"):
+        venv = venv.venv
+    return venv

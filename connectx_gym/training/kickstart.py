@@ -1,0 +1,158 @@
+"""Kickstarting (``kickstart`` section): PPO's loss plus a decaying pull toward a search teacher.
+
+The env workers attach the teacher's move distribution for every observation they return
+(``ConnectXEnv(teacher_depth=...)``, ``info["teacher"]``); ``TeacherRolloutBuffer`` stores it next
+to each transition, and ``train_with_teacher`` runs MaskablePPO's update with one more term:
+
+    loss = PPO's loss + coef * cross_entropy(teacher, policy)
+
+over the transitions that have a teacher distribution (Schmitt et al. 2018, "Kickstarting Deep
+Reinforcement Learning"). The KL divergence from the teacher to the policy (the cross-entropy less
+the teacher's own entropy) is logged as ``train/teacher_kl``. ``coef`` decays linearly to 0 over
+``kickstart.decay_steps``; after that the update is MaskablePPO's own and the workers stop
+searching. The model stays a plain ``MaskablePPO``, so checkpoints load, evaluate, export and
+resume like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from connectx_gym.runtime.quiet import quiet_import_sb3
+
+quiet_import_sb3()
+import torch  # noqa: E402
+from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+
+class TeacherSamples(NamedTuple):
+    observations: torch.Tensor
+    actions: torch.Tensor
+    old_values: torch.Tensor
+    old_log_prob: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    action_masks: torch.Tensor
+    teacher: torch.Tensor
+
+
+class TeacherRolloutBuffer(MaskableRolloutBuffer):
+    """``MaskableRolloutBuffer`` that also keeps the teacher's distribution of every transition
+    (all zeros where there was none: such transitions add nothing to the teacher term)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.teacher = np.zeros((self.buffer_size, self.n_envs, self.mask_dims), dtype=np.float32)
+
+    def add(self, *args, teacher: np.ndarray | None = None, **kwargs) -> None:
+        if teacher is not None:
+            self.teacher[self.pos] = teacher
+        super().add(*args, **kwargs)
+
+    def get(self, batch_size: int | None = None):
+        if not self.generator_ready:
+            self.teacher = self.swap_and_flatten(self.teacher)
+        yield from super().get(batch_size)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> TeacherSamples:  # type: ignore[override]
+        samples = super()._get_samples(batch_inds, env)
+        return TeacherSamples(*samples, self.to_torch(self.teacher[batch_inds]))
+
+
+def kickstart_coef(config: Any, steps: int) -> float:
+    """The teacher term's weight after ``steps`` steps: ``coef`` decaying linearly to 0 at ``decay_steps``."""
+    if config.coef <= 0 or steps >= config.decay_steps:
+        return 0.0
+    return config.coef * (1.0 - steps / config.decay_steps)
+
+
+def _mean_entropy(distributions: torch.Tensor) -> float:
+    """Mean entropy of the rows (0 for none): the part of the cross-entropy the policy cannot remove."""
+    if not len(distributions):
+        return 0.0
+    logs = torch.where(distributions > 0, torch.log(distributions.clamp_min(1e-12)), torch.zeros(()))
+    return float(-(distributions * logs).sum(dim=1).mean())
+
+
+def _evaluate(policy: Any, samples: TeacherSamples):
+    """Values, log-probabilities of the taken actions, entropies and the teacher cross-entropy per
+    sample (MaskableActorCriticPolicy.evaluate_actions, keeping the whole distribution)."""
+    features = policy.extract_features(samples.observations)
+    latent_pi, latent_vf = policy.mlp_extractor(features)
+    distribution = policy._get_action_dist_from_latent(latent_pi)
+    distribution.apply_masking(samples.action_masks)
+    actions = samples.actions.long().flatten()
+    log_probs = distribution.distribution.logits  # normalised log-probabilities, masked ones ~ -1e8
+    cross_entropy = -(samples.teacher * log_probs).sum(dim=1)
+    return policy.value_net(latent_vf).flatten(), distribution.log_prob(actions), distribution.entropy(), cross_entropy
+
+
+# long: MaskablePPO.train with the teacher term; kept in one piece to read side by side with SB3's
+def train_with_teacher(model: Any, coef: float) -> None:
+    """One PPO update of ``model`` on its rollout buffer with the teacher term weighted by ``coef``
+    (sb3-contrib's ``MaskablePPO.train``, step for step, plus that term; value clipping unsupported)."""
+    policy = model.policy
+    policy.set_training_mode(True)
+    model._update_learning_rate(policy.optimizer)
+    clip_range = model.clip_range(model._current_progress_remaining)
+    entropy_losses, pg_losses, value_losses, clip_fractions, teacher_losses = [], [], [], [], []
+    approx_kl_divs: list[float] = []
+    loss = torch.zeros(())
+    continue_training = True
+    for _ in range(model.n_epochs):
+        approx_kl_divs = []
+        for samples in model.rollout_buffer.get(model.batch_size):
+            values, log_prob, entropy, cross_entropy = _evaluate(policy, samples)
+            advantages = samples.advantages
+            if model.normalize_advantage:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            ratio = torch.exp(log_prob - samples.old_log_prob)
+            policy_loss = -torch.min(
+                advantages * ratio, advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            ).mean()
+            pg_losses.append(policy_loss.item())
+            clip_fractions.append(torch.mean((torch.abs(ratio - 1) > clip_range).float()).item())
+            value_loss = F.mse_loss(samples.returns, values)
+            value_losses.append(value_loss.item())
+            entropy_loss = -torch.mean(entropy)
+            entropy_losses.append(entropy_loss.item())
+            taught = samples.teacher.sum(dim=1) > 0
+            teacher_loss = cross_entropy[taught].mean() if bool(taught.any()) else torch.zeros(())
+            teacher_losses.append(teacher_loss.item() - _mean_entropy(samples.teacher[taught]))
+            loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * value_loss + coef * teacher_loss
+            with torch.no_grad():
+                log_ratio = log_prob - samples.old_log_prob
+                approx_kl_div = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
+                approx_kl_divs.append(approx_kl_div)
+            if model.target_kl is not None and approx_kl_div > 1.5 * model.target_kl:
+                continue_training = False
+                break
+            policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), model.max_grad_norm)
+            policy.optimizer.step()
+        model._n_updates += 1
+        if not continue_training:
+            break
+    _log_update(model, entropy_losses, pg_losses, value_losses, approx_kl_divs, clip_fractions, loss, clip_range)
+    model.logger.record("train/teacher_kl", float(np.mean(teacher_losses)) if teacher_losses else 0.0)
+    model.logger.record("train/teacher_coef", coef)
+
+
+def _log_update(model, entropy_losses, pg_losses, value_losses, approx_kl_divs, clip_fractions, loss, clip_range):
+    from stable_baselines3.common.utils import explained_variance
+
+    buffer = model.rollout_buffer
+    record = model.logger.record
+    record("train/entropy_loss", np.mean(entropy_losses))
+    record("train/policy_gradient_loss", np.mean(pg_losses))
+    record("train/value_loss", np.mean(value_losses))
+    record("train/approx_kl", np.mean(approx_kl_divs))
+    record("train/clip_fraction", np.mean(clip_fractions))
+    record("train/loss", loss.item())
+    record("train/explained_variance", explained_variance(buffer.values.flatten(), buffer.returns.flatten()))
+    record("train/n_updates", model._n_updates, exclude="tensorboard")
+    record("train/clip_range", clip_range)
