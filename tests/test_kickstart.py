@@ -191,3 +191,33 @@ def test_a_kickstarted_run_logs_the_teacher_term_until_it_decays(tmp_path, overl
     # the update after step 32 weighs the teacher 1 - 32/96, after 64: 1 - 64/96; from 96 on it is off
     assert [round(float(row["train/teacher_coef"]), 3) for row in rows] == [0.667, 0.333]
     assert all(float(row["train/teacher_kl"]) > 0 for row in rows)
+
+
+def test_the_teacher_is_retired_while_no_acting_thread_steps_the_envs(tmp_path, monkeypatch):
+    import threading
+
+    from helpers import TINY
+
+    from connectx_gym.config import load_config
+    from connectx_gym.envs.vec import ChunkedVecEnv
+    from connectx_gym.training.loop import run
+
+    calls = []
+    original = ChunkedVecEnv.set_attr
+
+    def recording(self, name, value, indices=None):
+        acting = [t for t in threading.enumerate() if t.name == "connectx-acting" and t.is_alive()]
+        calls.append((name, value, len(acting)))
+        return original(self, name, value, indices)
+
+    monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)
+    overrides = [*TINY, "train.total_timesteps=160", "train.eval_every=0", "train.overlap=true"]
+    overrides += ["kickstart.coef=1.0", "kickstart.depth=2", "kickstart.decay_steps=64"]
+    result = run(load_config(None, overrides).resolved(), tmp_path / "run", None)
+    assert calls == [("teacher_depth", 0, 0)]  # once, at step 64, with no acting thread alive
+
+    # resumed after the decay: the teacher is retired before the first rollout is collected
+    calls.clear()
+    resumed = [*overrides, "train.total_timesteps=224"]
+    run(load_config(None, resumed).resolved(), tmp_path / "run2", (160, result.checkpoint))
+    assert calls == [("teacher_depth", 0, 0)]

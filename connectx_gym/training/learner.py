@@ -106,6 +106,7 @@ class Learner:
         """MaskablePPO's ``learn`` (continuing the model's step count), with overlapped collection."""
         model = self.model
         total_timesteps, callback = model._setup_learn(total_timesteps, callback, False, "MaskablePPO", False)
+        self._retire_teacher_when_done()
         if self.kickstart is not None:
             self.last_teacher = self._teachers(unwrapped(model.env).reset_infos)
         callback.on_training_start(locals(), globals())
@@ -146,6 +147,7 @@ class Learner:
                 return False
             model._update_info_buffer(infos, dones)
         callback.on_rollout_end()
+        self._retire_teacher_when_done()
         if self.overlap and model.num_timesteps < total_timesteps:
             # the acting policy is the one the coming update starts from
             self.acting.load_state_dict(model.policy.state_dict())
@@ -160,12 +162,18 @@ class Learner:
         coef = kickstart_coef(self.kickstart, model.num_timesteps) if self.kickstart is not None else 0.0
         if coef > 0:
             train_with_teacher(model, coef)
-            return
-        if self.kickstart is not None:
-            # the teacher's time is over: the workers stop searching, the update is SB3's own
-            model.env.set_attr("teacher_depth", 0)
+        else:
+            model.train()
+
+    def _retire_teacher_when_done(self) -> None:
+        """Once the teacher's weight is 0 the workers stop searching and updates are SB3's own. Called
+        only while no acting thread runs: the envs are told through the same pipes it steps them by."""
+        from connectx_gym.training.kickstart import kickstart_coef
+
+        if self.kickstart is not None and kickstart_coef(self.kickstart, self.model.num_timesteps) == 0:
+            self.model.env.set_attr("teacher_depth", 0)
             self.kickstart = None
-        model.train()
+            self.last_teacher = None
 
     # ------------------------------------------------------------------ the acting thread
     def _start(self) -> None:
