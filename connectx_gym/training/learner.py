@@ -279,12 +279,12 @@ class Learner:
 
         model, buffer = self.model, self.model.rollout_buffer
         size = buffer.buffer_size * buffer.n_envs
-        picks = np.linspace(0, size - 1, min(LAG_KL_SAMPLE, size)).astype(np.int64)
-        flat = buffer.swap_and_flatten
-        obs = torch.as_tensor(flat(buffer.observations.copy())[picks], device=model.device)
-        actions = torch.as_tensor(flat(buffer.actions.copy())[picks].reshape(-1), device=model.device)
-        masks = flat(buffer.action_masks.copy())[picks]
-        old_log_probs = torch.as_tensor(flat(buffer.log_probs.copy())[picks].reshape(-1), device=model.device)
+        # an even spread of (step, env) cells, read in place: the buffer is not flattened yet
+        steps, envs = np.divmod(np.linspace(0, size - 1, min(LAG_KL_SAMPLE, size)).astype(np.int64), buffer.n_envs)
+        obs = torch.as_tensor(buffer.observations[steps, envs], device=model.device)
+        actions = torch.as_tensor(buffer.actions[steps, envs].reshape(-1), device=model.device)
+        masks = buffer.action_masks[steps, envs]
+        old_log_probs = torch.as_tensor(buffer.log_probs[steps, envs], device=model.device)
         with torch.no_grad():
             _, log_probs, _ = model.policy.evaluate_actions(obs, actions, action_masks=masks)
         log_ratio = log_probs - old_log_probs
