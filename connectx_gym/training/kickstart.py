@@ -27,6 +27,8 @@ import torch  # noqa: E402
 from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
+from connectx_gym.training.policy import masked_forward  # noqa: E402
+
 
 class TeacherSamples(NamedTuple):
     observations: torch.Tensor
@@ -80,14 +82,11 @@ def _mean_entropy(distributions: torch.Tensor) -> float:
 def _evaluate(policy: Any, samples: TeacherSamples):
     """Values, log-probabilities of the taken actions, entropies and the teacher cross-entropy per
     sample (MaskableActorCriticPolicy.evaluate_actions, keeping the whole distribution)."""
-    features = policy.extract_features(samples.observations)
-    latent_pi, latent_vf = policy.mlp_extractor(features)
-    distribution = policy._get_action_dist_from_latent(latent_pi)
-    distribution.apply_masking(samples.action_masks)
+    values, distribution = masked_forward(policy, samples.observations, samples.action_masks)
     actions = samples.actions.long().flatten()
     log_probs = distribution.distribution.logits  # normalised log-probabilities, masked ones ~ -1e8
     cross_entropy = -(samples.teacher * log_probs).sum(dim=1)
-    return policy.value_net(latent_vf).flatten(), distribution.log_prob(actions), distribution.entropy(), cross_entropy
+    return values.flatten(), distribution.log_prob(actions), distribution.entropy(), cross_entropy
 
 
 # long: MaskablePPO.train with the teacher term; kept in one piece to read side by side with SB3's

@@ -212,14 +212,11 @@ class Learner:
         sampling from this learner's own generator)."""
         import torch
 
+        from connectx_gym.training.policy import masked_forward
+
         policy = self.acting
         with torch.no_grad():
-            obs_tensor, _ = policy.obs_to_tensor(obs)
-            features = policy.extract_features(obs_tensor)
-            latent_pi, latent_vf = policy.mlp_extractor(features)
-            values = policy.value_net(latent_vf)
-            distribution = policy._get_action_dist_from_latent(latent_pi)
-            distribution.apply_masking(masks)
+            values, distribution = masked_forward(policy, policy.obs_to_tensor(obs)[0], masks)
             probs = distribution.distribution.probs
             actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
             log_probs = distribution.log_prob(actions)

@@ -51,6 +51,16 @@ class BoardCNN(BaseFeaturesExtractor):
         return self.cnn(observations)
 
 
+def masked_forward(policy: Any, observations: torch.Tensor, masks: Any) -> tuple[torch.Tensor, Any]:
+    """Values ``(N, 1)`` and the masked action distribution of a ``MaskableActorCriticPolicy`` (its
+    ``forward`` up to the choice of actions), for callers that sample or score the whole distribution
+    themselves. Assumes the shared features extractor, as every policy ``policy_kwargs`` builds has."""
+    latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(observations))
+    distribution = policy._get_action_dist_from_latent(latent_pi)
+    distribution.apply_masking(masks)
+    return policy.value_net(latent_vf), distribution
+
+
 def policy_kwargs(
     features: str = "cnn",
     cnn_channels: Sequence[int] = (64, 64),
