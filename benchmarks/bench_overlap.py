@@ -39,6 +39,7 @@ MODES = {
 
 
 def busy_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from ``/proc/stat`` (every process counts)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]
     return sum(fields) - idle, sum(fields)
@@ -80,7 +81,6 @@ def main() -> None:
     parser.add_argument("--opponent", default=None, help="train against this spec instead of the config's curriculum")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from connectx_gym.config import load_config
 
     base = load_config(args.config)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 os.environ["CONNECTX_PROFILE"] = "1"  # before the package (and the workers it starts) is imported
 
+from bench_overlap import busy_jiffies  # noqa: E402 (no package import: the profile switch above holds)
+
 from connectx_gym.config import load_config  # noqa: E402
 from connectx_gym.runtime.processes import usable_cpu_count  # noqa: E402
 from connectx_gym.runtime.quiet import quiet_import_sb3  # noqa: E402
@@ -73,12 +75,6 @@ def instrument() -> None:
         close(self)
 
     ChunkedVecEnv.close = close_after_profiles
-
-
-def busy_jiffies() -> tuple[int, int]:
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 def learner_rows(wall: float) -> list[tuple[str, str, float]]:
