@@ -97,7 +97,7 @@ def train_with_teacher(model: Any, coef: float) -> None:
     policy.set_training_mode(True)
     model._update_learning_rate(policy.optimizer)
     clip_range = model.clip_range(model._current_progress_remaining)
-    entropy_losses, pg_losses, value_losses, clip_fractions, teacher_losses = [], [], [], [], []
+    entropy_losses, pg_losses, value_losses, clip_fractions, teacher_kls = [], [], [], [], []
     approx_kl_divs: list[float] = []
     loss = torch.zeros(())
     continue_training = True
@@ -120,7 +120,7 @@ def train_with_teacher(model: Any, coef: float) -> None:
             entropy_losses.append(entropy_loss.item())
             taught = samples.teacher.sum(dim=1) > 0
             teacher_loss = cross_entropy[taught].mean() if bool(taught.any()) else torch.zeros(())
-            teacher_losses.append(teacher_loss.item() - _mean_entropy(samples.teacher[taught]))
+            teacher_kls.append(teacher_loss.item() - _mean_entropy(samples.teacher[taught]))
             loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * value_loss + coef * teacher_loss
             with torch.no_grad():
                 log_ratio = log_prob - samples.old_log_prob
@@ -137,7 +137,7 @@ def train_with_teacher(model: Any, coef: float) -> None:
         if not continue_training:
             break
     _log_update(model, entropy_losses, pg_losses, value_losses, approx_kl_divs, clip_fractions, loss, clip_range)
-    model.logger.record("train/teacher_kl", float(np.mean(teacher_losses)) if teacher_losses else 0.0)
+    model.logger.record("train/teacher_kl", float(np.mean(teacher_kls)) if teacher_kls else 0.0)
     model.logger.record("train/teacher_coef", coef)
 
 
