@@ -1,7 +1,8 @@
 """``python -m connectx_gym.export``: write a trained checkpoint as one self-contained Kaggle submission file.
 
 The file is built by :mod:`connectx_gym.submission.build` (rendered and test-run in memory, then
-written atomically); ``--search-ms N`` gives its agent a per-move alpha-beta budget, and
+written atomically); ``--search-ms N`` gives its agent a per-move alpha-beta budget and, on 6x7
+boards with 4 in a row, the solver-made opening book (``--no-book``: without it), and
 ``--check`` plays it through ``kaggle_environments`` against ``random`` and ``negamax`` in both
 seats (:mod:`connectx_gym.submission.check`), exiting 1 on any invalid move, error or timeout.
 Bad input is one ``error:`` line and exit 2.
@@ -15,8 +16,9 @@ import time
 from collections.abc import Sequence
 
 from connectx_gym.cli import ArgumentParser, run_command
+from connectx_gym.data.book import BOOK_PLIES
 from connectx_gym.errors import UserError
-from connectx_gym.submission.build import MAX_SEARCH_MS, ExportResult, check_search_ms, export
+from connectx_gym.submission.build import MAX_SEARCH_MS, ExportResult, check_search_ms, embedded_size, export
 from connectx_gym.submission.check import DEFAULT_CHECK_GAMES, check_submission
 
 
@@ -35,6 +37,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="N",
         help=f"per-move alpha-beta search budget in ms (1..{MAX_SEARCH_MS}); default: greedy policy only",
+    )
+    parser.add_argument(
+        "--no-book",
+        action="store_true",
+        help="with --search-ms on a 6x7 board with 4 in a row: leave out the solver-made opening book (the "
+        f"perfect moves of every position up to {BOOK_PLIES} stones)",
     )
     parser.add_argument(
         "--check",
@@ -68,7 +76,18 @@ def _format_size(size: int) -> str:
 
 def _wrote_line(result: ExportResult) -> str:
     board = result.board
-    search = "off" if result.search_ms is None else f"{result.search_ms} ms/move"
+    if result.search_ms is None:
+        search = "off"
+    elif result.book is not None:
+        book = result.book
+        search = (
+            f"{result.search_ms} ms/move; opening book {book.plies} plies, {book.positions:,} positions, "
+            f"{_format_size(embedded_size(book))}"
+        )
+    elif result.no_book_reason == "off":
+        search = f"{result.search_ms} ms/move; opening book off"
+    else:
+        search = f"{result.search_ms} ms/move; no opening book (6x7 inarow 4 only)"
     return (
         f"wrote {result.path}: {_format_size(result.size_bytes)}, loads in {1000 * result.load_seconds:.0f} ms "
         f"(policy {result.architecture}; board {board['rows']}x{board['columns']} inarow {board['inarow']}; "
@@ -78,7 +97,7 @@ def _wrote_line(result: ExportResult) -> str:
 
 def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
-    result = export(args.checkpoint, args.output, args.search_ms)
+    result = export(args.checkpoint, args.output, args.search_ms, book=not args.no_book)
     print(_wrote_line(result))
     if not args.check:
         return 0

@@ -117,7 +117,7 @@ def test_file_is_self_contained_and_ends_with_agent(exported):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
-    assert imported <= {"base64", "io", "time", "numpy"}, imported
+    assert imported <= {"base64", "io", "time", "zlib", "numpy"}, imported
     assert "connectx_gym" not in text.split('"""', 2)[2]  # only the docstring names the exporter
     namespace = load_submission(text)
     assert last_callable(namespace) is namespace["agent"]
@@ -527,3 +527,122 @@ def test_main_bad_input_is_exit_2(tmp_path, capsys):
     assert main([str(tmp_path / "nope.zip"), "--seed", "x"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "error: --seed must be an integer >= 0, got 'x'\n"
+
+
+# ====================================================================== the opening book
+@pytest.fixture(scope="module")
+def shipped_book():
+    from connectx_gym.data.book import load_book
+
+    return load_book()
+
+
+@pytest.fixture(scope="module")
+def book_namespace(models):
+    from connectx_gym.submission.build import read_book
+
+    return load_submission(render_submission(from_sb3_model(models["cnn_6x7"][0]), search_ms=1, book=read_book()))
+
+
+def book_lines(count, seed, plies):
+    """Move lists of random games of 1..plies moves that go on, with their Kaggle boards."""
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        position, moves = Position(geometry()), []
+        for _ in range(int(rng.integers(1, plies + 1))):
+            column = int(rng.choice(position.legal_moves()))
+            position.play(column)
+            moves.append(column)
+            if position.done:
+                break
+        if not position.done:
+            found.append((moves, position.to_kaggle(), position.to_move))
+    return found
+
+
+def test_book_plays_the_policys_favourite_perfect_move_in_both_orientations(book_namespace, shipped_book):
+    namespace = book_namespace
+    rng = np.random.default_rng(0)
+    plies = namespace["BOOK_PLIES"]
+    assert plies == shipped_book.plies
+    for moves, board, mark in book_lines(60, seed=1, plies=plies):
+        mirror_board = np.asarray(board).reshape(6, 7)[:, ::-1].ravel().tolist()
+        mirror_moves = [6 - c for c in moves]
+        for line, kaggle_board in ((moves, board), (mirror_moves, mirror_board)):
+            preferences = {c: float(v) for c, v in enumerate(rng.permutation(7))}
+            fixed_policy(namespace, preferences)
+            best = shipped_book.best_moves(line)
+            assert namespace["book_columns"](np.asarray(kaggle_board).reshape(6, 7)) == best
+            column = namespace["agent"]({"board": kaggle_board, "mark": mark}, {})
+            assert column == max(best, key=lambda c: preferences[c]), (line, best, preferences)
+
+
+def test_book_is_not_used_beyond_its_depth_or_on_boards_outside_games(book_namespace):
+    namespace = book_namespace
+    grid = np.zeros((6, 7), dtype=np.int64)
+    assert namespace["book_columns"](grid) == [3]
+    grid[5, 0] = 2  # the second player's stone alone: no game reaches it
+    assert namespace["book_columns"](grid) is None
+    grid[5, 0], grid[3, 1] = 1, 2  # a floating stone
+    assert namespace["book_columns"](grid) is None
+    deep = Position(geometry())
+    for column in [3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 4][: namespace["BOOK_PLIES"] + 1]:
+        deep.play(column)
+    assert namespace["book_columns"](np.asarray(deep.to_kaggle()).reshape(6, 7)) is None
+
+
+def test_export_embeds_the_book_with_search_only(models, tmp_path, shipped_book):
+    from connectx_gym.submission.build import embedded_size
+
+    checkpoint = models["cnn_6x7"][1]
+    with_book = export(checkpoint, tmp_path / "book.py", search_ms=20)
+    without = export(checkpoint, tmp_path / "nobook.py", search_ms=20, book=False)
+    pure = export(checkpoint, tmp_path / "pure.py")
+    assert with_book.book is not None and with_book.book.plies == shipped_book.plies
+    assert with_book.book.positions == shipped_book.positions
+    assert without.book is None and without.no_book_reason == "off" and pure.book is None
+    grown = with_book.size_bytes - without.size_bytes
+    assert embedded_size(with_book.book) <= grown < embedded_size(with_book.book) + 10_000
+    assert with_book.size_bytes < 5_000_000 and with_book.load_seconds < 1.0
+    texts = {name: (tmp_path / f"{name}.py").read_text() for name in ("book", "nobook", "pure")}
+    assert f"of up to {shipped_book.plies} stones" in texts["book"] and "BOOK_PLIES = None" not in texts["book"]
+    for name in ("nobook", "pure"):
+        assert "Opening book: none." in texts[name] and "BOOK_PLIES = None\n" in texts[name]
+    # in a book position the written file plays a perfect move; without the book its search, given no
+    # time to prove anything, plays the policy's favourite, which here is a losing corner
+    board = grid_board([".......", ".......", ".......", ".......", ".......", "1......"])
+    for name, expected in (("book", 1), ("nobook", 6)):
+        namespace = load_submission(texts[name])
+        namespace["SEARCH_MS"] = 0
+        fixed_policy(namespace, {6: 9.0, 3: 1.0, 1: 2.0})
+        assert namespace["agent"]({"board": board, "mark": 2}, {}) == expected
+    assert shipped_book.best_moves([0]) == [1, 3]
+
+
+def test_no_book_on_other_boards_and_bad_book_files(models, tmp_path):
+    small = export(models["mlp_5x6x3"][1], tmp_path / "small.py", search_ms=5)
+    assert small.book is None and small.no_book_reason == "board"
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"not a book")
+    for path, needle in ((bad, "not a connectx_gym opening book"), (tmp_path / "none.bin", "cannot read")):
+        with pytest.raises(UserError, match=needle):
+            export(models["cnn_6x7"][1], tmp_path / "out.py", search_ms=5, book_path=path)
+        assert not (tmp_path / "out.py").exists()
+    with pytest.raises(ValueError, match="search"):
+        from connectx_gym.submission.build import read_book
+
+        render_submission(from_sb3_model(models["cnn_6x7"][0]), book=read_book())
+
+
+def test_cli_reports_the_book_and_turns_it_off(models, tmp_path, shipped_book):
+    checkpoint = models["cnn_6x7"][1]
+    result = run_cli(checkpoint, "-o", "book.py", "--search-ms", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    book = f"opening book {shipped_book.plies} plies, {shipped_book.positions:,} positions, "
+    assert f"search 10 ms/move; {book}" in result.stdout and " MB)" in result.stdout
+    result = run_cli(checkpoint, "-o", "nobook.py", "--search-ms", "10", "--no-book", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "search 10 ms/move; opening book off)" in result.stdout
+    result = run_cli(models["mlp_5x6x3"][1], "-o", "small.py", "--search-ms", "10", cwd=tmp_path)
+    assert "search 10 ms/move; no opening book (6x7 inarow 4 only))" in result.stdout

@@ -1,4 +1,5 @@
-"""Evaluation data shipped with the package, for 6x7 boards with 4 in a row; never read by training.
+"""Data shipped with the package, for 6x7 boards with 4 in a row (evaluation data and the Kaggle submission's
+opening book); never read by training.
 
 - ``positions-6x7.jsonl``: labelled positions, one JSON object a line: ``moves`` (the 0-based
   columns played from the empty board), ``ply``, ``phase`` (``opening`` 0-8, ``middle`` 9-20,
@@ -8,9 +9,12 @@
   ``ply`` and ``score`` (the solver's score of the position for the player to move).
 - ``ladder-6x7.json``: the ladder's rungs and their games against each other, played once so
   that ``evaluate --ladder`` only plays the agent's games.
+- ``book-6x7.bin``: the Kaggle submission's opening book, the perfect moves of every position up to
+  10 stones (``connectx_gym.data.book`` builds and reads it; made with the solver alone).
 
 The positions and openings are rebuilt by ``python -m connectx_gym.data.generate``, the ladder's
-games by ``python -m connectx_gym.evaluation.ladder --rebuild`` (both need the ``[solver]`` extra).
+games by ``python -m connectx_gym.evaluation.ladder --rebuild``, the book by ``python -m
+connectx_gym.data.book`` (all need the ``[solver]`` extra).
 """
 
 from pathlib import Path

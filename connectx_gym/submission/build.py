@@ -4,7 +4,9 @@ The policy half of the network is embedded as a base64 compressed ``.npz`` in
 :data:`~connectx_gym.submission.template.SUBMISSION_TEMPLATE`; the rendered text is executed as
 Kaggle's loader would, its logits must match ``NumpyPolicy``'s and its agent must answer a legal
 move before anything is written, so a failure never leaves a partial file. A bad checkpoint,
-output or search budget is a ``UserError``, raised before anything is written.
+output or search budget is a ``UserError``, raised before anything is written. With a search on a
+6x7 board with 4 in a row, the solver-made opening book of :mod:`connectx_gym.data.book` is embedded
+too (its compressed table, base64), unless turned off.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.data import DATA_BOARD
+from connectx_gym.data.book import BOOK_FILE, BookFile, decode_book, read_book_file
 from connectx_gym.errors import UserError
 from connectx_gym.submission.template import SUBMISSION_TEMPLATE
 
@@ -95,11 +99,44 @@ def check_search_ms(value: Any) -> int | None:
     return number
 
 
-def render_submission(policy, search_ms: int | None = None, source: str = "a checkpoint") -> str:
-    """The submission file's text for a ``NumpyPolicy``."""
+def _b64_lines(payload: bytes) -> str:
+    """``payload`` as base64 string literals, one per line, for a parenthesised constant."""
+    encoded = base64.b64encode(payload).decode("ascii")
+    return "\n".join(f'    "{encoded[i : i + _B64_LINE]}"' for i in range(0, len(encoded), _B64_LINE)) or '    ""'
+
+
+def board_has_book(board: dict[str, int]) -> bool:
+    """Whether the opening book is for ``board``: 6x7 with 4 in a row."""
+    return {key: int(board[key]) for key in DATA_BOARD} == DATA_BOARD
+
+
+def read_book(path=None) -> BookFile:
+    """The opening book file to embed (default: the shipped one); a missing or bad one is a ``UserError``."""
+    path = Path(path) if path is not None else BOOK_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(
+            f"cannot read the opening book '{path}': {error.strerror or error}; export with --no-book, "
+            "or rebuild it with: python -m connectx_gym.data.book"
+        ) from None
+    decode_book(data, f"the opening book '{path}'")  # a corrupt table fails here, not in the submission
+    return read_book_file(data, f"the opening book '{path}'")
+
+
+def embedded_size(book: BookFile) -> int:
+    """Characters the book adds to the submission file (its base64 text)."""
+    return 4 * ((len(book.compressed) + 2) // 3)
+
+
+def render_submission(
+    policy, search_ms: int | None = None, source: str = "a checkpoint", book: BookFile | None = None
+) -> str:
+    """The submission file's text for a ``NumpyPolicy``; ``book`` (with a search only) is embedded."""
     search_ms = check_search_ms(search_ms)
-    encoded = base64.b64encode(weights_payload(policy)).decode("ascii")
-    lines = "\n".join(f'    "{encoded[i : i + _B64_LINE]}"' for i in range(0, len(encoded), _B64_LINE))
+    if book is not None and search_ms is None:
+        raise ValueError("the opening book is used by the search only; give search_ms")
+    lines = _b64_lines(weights_payload(policy))
     if search_ms is None:
         search_doc = "off (greedy policy over the legal columns)."
     else:
@@ -107,6 +144,14 @@ def render_submission(policy, search_ms: int | None = None, source: str = "a che
             f"{search_ms} ms per move: an immediate win or block first, then policy-ordered\n"
             "alpha-beta on bitboards; plays a forced win it finds, else the policy's favourite\n"
             "among the moves not proven lost."
+        )
+    if book is None:
+        book_doc = "none."
+    else:
+        book_doc = (
+            f"the perfect moves (best exact solver score) of all {book.positions:,} positions\n"
+            f"of up to {book.plies} stones (a mirror pair once), {embedded_size(book) / 1e6:.2f} MB below; in a book\n"
+            "position the agent plays the policy's favourite perfect move, without searching."
         )
     board = policy.board
     values = {
@@ -119,6 +164,9 @@ def render_submission(policy, search_ms: int | None = None, source: str = "a che
         "SEARCH_MS": repr(search_ms),
         "SEARCH_DOC": search_doc,
         "WEIGHTS": lines,
+        "BOOK_DOC": book_doc,
+        "BOOK_PLIES": repr(None if book is None else book.plies),
+        "BOOK": _b64_lines(b"" if book is None else book.compressed),
     }
     text = SUBMISSION_TEMPLATE
     for name, value in values.items():
@@ -140,7 +188,7 @@ def last_callable(namespace: dict[str, Any]) -> Callable:
 
 @dataclass
 class ExportResult:
-    """What :func:`export` wrote: the file, its size and load time, and the policy it holds."""
+    """What :func:`export` wrote: the file, its size and load time, the policy and the opening book it holds."""
 
     path: Path
     size_bytes: int
@@ -148,6 +196,10 @@ class ExportResult:
     board: dict[str, int]
     architecture: str
     search_ms: int | None
+    #: the embedded opening book (None: none)
+    book: BookFile | None = None
+    #: why there is no book with the search: "off" (turned off) or "board" (not a 6x7x4 board)
+    no_book_reason: str = ""
 
 
 def _check_output(output: Path, checkpoint: Path) -> None:
@@ -180,6 +232,10 @@ def _self_test(policy, namespace: dict[str, Any], text_path: str) -> None:
     column = agent(empty, dict(board))
     if not (isinstance(column, int) and 0 <= column < board["columns"]):
         raise RuntimeError(f"exported agent answered {column!r} on the empty board")
+    if namespace["BOOK_PLIES"] is not None:
+        best = namespace["book_columns"](np.zeros((board["rows"], board["columns"]), dtype=np.int64))
+        if not best or column not in best:
+            raise RuntimeError(f"exported agent's opening book has no move {column!r} on the empty board ({best})")
 
 
 def _load_policy(checkpoint: Path):
@@ -199,10 +255,12 @@ def _load_policy(checkpoint: Path):
     return policy
 
 
-def export(checkpoint, output, search_ms: int | None = None) -> ExportResult:
+def export(checkpoint, output, search_ms: int | None = None, book: bool = True, book_path=None) -> ExportResult:
     """Write the submission for ``checkpoint`` to ``output`` atomically.
 
-    :raises UserError: bad checkpoint, output path or search budget (nothing is written)
+    :param book: with a search on a 6x7 board with 4 in a row, embed the opening book (``book_path``,
+        default the shipped one)
+    :raises UserError: bad checkpoint, output path, search budget or book file (nothing is written)
     """
     from connectx_gym.runtime.files import write_atomic
 
@@ -210,7 +268,10 @@ def export(checkpoint, output, search_ms: int | None = None) -> ExportResult:
     checkpoint, output = Path(checkpoint), Path(output)
     _check_output(output, checkpoint)
     policy = _load_policy(checkpoint)
-    text = render_submission(policy, search_ms, source=checkpoint.name)
+    wanted = search_ms is not None and book and board_has_book(policy.board)
+    book_file = read_book(book_path) if wanted else None
+    no_book_reason = "" if book_file is not None else ("off" if not book else "board")
+    text = render_submission(policy, search_ms, source=checkpoint.name, book=book_file)
     started = time.perf_counter()
     namespace = load_submission(text, str(output))
     load_seconds = time.perf_counter() - started
@@ -221,5 +282,12 @@ def export(checkpoint, output, search_ms: int | None = None) -> ExportResult:
     except OSError as error:
         raise UserError(f"output '{output}' could not be written: {error.strerror or error}") from None
     return ExportResult(
-        output, len(payload), load_seconds, dict(policy.board), describe_architecture(policy), search_ms
+        output,
+        len(payload),
+        load_seconds,
+        dict(policy.board),
+        describe_architecture(policy),
+        search_ms,
+        book_file,
+        no_book_reason,
     )

@@ -3,8 +3,9 @@
 ``@@NAME@@`` markers are filled in by :func:`connectx_gym.submission.build.render_submission`;
 nothing else is substituted, so the template is plain Python. The submission must be a single
 file that imports only the standard library and numpy, so it carries its own copies of code the
-package also has (the numpy forward pass, the observation planes and a bitboard search): those
-copies are intended. ``agent`` must stay the last callable defined, since Kaggle plays that one.
+package also has (the numpy forward pass, the observation planes, the opening book's position
+numbers of :mod:`connectx_gym.data.book` and a bitboard search): those copies are intended.
+``agent`` must stay the last callable defined, since Kaggle plays that one.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ inarow @@INAROW@@, evaluated in numpy; the weights are embedded below. Kaggle pl
 callable of this file: ``agent(observation, configuration) -> column``.
 
 Search: @@SEARCH_DOC@@
+
+Opening book: @@BOOK_DOC@@
 """
 
 import base64
 import io
 import time
+import zlib
 
 import numpy as np
 
@@ -51,6 +55,42 @@ def _load_weights():
 
 _CONV, _HIDDEN, _HEAD = _load_weights()
 del _WEIGHTS_B64
+
+#: the opening book's depth: it holds every position with up to this many stones (None: no book)
+BOOK_PLIES = @@BOOK_PLIES@@
+
+_BOOK_B64 = (
+@@BOOK@@
+)
+
+
+def _binomials(size):
+    """Pascal's triangle as a square table: ``table[n][k]`` is C(n, k), 0 for k > n."""
+    table = [[1] + [0] * (size - 1)]
+    for n in range(1, size):
+        table.append([1] + [table[n - 1][k - 1] + table[n - 1][k] for k in range(1, size)])
+    return table
+
+
+_C = _binomials(48)
+
+
+def _load_book():
+    """(best-column bits by position number, first number of each stone count), or None without a book."""
+    if BOOK_PLIES is None:
+        return None
+    table = zlib.decompress(base64.b64decode(_BOOK_B64))
+    columns = BOARD["columns"]
+    offsets = [0]
+    for stones in range(BOOK_PLIES + 1):
+        offsets.append(offsets[-1] + _C[stones + columns - 1][columns - 1] * _C[stones][(stones + 1) // 2])
+    if len(table) != offsets[-1]:
+        raise ValueError("the embedded opening book has %d entries, expected %d" % (len(table), offsets[-1]))
+    return table, offsets
+
+
+_BOOK = _load_book()
+del _BOOK_B64
 
 
 # ---------------------------------------------------------------- forward pass (numpy)
@@ -146,6 +186,53 @@ def read_position(observation, configuration):
     if grid.size != BOARD["rows"] * BOARD["columns"]:
         raise ValueError("observation.board has %d cells, expected %d" % (grid.size, BOARD["rows"] * BOARD["columns"]))
     return grid.reshape(BOARD["rows"], BOARD["columns"]), mark
+
+
+# ---------------------------------------------------------------- opening book
+def _book_number(stacks, offsets):
+    """A position's number in the book: ``stacks`` holds each column's marks, bottom up. Positions of
+    ``k`` stones are numbered by the rank of their column heights among all ways to put ``k`` stones
+    into the columns, then by the rank of the places of mark 1 in the stones read column by column."""
+    stones = sum(len(stack) for stack in stacks)
+    last = len(stacks) - 1
+    heights_rank, rest = 0, stones
+    for c in range(last):
+        parts = last - c
+        for taken in range(len(stacks[c])):
+            heights_rank += _C[rest - taken + parts - 1][parts - 1]
+        rest -= len(stacks[c])
+    colours_rank = firsts = place = 0
+    for stack in stacks:
+        for mark in stack:
+            if mark == 1:
+                firsts += 1
+                colours_rank += _C[place][firsts]
+            place += 1
+    return offsets[stones] + heights_rank * _C[stones][(stones + 1) // 2] + colours_rank
+
+
+def book_columns(grid):
+    """The opening book's perfect moves (columns with the best exact score) on ``grid``, or None when
+    the position is not in the book. A position and its mirror image are stored once, under the
+    smaller of their numbers."""
+    if _BOOK is None:
+        return None
+    table, offsets = _BOOK
+    rows, columns = grid.shape
+    stacks = []
+    for column in grid[::-1].T.tolist():
+        height = column.index(0) if 0 in column else rows
+        if any(column[height:]) or any(mark not in (1, 2) for mark in column[:height]):
+            return None  # a floating or unknown stone: not a position of a game
+        stacks.append(column[:height])
+    stones = sum(len(stack) for stack in stacks)
+    if stones > BOOK_PLIES or sum(stack.count(1) for stack in stacks) != (stones + 1) // 2:
+        return None
+    own, mirrored = _book_number(stacks, offsets), _book_number(stacks[::-1], offsets)
+    bits = table[min(own, mirrored)]
+    if mirrored < own:
+        bits = sum(1 << (columns - 1 - c) for c in range(columns) if bits >> c & 1)
+    return [c for c in range(columns) if bits >> c & 1] or None
 
 
 # ---------------------------------------------------------------- search (bitboards)
@@ -331,5 +418,10 @@ def agent(observation, configuration):
     if SEARCH_MS is None:
         return int(np.argmax(np.where(legal, scores, -np.inf)))
     order = sorted(np.flatnonzero(legal).tolist(), key=lambda c: -scores[c])
+    best = book_columns(grid)
+    if best:
+        for column in order:
+            if column in best:
+                return int(column)  # the policy's favourite perfect move
     return int(search_move(grid, mark, order, start + SEARCH_MS / 1000.0))
 '''
