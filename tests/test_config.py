@@ -89,6 +89,7 @@ SPEC_DEFAULTS = {
         eval_accuracy=True,
         device="cpu",
         overlap=False,
+        mirror=False,
     ),
     "selfplay": dict(snapshot_every=200_000, pool_size=20, latest_probability=0.5, prioritized=True),
     "curriculum": dict(

@@ -221,3 +221,56 @@ def test_the_teacher_is_retired_while_no_acting_thread_steps_the_envs(tmp_path, 
     resumed = [*overrides, "train.total_timesteps=224"]
     run(load_config(None, resumed).resolved(), tmp_path / "run2", (160, result.checkpoint))
     assert calls == [("teacher_depth", 0, 0)]
+
+
+def mirror_position(position: Position) -> Position:
+    """The left-right mirror image of ``position``."""
+    board = np.array(position.to_kaggle()).reshape(BOARD.rows, BOARD.columns)[:, ::-1]
+    return Position.from_kaggle(BOARD, board.reshape(-1).tolist(), position.to_move)
+
+
+def test_mirrored_samples_are_the_mirrored_positions_with_their_own_teacher(collected):
+    from connectx_gym.game.planes import encode_position, legal_mask
+    from connectx_gym.training.kickstart import mirrored
+
+    model, config = collected
+    samples = next(model.rollout_buffer.get(32))
+    flip = np.arange(32) % 2 == 0
+    flipped = mirrored(samples, flip)
+    for i in range(32):
+        planes = samples.observations[i].numpy()
+        new_planes, new_teacher = flipped.observations[i].numpy(), flipped.teacher[i].numpy()
+        position = position_of(planes)
+        if not flip[i]:
+            np.testing.assert_array_equal(new_planes, planes)
+            assert flipped.actions[i] == samples.actions[i]
+            continue
+        image = mirror_position(position)
+        np.testing.assert_array_equal(new_planes, encode_position(image))
+        np.testing.assert_array_equal(flipped.action_masks[i].numpy(), legal_mask(BOARD, image.mask))
+        np.testing.assert_allclose(new_teacher, search_distribution(image, 2, config.kickstart.temperature), atol=1e-6)
+        assert int(flipped.actions[i]) == BOARD.columns - 1 - int(samples.actions[i])
+        assert float(flipped.advantages[i]) == float(samples.advantages[i])
+        assert float(flipped.old_log_prob[i]) == float(samples.old_log_prob[i])
+    assert not any(mirrored(samples, np.zeros(32, bool)).observations.ne(samples.observations).flatten())
+
+
+def test_a_mirrored_run_flips_about_half_of_every_minibatch(tmp_path, monkeypatch):
+    from helpers import TINY
+
+    from connectx_gym.config import load_config
+    from connectx_gym.training import kickstart
+    from connectx_gym.training.loop import run
+
+    seen = []
+    original = kickstart.mirrored
+
+    def spy(samples, flip):
+        seen.append(int(flip.sum()) / len(flip))
+        return original(samples, flip)
+
+    monkeypatch.setattr(kickstart, "mirrored", spy)
+    overrides = [*TINY, "train.total_timesteps=96", "train.eval_every=0", "train.mirror=true"]
+    result = run(load_config(None, overrides).resolved(), tmp_path / "run", None)
+    assert result.steps == 96 and result.final_model.is_file()
+    assert seen and 0.3 < float(np.mean(seen)) < 0.7  # about half of every minibatch is flipped

@@ -106,6 +106,10 @@ def test_parse_spec_accepts_valid_specs(spec, expected):
         ("alphabeta:x", "depth must be an integer >= 1, got 'x'"),
         ("alphabeta:2.5", "depth must be an integer >= 1"),
         ("alphabeta:", "needs a search depth"),
+        ("alphabeta:3:1", "epsilon (the chance of a random move) must be a number in [0, 1), got '1'"),
+        ("alphabeta:3:-0.1", "epsilon (the chance of a random move) must be a number in [0, 1)"),
+        ("alphabeta:3:lots", "got 'lots' in 'alphabeta:3:lots'"),
+        ("alphabeta:x:0.1", "depth must be an integer >= 1, got 'x'"),
         ("alphabeta", "needs a search depth"),
         ("kaggle:", "needs a built-in Kaggle agent name or the path"),
         ("kaggle", "needs a built-in Kaggle agent name or the path"),
@@ -138,7 +142,7 @@ def test_forms_describe_every_kind():
     assert OPPONENT_FORMS == (
         "random",
         "negamax",
-        "alphabeta:<depth>  (depth >= 1)",
+        "alphabeta:<depth>[:<epsilon>]  (depth >= 1; epsilon in [0, 1): chance of a random move)",
         "kaggle:<builtin-name or path/to/agent.py>",
         "selfplay[:greedy]  (a snapshot of the learner from the self-play pool)",
         "solver[:weak]  (perfect play on 6x7x4; needs the solver extra)",
@@ -209,6 +213,26 @@ def test_alphabeta_opponent_validates_depth():
     with pytest.raises(ValueError):
         AlphaBetaOpponent(0)
     assert AlphaBetaOpponent(7).depth == 7
+    for epsilon in (-0.1, 1.0, True):
+        with pytest.raises(ValueError, match="epsilon"):
+            AlphaBetaOpponent(2, epsilon)
+
+
+def test_alphabeta_epsilon_plays_random_moves_at_that_rate():
+    """With three stones stacked in column 0, alphabeta:2 always completes the line; with epsilon 0.3
+    about 30% of its moves are random, 6/7 of which miss it: 0.3 * 6/7 = 25.7% expected."""
+    position = Position(geometry(6, 7, 4))
+    for column in (0, 1, 0, 1, 0, 1):
+        position.play(column)
+    plain, noisy = make_opponent("alphabeta:2"), make_opponent("alphabeta:2:0.3")
+    assert (plain.name, noisy.name) == ("alphabeta:2", "alphabeta:2:0.3")
+    assert noisy == AlphaBetaOpponent(2, 0.3)
+    rng = np.random.default_rng(0)
+    assert {plain.act(position, rng) for _ in range(50)} == {0}
+    missed = sum(noisy.act(position, np.random.default_rng(seed)) != 0 for seed in range(2000))
+    assert 0.21 < missed / 2000 < 0.31  # binomial sd 1.0%: about 5 sd either side
+    again = [noisy.act(position, np.random.default_rng(seed)) for seed in range(50)]
+    assert again == [noisy.act(position, np.random.default_rng(seed)) for seed in range(50)]
 
 
 def test_registry_accepts_new_kinds(monkeypatch):

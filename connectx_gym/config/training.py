@@ -235,6 +235,12 @@ class TrainConfig(Section):
         "learning overlap (one update of policy lag, logged as train/policy_lag_kl); false is SB3's synchronous "
         "loop. Checkpoints of either mode resume in the other.",
     )
+    mirror: bool = config_field(
+        False,
+        "Mirror augmentation: each PPO minibatch sample is flipped left-right with probability 1/2 (board, action, "
+        "mask and teacher; advantage, return and old log-probability kept, as the game is symmetric), so the "
+        "policy learns both images of every position it visits.",
+    )
 
     def _validate(self) -> None:
         if self.eval_every > 0 and not self.eval_opponents:

@@ -83,20 +83,29 @@ class NegamaxOpponent:
 
 @dataclass(frozen=True)
 class AlphaBetaOpponent:
-    """Alpha-beta search to ``depth`` plies (see ``solver.alphabeta_move``).
+    """Alpha-beta search to ``depth`` plies (see ``solver.alphabeta_move``), with an optional chance
+    ``epsilon`` of a uniformly random legal move instead, so a learner meets many lines, not one.
 
     :param depth: plies searched, the opponent's own move included (>= 1)
+    :param epsilon: chance per move of a random legal column (0 <= epsilon < 1); 0 always searches
     """
 
     depth: int = 4
+    epsilon: float = 0.0
     name: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
             raise ValueError(f"alphabeta depth must be an integer >= 1, got {self.depth!r}")
-        object.__setattr__(self, "name", f"alphabeta:{self.depth}")
+        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) or not 0 <= self.epsilon < 1:
+            raise ValueError(f"alphabeta epsilon must be a number in [0, 1), got {self.epsilon!r}")
+        suffix = f":{self.epsilon:g}" if self.epsilon else ""
+        object.__setattr__(self, "name", f"alphabeta:{self.depth}{suffix}")
 
     def act(self, position: Position, rng: np.random.Generator) -> int:
+        if self.epsilon and rng.random() < self.epsilon:
+            legal = position.legal_moves()
+            return legal[int(rng.integers(len(legal)))]
         return alphabeta_move(position, self.depth, rng)
 
 

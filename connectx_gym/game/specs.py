@@ -192,13 +192,30 @@ def make_agent(spec: str | OpponentSpec | Any) -> Any:
 
 
 # ------------------------------------------------------------------ the built-in kinds
-def _check_depth(argument: str) -> None:
+def _alphabeta(argument: str) -> AlphaBetaOpponent:
+    depth, _, epsilon = argument.partition(":")
+    return AlphaBetaOpponent(int(depth), float(epsilon) if epsilon else 0.0)
+
+
+def _check_alphabeta(argument: str) -> None:
+    text, colon, epsilon_text = argument.partition(":")
     try:
-        depth = int(argument)
+        depth = int(text)
     except ValueError:
         depth = 0
     if depth < 1:
-        raise SpecError(f"alphabeta depth must be an integer >= 1, got {argument!r}")
+        raise SpecError(f"alphabeta depth must be an integer >= 1, got {text!r} in 'alphabeta:{argument}'")
+    if not colon:
+        return
+    try:
+        epsilon = float(epsilon_text)
+    except ValueError:
+        epsilon = -1.0
+    if not 0 <= epsilon < 1:
+        raise SpecError(
+            f"alphabeta epsilon (the chance of a random move) must be a number in [0, 1), "
+            f"got {epsilon_text!r} in 'alphabeta:{argument}'"
+        )
 
 
 def _check_selfplay(argument: str) -> None:
@@ -221,10 +238,10 @@ BUILTIN_KINDS = (
     OpponentKind("negamax", "negamax", lambda _: NegamaxOpponent()),
     OpponentKind(
         "alphabeta",
-        "alphabeta:<depth>  (depth >= 1)",
-        lambda argument: AlphaBetaOpponent(int(argument)),
+        "alphabeta:<depth>[:<epsilon>]  (depth >= 1; epsilon in [0, 1): chance of a random move)",
+        _alphabeta,
         argument="required",
-        check_argument=_check_depth,
+        check_argument=_check_alphabeta,
         argument_name="a search depth (an integer >= 1)",
     ),
     OpponentKind(

@@ -43,7 +43,15 @@ class TeacherSamples(NamedTuple):
 
 class TeacherRolloutBuffer(MaskableRolloutBuffer):
     """``MaskableRolloutBuffer`` that also keeps the teacher's distribution of every transition
-    (all zeros where there was none: such transitions add nothing to the teacher term)."""
+    (all zeros where there was none: such transitions add nothing to the teacher term).
+
+    With ``mirror`` on, each sample of a minibatch is flipped left-right with probability 1/2 (drawn
+    from numpy's global generator, as SB3 draws its shuffle): observation planes, action, action mask
+    and teacher distribution are mirrored; value, log-probability, advantage and return are kept,
+    since the mirrored move in the mirrored position was exactly as likely and is worth the same.
+    """
+
+    mirror: bool = False
 
     def reset(self) -> None:
         super().reset()
@@ -60,8 +68,24 @@ class TeacherRolloutBuffer(MaskableRolloutBuffer):
         yield from super().get(batch_size)
 
     def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> TeacherSamples:  # type: ignore[override]
-        samples = super()._get_samples(batch_inds, env)
-        return TeacherSamples(*samples, self.to_torch(self.teacher[batch_inds]))
+        samples = TeacherSamples(*super()._get_samples(batch_inds, env), self.to_torch(self.teacher[batch_inds]))
+        return mirrored(samples, np.random.random(len(batch_inds)) < 0.5) if self.mirror else samples
+
+
+def mirrored(samples: TeacherSamples, flip: np.ndarray) -> TeacherSamples:
+    """``samples`` with the rows where ``flip`` is true mirrored left-right (columns reversed)."""
+    rows = torch.as_tensor(flip, device=samples.observations.device)
+    if not bool(rows.any()):
+        return samples
+    columns = samples.action_masks.shape[1]
+    observations = samples.observations.clone()
+    observations[rows] = observations[rows].flip(-1)
+    actions = samples.actions.clone()
+    actions[rows] = columns - 1 - actions[rows]
+    masks, teacher = samples.action_masks.clone(), samples.teacher.clone()
+    masks[rows] = masks[rows].flip(-1)
+    teacher[rows] = teacher[rows].flip(-1)
+    return samples._replace(observations=observations, actions=actions, action_masks=masks, teacher=teacher)
 
 
 def kickstart_coef(config: Any, steps: int) -> float:

@@ -65,17 +65,19 @@ class Learner:
     :param model: the model (new or loaded); its env, buffer and policy are used in place
     :param overlap: collect each rollout in a thread while the previous one is learned from
     :param kickstart: the ``kickstart`` config section (None or ``coef`` 0: no teacher)
+    :param mirror: train on minibatch samples mirrored left-right at random (``train.mirror``)
     """
 
-    def __init__(self, model: Any, overlap: bool = True, kickstart: Any = None) -> None:
+    def __init__(self, model: Any, overlap: bool = True, kickstart: Any = None, mirror: bool = False) -> None:
         import torch
 
         self.model = model
         self.overlap = overlap
         self.kickstart = kickstart if kickstart is not None and kickstart.coef > 0 else None
+        self.mirror = mirror
         self.acting = copy.deepcopy(model.policy)
         self.acting.set_training_mode(False)
-        if self.kickstart is not None:
+        if self.kickstart is not None or mirror:
             model.rollout_buffer = self._new_buffer()
         self.spare = self._new_buffer()
         self.last_teacher: np.ndarray | None = None
@@ -89,8 +91,8 @@ class Learner:
         from connectx_gym.training.kickstart import TeacherRolloutBuffer
 
         model = self.model
-        buffer_class = TeacherRolloutBuffer if self.kickstart is not None else model.rollout_buffer_class
-        return buffer_class(
+        buffer_class = TeacherRolloutBuffer if self.kickstart is not None or self.mirror else model.rollout_buffer_class
+        buffer = buffer_class(
             model.n_steps,
             model.observation_space,
             model.action_space,
@@ -100,6 +102,8 @@ class Learner:
             n_envs=model.n_envs,
             **model.rollout_buffer_kwargs,
         )
+        buffer.mirror = self.mirror
+        return buffer
 
     # ------------------------------------------------------------------ the loop
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 1) -> Any:
@@ -155,12 +159,13 @@ class Learner:
         return True
 
     def _train(self) -> None:
-        """One update: MaskablePPO's, with the teacher term while its weight is above 0."""
+        """One update: MaskablePPO's, with the teacher term while its weight is above 0 (and on mirrored
+        samples with ``mirror``; at weight 0 ``train_with_teacher`` is MaskablePPO's update)."""
         from connectx_gym.training.kickstart import kickstart_coef, train_with_teacher
 
         model = self.model
         coef = kickstart_coef(self.kickstart, model.num_timesteps) if self.kickstart is not None else 0.0
-        if coef > 0:
+        if coef > 0 or self.mirror:
             train_with_teacher(model, coef)
         else:
             model.train()

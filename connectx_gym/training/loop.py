@@ -79,8 +79,9 @@ def run(
         callbacks = make_callbacks(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
-        if remaining > 0 and (config.train.overlap or config.kickstart.coef > 0):
-            Learner(model, overlap=config.train.overlap, kickstart=config.kickstart).learn(remaining, callbacks)
+        if remaining > 0 and (config.train.overlap or config.train.mirror or config.kickstart.coef > 0):
+            learner = Learner(model, config.train.overlap, config.kickstart, config.train.mirror)
+            learner.learn(remaining, callbacks)
         elif remaining > 0:
             model.learn(remaining, callback=callbacks, reset_num_timesteps=False, progress_bar=False)
         elapsed = time.perf_counter() - started
