@@ -99,7 +99,7 @@ SPEC_DEFAULTS = {
         ],
         window=2000,
     ),
-    "kickstart": dict(coef=0.0, depth=3, temperature=0.1, decay_steps=1_000_000),
+    "kickstart": dict(coef=0.0, depth=3, temperature=0.1, decay_steps=1_000_000, teacher="alphabeta", solver_from=20),
     "ray": dict(address=None, num_cpus_per_worker=1.0),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
 }

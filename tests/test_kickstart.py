@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.game import oracle
 from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.solver import WIN_SCORE
 from connectx_gym.game.teacher import distribution, move_value, search_distribution
@@ -274,3 +275,42 @@ def test_a_mirrored_run_flips_about_half_of_every_minibatch(tmp_path, monkeypatc
     result = run(load_config(None, overrides).resolved(), tmp_path / "run", None)
     assert result.steps == 96 and result.final_model.is_file()
     assert seen and 0.3 < float(np.mean(seen)) < 0.7  # about half of every minibatch is flipped
+
+
+def test_the_solver_teacher_is_refused_off_its_board_or_without_the_solver(monkeypatch):
+    import sys
+
+    from connectx_gym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"only 6x7 boards with 4 in a row, not env.rows=5, env.columns=7"):
+        tiny_config("kickstart.teacher=solver", "env.rows=5")
+    tiny_config("kickstart.teacher=solver", "env.rows=5", "kickstart.coef=0")  # off: nothing to check
+    monkeypatch.setitem(sys.modules, "bitbully", None)  # import bitbully now raises ImportError
+    with pytest.raises(ConfigError, match=r"needs the perfect Connect-4 solver bitbully.*pip install"):
+        tiny_config("kickstart.teacher=solver")
+    with pytest.raises(ValueError, match="teacher must be one of alphabeta|solver, got 'oracle'"):
+        ConnectXEnv(teacher_depth=2, teacher="oracle")
+
+
+@pytest.mark.skipif(not oracle.solver_available(), reason="the solver extra is not installed")
+def test_the_solver_teacher_is_perfect_from_book_and_solver_and_searches_between():
+    """On positions of noisy games: up to 10 stones and from solver_from on, the distribution is even
+    over exactly the solver's best columns; in between it is the alpha-beta teacher's."""
+    from connectx_gym.envs.solver_teacher import solver_distribution
+    from connectx_gym.game.specs import make_opponent
+
+    solver, player, rng = oracle.Oracle(), make_opponent("alphabeta:2:0.3"), np.random.default_rng(3)
+    checked = {"book": 0, "solver": 0, "search": 0}
+    for _ in range(6):
+        position = Position(BOARD)
+        while position.winner is None:
+            got = solver_distribution(position, 2, 0.1, 22)
+            if 10 < position.moves_played < 22:
+                np.testing.assert_allclose(got, search_distribution(position, 2, 0.1))
+                checked["search"] += 1
+            else:
+                best = oracle.best_columns(solver.scores(position))
+                np.testing.assert_allclose(got, np.isin(np.arange(7), best) / len(best), atol=1e-6)
+                checked["book" if position.moves_played <= 10 else "solver"] += 1
+            position.play(player.act(position, rng))
+    assert min(checked.values()) >= 5, checked

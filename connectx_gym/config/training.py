@@ -330,6 +330,15 @@ class KickstartConfig(Section):
     decay_steps: int = config_field(
         1_000_000, "Steps over which the weight falls linearly to 0; after that the workers stop searching.", ge=1
     )
+    teacher: Literal["alphabeta", "solver"] = config_field(
+        "alphabeta",
+        "Who teaches: alphabeta (the search above, on every position; any board) or solver (6x7 boards with 4 in a "
+        "row, needs the solver extra: the perfect moves of the shipped opening book up to 10 stones and of the "
+        "perfect solver from solver_from stones on, the search in between).",
+    )
+    solver_from: int = config_field(
+        20, "Stones on the board from which the solver teacher asks the perfect solver (fast late in the game).", ge=0
+    )
 
 
 @dataclass(frozen=True)
@@ -400,6 +409,24 @@ class Config:
             raise ConfigError(
                 f"ppo.batch_size={ppo.batch_size} must divide ppo.n_steps × multiprocessing.parallel_episodes"
                 f" = {ppo.n_steps} × {episodes} = {rollout}"
+            )
+
+        if self.kickstart.coef > 0 and self.kickstart.teacher == "solver":
+            self._check_solver_teacher()
+
+    def _check_solver_teacher(self) -> None:
+        from connectx_gym.game.oracle import INSTALL_HINT, board_is_supported, solver_available
+
+        env = self.env
+        if not board_is_supported(env.rows, env.columns, env.inarow):
+            raise ConfigError(
+                f"kickstart.teacher='solver' plays only 6x7 boards with 4 in a row, not env.rows={env.rows}, "
+                f"env.columns={env.columns}, env.inarow={env.inarow}; use kickstart.teacher=alphabeta"
+            )
+        if not solver_available():
+            raise ConfigError(
+                f"kickstart.teacher='solver' needs the perfect Connect-4 solver bitbully, which is not installed; "
+                f"install the extra with: {INSTALL_HINT}"
             )
 
     def resolved(self) -> Config:

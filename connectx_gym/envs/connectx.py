@@ -22,6 +22,8 @@ from connectx_gym.game.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_P
 
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
+#: who computes the kickstarting teacher's move distributions (``kickstart.teacher``)
+TEACHERS = ("alphabeta", "solver")
 
 
 class ConnectXEnv(gym.Env):
@@ -44,6 +46,10 @@ class ConnectXEnv(gym.Env):
         for the observation returned with it (``game.teacher``: alpha-beta to this depth), for
         kickstarting; absent once the game is over
     :param teacher_temperature: the teacher's softmax temperature (0: even over the best moves)
+    :param teacher: ``"alphabeta"`` (the search above on every position) or ``"solver"`` (6x7x4
+        only: perfect moves from the opening book and, from ``teacher_solver_from`` stones on, the
+        perfect solver; the search in between; ``envs.solver_teacher``)
+    :param teacher_solver_from: stones from which the ``solver`` teacher asks the perfect solver
     :param render_mode: ``"human"`` (print) or ``"ansi"`` (return the text)
     """
 
@@ -64,6 +70,8 @@ class ConnectXEnv(gym.Env):
         render_mode: str | None = None,
         teacher_depth: int = 0,
         teacher_temperature: float = 0.1,
+        teacher: str = "alphabeta",
+        teacher_solver_from: int = 20,
     ) -> None:
         super().__init__()
         self.geometry = geometry(rows, columns, inarow)
@@ -86,8 +94,14 @@ class ConnectXEnv(gym.Env):
             raise ValueError(f"teacher_depth must be an integer >= 0, got {teacher_depth!r}")
         if not teacher_temperature >= 0:
             raise ValueError(f"teacher_temperature must be >= 0, got {teacher_temperature!r}")
+        if teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {'|'.join(TEACHERS)}, got {teacher!r}")
+        if teacher == "solver" and (rows, columns, inarow) != (6, 7, 4):
+            raise ValueError(f"the solver teacher plays only 6x7 boards with 4 in a row, not {rows}x{columns}x{inarow}")
         self.teacher_depth = int(teacher_depth)
         self.teacher_temperature = float(teacher_temperature)
+        self.teacher = teacher
+        self.teacher_solver_from = int(teacher_solver_from)
         self.observation_space = spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32)
         self.action_space = spaces.Discrete(columns)
         self.set_opponent(opponent)
@@ -287,11 +301,20 @@ class ConnectXEnv(gym.Env):
         if self.info_board:
             info["board"] = self._board.copy()
         if self.teacher_depth and self.winner is None:
-            from connectx_gym.game.teacher import search_distribution
-
             timers = profiling.TIMERS
             started = time.perf_counter() if timers is not None else 0.0
-            info["teacher"] = search_distribution(self.position, self.teacher_depth, self.teacher_temperature)
+            info["teacher"] = self._teacher_distribution()
             if timers is not None:
                 timers["teacher"] += time.perf_counter() - started
         return info
+
+    def _teacher_distribution(self) -> np.ndarray:
+        if self.teacher == "solver":
+            from connectx_gym.envs.solver_teacher import solver_distribution
+
+            return solver_distribution(
+                self.position, self.teacher_depth, self.teacher_temperature, self.teacher_solver_from
+            )
+        from connectx_gym.game.teacher import search_distribution
+
+        return search_distribution(self.position, self.teacher_depth, self.teacher_temperature)

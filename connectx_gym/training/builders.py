@@ -40,7 +40,12 @@ def teacher_kwargs(config: Config) -> dict[str, Any]:
     kickstart = config.kickstart
     if kickstart.coef <= 0:
         return {}
-    return {"teacher_depth": kickstart.depth, "teacher_temperature": kickstart.temperature}
+    return {
+        "teacher_depth": kickstart.depth,
+        "teacher_temperature": kickstart.temperature,
+        "teacher": kickstart.teacher,
+        "teacher_solver_from": kickstart.solver_from,
+    }
 
 
 def ppo_kwargs(config: Config) -> dict[str, Any]:
