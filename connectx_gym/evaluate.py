@@ -68,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=(
             "Evaluate ConnectX agents: matches with 95% Wilson intervals, Elo tournaments, "
             "win rate vs training step of a run, Kaggle replays. Agent specs: random, negamax, "
-            "alphabeta:<depth>, kaggle:<name|file.py>, checkpoint:<model.zip>; " + BARE_PATH_NOTE + "."
+            "alphabeta:<depth>[:<epsilon>], kaggle:<name|file.py>, checkpoint:<model.zip>; " + BARE_PATH_NOTE + "."
         ),
     )
     add = parser.add_argument

@@ -47,7 +47,14 @@ SPEC_DEFAULTS = {
         rows=6,
         columns=7,
         inarow=4,
-        opponent={"negamax": 0.8, "random": 0.2},
+        opponent={
+            "random": 0.1,
+            "negamax": 0.2,
+            "alphabeta:1:0.2": 0.2,
+            "alphabeta:2:0.2": 0.2,
+            "alphabeta:3:0.1": 0.15,
+            "alphabeta:4:0.1": 0.15,
+        },
         agent_seat="random",
         reward_win=1.0,
         reward_loss=-1.0,
@@ -66,7 +73,7 @@ SPEC_DEFAULTS = {
         n_steps=128,
         batch_size=1024,
         n_epochs=4,
-        learning_rate=3e-4,
+        learning_rate=1e-3,
         gamma=0.99,
         gae_lambda=0.95,
         ent_coef=0.01,
@@ -77,7 +84,7 @@ SPEC_DEFAULTS = {
     ),
     "policy": dict(features="cnn", cnn_channels=[64, 64], kernel_size=3, net_arch=[128], activation="relu"),
     "train": dict(
-        total_timesteps=3_500_000,
+        total_timesteps=3_000_000,
         seed=0,
         run_name=None,
         output_dir="models",
@@ -85,21 +92,15 @@ SPEC_DEFAULTS = {
         keep_checkpoints=3,
         eval_every=200_000,
         eval_games=100,
-        eval_opponents=["random", "negamax"],
+        eval_opponents=["random", "negamax", "alphabeta:2"],
         eval_accuracy=True,
         device="cpu",
         overlap=False,
         mirror=False,
     ),
     "selfplay": dict(snapshot_every=200_000, pool_size=20, latest_probability=0.5, prioritized=True),
-    "curriculum": dict(
-        stages=[
-            {"opponent": {"negamax": 0.8, "random": 0.2}, "promote_at": 0.85},
-            {"opponent": {"negamax": 0.7, "selfplay": 0.2, "random": 0.1}},
-        ],
-        window=2000,
-    ),
-    "kickstart": dict(coef=0.0, depth=3, temperature=0.1, decay_steps=1_000_000, teacher="alphabeta", solver_from=20),
+    "curriculum": dict(stages=[], window=2000),
+    "kickstart": dict(coef=2.0, depth=4, temperature=0.1, decay_steps=3_000_000, teacher="alphabeta", solver_from=20),
     "ray": dict(address=None, num_cpus_per_worker=1.0),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
 }
@@ -156,6 +157,26 @@ def test_quick_yaml_loads_and_is_small():
     assert cfg.train.total_timesteps == 4096
     assert cfg.policy.cnn_channels == (16, 16) and cfg.policy.net_arch == (64,)
     assert cfg.train.eval_opponents == ("random",) and cfg.train.eval_games == 10
+
+
+def test_strong_yaml_is_the_default_recipe_longer_with_a_deeper_teacher():
+    strong, default = config_to_dict(load_config(CONFIGS / "strong.yaml")), config_to_dict(load_config())
+    changed = {
+        f"{section}.{key}"
+        for section, values in strong.items()
+        for key, value in values.items()
+        if value != default[section][key]
+    }
+    assert changed == {
+        "kickstart.depth",
+        "kickstart.decay_steps",
+        "train.total_timesteps",
+        "train.checkpoint_every",
+        "train.eval_every",
+    }
+    assert strong["kickstart"]["depth"] > default["kickstart"]["depth"]
+    assert strong["kickstart"]["decay_steps"] == strong["train"]["total_timesteps"]  # the teacher stays to the end
+    assert strong["train"]["total_timesteps"] > default["train"]["total_timesteps"]
 
 
 def test_config_is_frozen_and_hashable():
@@ -583,7 +604,7 @@ def test_reference_markdown_has_a_row_per_key():
     for row, key in zip(rows, config_keys()):
         assert row.startswith(f"| `{key}` | ")
         assert row.count(" | ") == 2  # no stray '|' inside a cell
-    assert "| `ppo.learning_rate` | `0.0003` | " in table
+    assert "| `ppo.learning_rate` | `0.001` | " in table
     assert "| `policy.cnn_channels` | `[64, 64]` | " in table
     assert "| `train.run_name` | `null` | " in table
     assert "One of: first, second, random." in table

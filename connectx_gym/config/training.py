@@ -44,8 +44,15 @@ class EnvConfig(Section):
     columns: int = config_field(7, "Board width in cells; also the size of the action space.", ge=1)
     inarow: int = config_field(4, "Stones in a line (row, column or diagonal) needed to win.", ge=1)
     opponent: str | dict = config_field(
-        {"negamax": 0.8, "random": 0.2},
-        "Training opponent: a spec (random, negamax, alphabeta:N, kaggle:FILE, selfplay, model.zip) "
+        {
+            "random": 0.1,
+            "negamax": 0.2,
+            "alphabeta:1:0.2": 0.2,
+            "alphabeta:2:0.2": 0.2,
+            "alphabeta:3:0.1": 0.15,
+            "alphabeta:4:0.1": 0.15,
+        },
+        "Training opponent: a spec (random, negamax, alphabeta:N[:EPSILON], kaggle:FILE, selfplay, model.zip) "
         "or a mixture {spec: weight} drawn per episode.",
     )
     agent_seat: Literal["first", "second", "random"] = config_field(
@@ -141,7 +148,7 @@ class PPOConfig(Section):
         1024, "Minibatch size; must divide n_steps × parallel_episodes (the rollout size).", gt=1
     )
     n_epochs: int = config_field(4, "Optimisation passes over each rollout.", ge=1)
-    learning_rate: float = config_field(3e-4, "Adam learning rate.", gt=0)
+    learning_rate: float = config_field(1e-3, "Adam learning rate.", gt=0)
     gamma: float = config_field(0.99, "Discount factor.", gt=0, le=1)
     gae_lambda: float = config_field(
         0.95, "GAE lambda (bias/variance trade-off of the advantage estimate).", ge=0, le=1
@@ -199,7 +206,7 @@ class TrainConfig(Section):
     section: ClassVar[str] = "train"
 
     total_timesteps: int = config_field(
-        3_500_000, "Environment steps to train for (summed over all environments).", ge=1
+        3_000_000, "Environment steps to train for (summed over all environments).", ge=1
     )
     seed: int = config_field(0, "Random seed of the run (environments, opponents and torch).", ge=0)
     run_name: str | None = config_field(
@@ -221,7 +228,9 @@ class TrainConfig(Section):
         check=_is_even,
         rule="an even integer >= 2",
     )
-    eval_opponents: tuple[str, ...] = config_field(("random", "negamax"), "Opponent specs to evaluate against.")
+    eval_opponents: tuple[str, ...] = config_field(
+        ("random", "negamax", "alphabeta:2"), "Opponent specs to evaluate against."
+    )
     eval_accuracy: bool = config_field(
         True,
         "Each evaluation also grades the greedy policy on the shipped solver-labelled positions (perfect-move "
@@ -278,10 +287,7 @@ class CurriculumConfig(Section):
     section: ClassVar[str] = "curriculum"
 
     stages: tuple[dict, ...] = config_field(
-        (
-            {"opponent": {"negamax": 0.8, "random": 0.2}, "promote_at": 0.85},
-            {"opponent": {"negamax": 0.7, "selfplay": 0.2, "random": 0.1}},
-        ),
+        (),
         "Stages {opponent, promote_at, min_episodes}; "
         "each replaces env.opponent until its win rate reaches promote_at.",
     )
@@ -316,19 +322,19 @@ class KickstartConfig(Section):
     section: ClassVar[str] = "kickstart"
 
     coef: float = config_field(
-        0.0,
+        2.0,
         "Weight of the cross-entropy toward the teacher's move distribution in the PPO loss at step 0; "
         "0 disables kickstarting.",
         ge=0,
     )
     depth: int = config_field(
-        3, "Alpha-beta depth of the teacher, which the env workers run on every position the agent sees.", ge=1
+        4, "Alpha-beta depth of the teacher, which the env workers run on every position the agent sees.", ge=1
     )
     temperature: float = config_field(
         0.1, "Softmax temperature over the teacher's move values in [-1, 1]; 0 = even over the best moves.", ge=0
     )
     decay_steps: int = config_field(
-        1_000_000, "Steps over which the weight falls linearly to 0; after that the workers stop searching.", ge=1
+        3_000_000, "Steps over which the weight falls linearly to 0; after that the workers stop searching.", ge=1
     )
     teacher: Literal["alphabeta", "solver"] = config_field(
         "alphabeta",
