@@ -62,7 +62,7 @@ def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
                 [p["minutes"] for p in ladder], [100 * p["alphabeta2"] for p in ladder], marker="o", ms=3, label=label
             )
     axes[0].set_ylabel("moves on the 3,500 shipped positions (%)")
-    axes[1].set_ylabel("win rate vs alphabeta:2, trainer's evaluation (%)")
+    axes[1].set_ylabel("win rate vs alphabeta:2, trainer's evaluation,\nempty board (%)")
     for axis in axes:
         axis.set_xlabel("wall-clock minutes of training (2 CPU cores)")
         axis.grid(alpha=0.3)
