@@ -18,6 +18,7 @@ from gymnasium import spaces
 
 from connectx_gym.envs import profiling
 from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
+from connectx_gym.game.oracle import check_board
 from connectx_gym.game.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
 
 AGENT_SEATS = ("first", "second", "random")
@@ -96,8 +97,8 @@ class ConnectXEnv(gym.Env):
             raise ValueError(f"teacher_temperature must be >= 0, got {teacher_temperature!r}")
         if teacher not in TEACHERS:
             raise ValueError(f"teacher must be one of {'|'.join(TEACHERS)}, got {teacher!r}")
-        if teacher == "solver" and (rows, columns, inarow) != (6, 7, 4):
-            raise ValueError(f"the solver teacher plays only 6x7 boards with 4 in a row, not {rows}x{columns}x{inarow}")
+        if teacher == "solver":
+            check_board(rows, columns, inarow, "the solver teacher")
         self.teacher_depth = int(teacher_depth)
         self.teacher_temperature = float(teacher_temperature)
         self.teacher = teacher

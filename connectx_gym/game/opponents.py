@@ -104,8 +104,7 @@ class AlphaBetaOpponent:
 
     def act(self, position: Position, rng: np.random.Generator) -> int:
         if self.epsilon and rng.random() < self.epsilon:
-            legal = position.legal_moves()
-            return legal[int(rng.integers(len(legal)))]
+            return RandomOpponent().act(position, rng)
         return alphabeta_move(position, self.depth, rng)
 
 

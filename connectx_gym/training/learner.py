@@ -1,5 +1,5 @@
-"""The trainer's own rollout loop, used when ``train.overlap`` or kickstarting (``kickstart.coef``) is
-on; otherwise the trainer runs SB3's ``learn``.
+"""The trainer's own rollout loop, used when ``train.overlap``, kickstarting (``kickstart.coef``) or
+``train.mirror`` is on; otherwise the trainer runs SB3's ``learn``.
 
 **Overlap** (``train.overlap: true``): rollout k+1 is collected with policy k while the PPO update
 that turns policy k into k+1 runs. SB3's ``learn`` alternates: the workers idle while ``train()``
