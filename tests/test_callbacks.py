@@ -7,6 +7,9 @@ import pickle
 import pytest
 
 from connectx_gym.config import load_config
+from connectx_gym.data import OPENINGS_FILE
+from connectx_gym.evaluation.match import play_games, sb3_batch_policy
+from connectx_gym.evaluation.openings import load_openings
 from connectx_gym.runtime.checkpoints import list_checkpoints, verify_checkpoint
 from connectx_gym.training.builders import env_kwargs
 from connectx_gym.training.callbacks import (
@@ -16,6 +19,7 @@ from connectx_gym.training.callbacks import (
     Interval,
     OpponentScheduleCallback,
     ProgressBarCallback,
+    evaluation_openings,
     make_callbacks,
 )
 from connectx_gym.training.curriculum import Curriculum
@@ -295,6 +299,7 @@ def test_make_callbacks_joins_them_in_order(tmp_path, progress_bar):
     assert schedule.state is state and checkpoints.state is state and schedule.snapshots.next == 1500
     assert (checkpoints.interval.next, checkpoints.keep, checkpoints.run_dir) == (1200, 3, tmp_path)
     assert evaluation.interval.next == 1200 and evaluation.report is print
+    assert evaluation.openings == evaluation_openings(config) and len(evaluation.openings) == 50
     assert evaluation.seed == config.train.seed + 1_000_003 and evaluation.opponents == list(
         config.train.eval_opponents
     )
@@ -304,3 +309,33 @@ def test_make_callbacks_joins_them_in_order(tmp_path, progress_bar):
         assert schedule.say == bar.write and evaluation.after_eval == bar.show_evaluation
     else:
         assert evaluation.after_eval is None
+
+
+def test_evaluation_openings_spread_over_the_suite_on_its_board_only():
+    suite = [opening.moves for opening in load_openings(OPENINGS_FILE)]
+    chosen = evaluation_openings(config_with("train.eval_games=20"))
+    assert chosen == [suite[i * len(suite) // 10] for i in range(10)] and len(set(chosen)) == 10
+    assert chosen[0] == suite[0] and chosen[-1] == suite[len(suite) * 9 // 10]  # from the start to near the end
+    assert evaluation_openings(config_with(f"train.eval_games={2 * len(suite) + 2}")) == suite  # all, then wrap
+    assert evaluation_openings(config_with("train.eval_openings=false")) is None
+    assert evaluation_openings(config_with("env.rows=5")) is None  # not the suite's board
+
+
+def test_evaluation_games_start_from_the_openings_in_both_seats(tmp_path, model):
+    openings = [(3,), (0, 6), (1, 1, 2)]
+    first_batches = []
+
+    def policy(observations, masks):  # the stones on each board the first time the policy is asked
+        if not first_batches:
+            first_batches.append(observations[:, :2].sum(axis=(1, 2, 3)).tolist())
+        return masks.argmax(axis=1)
+
+    result = play_games(policy, "alphabeta:1", 6, seed=3, openings=openings)
+    # games 2k and 2k+1 play opening k, the agent first then second; the opponent answers when it is to move
+    assert first_batches == [[2, 1, 2, 3, 4, 3]]
+    assert result.seats["first"].games == result.seats["second"].games == 3
+    evaluation = EvaluationCallback(["random"], 6, 3, env_kwargs(config_with()), 100, 0, tmp_path, openings=openings)
+    start(evaluation, model)
+    step(evaluation, model, 100)
+    expected = play_games(sb3_batch_policy(model), "random", 6, seed=3, openings=openings).win_rate
+    assert logged(model)["eval/win_rate/random"] == expected

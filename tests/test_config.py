@@ -94,6 +94,7 @@ SPEC_DEFAULTS = {
         eval_games=100,
         eval_opponents=["random", "negamax", "alphabeta:2"],
         eval_accuracy=True,
+        eval_openings=True,
         device="cpu",
         overlap=False,
         mirror=False,

@@ -90,6 +90,33 @@ def test_agent_second_sees_opponent_opening_move():
     assert obs[PLANE_FIRST].max() == 0
 
 
+@pytest.mark.parametrize(
+    ("opening", "seat", "stones"),
+    [([3], "first", 2), ([3, 3], "first", 2), ([3], "second", 1), ([3, 3], "second", 3), ([], "second", 1)],
+)
+def test_reset_plays_the_opening_then_whoever_is_to_move(opening, seat, stones):
+    env = ConnectXEnv(opponent=ScriptedOpponent([6]), agent_seat=seat)
+    obs, info = env.reset(seed=0, options={"opening": opening})
+    agent_mark = FIRST_MARK if seat == "first" else SECOND_MARK
+    assert info["agent_mark"] == agent_mark and env.position.to_move == agent_mark
+    assert env.position.moves_played == stones == obs[PLANE_OWN].sum() + obs[PLANE_OTHER].sum()
+    if opening:  # the opening's first stone is the first player's, bottom of column 3
+        assert obs[PLANE_OWN if seat == "first" else PLANE_OTHER, 5, 3] == 1
+    assert (obs[PLANE_OTHER, 5, 6] == 1) == (stones > len(opening))  # the opponent answered in column 6
+    again, _ = env.reset(seed=0)  # the next reset starts from the empty board again
+    assert again[PLANE_OWN].sum() + again[PLANE_OTHER].sum() == (seat == "second")
+
+
+@pytest.mark.parametrize(
+    ("opening", "message"),
+    [([7], "illegal column 7"), ([0] * 7, "illegal column 0"), ([0, 1] * 3 + [0], "ends the game"), (["3"], "'3'")],
+)
+def test_reset_refuses_a_bad_opening(opening, message):
+    env = ConnectXEnv(opponent="random", agent_seat="first")
+    with pytest.raises(ValueError, match=message):
+        env.reset(seed=0, options={"opening": opening})
+
+
 def test_random_seat_uses_both_seats():
     env = ConnectXEnv(opponent="random", agent_seat="random")
     marks = {env.reset(seed=seed)[1]["agent_mark"] for seed in range(20)}

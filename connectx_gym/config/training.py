@@ -237,6 +237,12 @@ class TrainConfig(Section):
         "and good-move rates); best_model.zip is then chosen by (mean win rate + perfect-move rate) / 2. "
         "6x7 boards with 4 in a row only; skipped on other boards.",
     )
+    eval_openings: bool = config_field(
+        True,
+        "Evaluation games start from the shipped opening suite, each opening played in both seats and the "
+        "openings spread evenly over the suite, so that greedy players do not replay a few lines from the empty "
+        "board. 6x7 boards with 4 in a row only; other boards start from the empty board.",
+    )
     device: Literal["cpu", "cuda", "auto"] = config_field("cpu", "Torch device; auto = cuda when available.")
     overlap: bool = config_field(
         False,

@@ -133,6 +133,10 @@ class ConnectXEnv(gym.Env):
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode. ``options`` may hold ``"agent_seat"`` (overrides the constructor's for this
+        episode) and ``"opening"``: columns played from the empty board by both sides before the
+        agent's first observation (the agent keeps its seat, so the opponent answers first when the
+        opening leaves it to move); an illegal or game-ending opening raises ``ValueError``."""
         super().reset(seed=seed)
         seat = (options or {}).get("agent_seat", self.agent_seat)
         if seat not in AGENT_SEATS:
@@ -148,15 +152,25 @@ class ConnectXEnv(gym.Env):
         self._planes = encode_position(self.position, self.agent_mark)
         self._legal = legal_mask(self.geometry, 0)
         self._board = [EMPTY] * self.geometry.size
+        self._play_opening((options or {}).get("opening", ()))
         info: dict[str, Any] = {}
         start_episode = getattr(self.opponent, "start_episode", None)
         if start_episode is not None:
             start_episode(self.np_random)
-        if self.agent_mark == SECOND_MARK:
+        if self.position.to_move != self.agent_mark:
             self._opponent_move(info)
         self._ended_at_reset = self.winner is not None
         self._reset_error = info.get("opponent_error")
         return self._observation(), self._info(info)
+
+    def _play_opening(self, opening: Any) -> None:
+        """Play ``options["opening"]`` (columns from the empty board, both sides) at reset."""
+        for column in opening:
+            if not isinstance(column, (int, np.integer)) or not self.position.is_legal(int(column)):
+                raise ValueError(f"the opening {list(opening)} plays an illegal column {column!r}")
+            self._play(int(column))
+            if self.winner is not None:
+                raise ValueError(f"the opening {list(opening)} ends the game; an opening must leave it unfinished")
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         info, ended = self.step_agent(action)

@@ -86,14 +86,17 @@ def play_games(
     games: int,
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
+    openings: Sequence[Sequence[int]] | None = None,
 ) -> MatchResult:
-    """Play ``games`` games of ``policy`` against ``opponent``; the first half as first player.
+    """Play ``games`` games of ``policy`` against ``opponent``; the first half as first player, or
+    with ``openings``, each game from an opening with the seats paired as ``game_setup`` gives them.
 
     :param policy: batched policy, see ``BatchPolicy``
     :param opponent: opponent spec string or object with ``act(position, rng)``
     :param games: number of games (the agent is first in ``ceil(games / 2)`` of them)
     :param seed: game ``i`` is reset with ``seed + i``
     :param env_kwargs: board size and rewards for ``ConnectXEnv`` (``opponent``/``agent_seat`` are set here)
+    :param openings: each opening's columns from the empty board (``None`` or empty: the empty board)
     """
     kwargs = dict(env_kwargs or {})
     kwargs.pop("opponent", None)
@@ -105,12 +108,13 @@ def play_games(
         opponent = make_opponent(opponent)
     name = getattr(opponent, "name", type(opponent).__name__)
     result = MatchResult(opponent=name)
-    first_games = (games + 1) // 2
     envs, observations, seats = [], [], []
     for index in range(games):
-        seat = "first" if index < first_games else "second"
+        agent_first, opening = game_setup(index, games, len(openings) if openings else None)
+        seat = "first" if agent_first else "second"
         env = ConnectXEnv(opponent=opponent, agent_seat=seat, **kwargs)
-        obs, _ = env.reset(seed=seed + index)
+        moves = openings[opening] if openings and opening is not None else ()
+        obs, _ = env.reset(seed=seed + index, options={"opening": moves})
         envs.append(env)
         observations.append(obs)
         seats.append(seat)

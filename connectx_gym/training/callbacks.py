@@ -25,6 +25,7 @@ quiet_import_sb3()
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList  # noqa: E402
 
 from connectx_gym.config import Config  # noqa: E402
+from connectx_gym.data import OPENINGS_FILE  # noqa: E402
 from connectx_gym.evaluation.accuracy import (  # noqa: E402
     LABEL_BOARD,
     LabelledPositions,
@@ -33,6 +34,7 @@ from connectx_gym.evaluation.accuracy import (  # noqa: E402
     load_positions,
 )
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
+from connectx_gym.evaluation.openings import is_suite_board, load_openings  # noqa: E402
 from connectx_gym.game.numpy_policy import from_sb3_model  # noqa: E402
 from connectx_gym.game.specs import make_opponent  # noqa: E402
 from connectx_gym.runtime.checkpoints import prune_checkpoints, save_model  # noqa: E402
@@ -238,6 +240,8 @@ class EvaluationCallback(BaseCallback):
         (plus ``"perfect"``: the perfect-move rate, with ``accuracy``)
     :param accuracy: also grade the greedy policy on these labelled positions (``eval/perfect_move_rate``,
         ``eval/good_move_rate``); the best model is then the best ``selection_score``
+    :param openings: start the games from these openings (columns from the empty board), each in
+        both seats (``match.play_games``); ``None``: from the empty board
     """
 
     def __init__(
@@ -252,8 +256,10 @@ class EvaluationCallback(BaseCallback):
         report: Callable[[dict[str, Any]], Any] | None = None,
         after_eval: Callable[[dict[str, float]], None] | None = None,
         accuracy: LabelledPositions | None = None,
+        openings: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
+        self.openings = openings
         self.accuracy = accuracy
         self.last_accuracy: dict[str, float] = {}
         self.opponents = list(opponents)
@@ -278,7 +284,9 @@ class EvaluationCallback(BaseCallback):
         policy = sb3_batch_policy(self.model)
         scores = []
         for spec in self.opponents:
-            result = play_games(policy, spec, self.games, seed=self.seed, env_kwargs=self.env_kwargs)
+            result = play_games(
+                policy, spec, self.games, seed=self.seed, env_kwargs=self.env_kwargs, openings=self.openings
+            )
             scores.append(result.win_rate)
             self.last_eval[spec] = result.win_rate
             self.logger.record(f"eval/win_rate/{spec}", result.win_rate)
@@ -437,6 +445,7 @@ def make_callbacks(
         report=report,
         after_eval=bar.show_evaluation if bar is not None else None,
         accuracy=accuracy_positions(config),
+        openings=evaluation_openings(config),
     )
     chain: Iterable[BaseCallback | None] = (stats, schedule, bar, checkpoints, evaluation)
     return CallbackList([callback for callback in chain if callback is not None])
@@ -449,6 +458,21 @@ def accuracy_positions(config: Config) -> LabelledPositions | None:
     if not config.train.eval_accuracy or config.train.eval_every <= 0 or board != LABEL_BOARD:
         return None
     return load_positions()
+
+
+def evaluation_openings(config: Config) -> list[tuple[int, ...]] | None:
+    """The openings the trainer's evaluation games start from: with ``train.eval_openings`` on a 6x7
+    board with 4 in a row, ``eval_games // 2`` openings spread evenly over the shipped suite (all of
+    it when there are fewer), each played in both seats; otherwise ``None`` (the empty board)."""
+    env = config.env
+    board = {"rows": env.rows, "columns": env.columns, "inarow": env.inarow}
+    if not config.train.eval_openings or not is_suite_board(board):
+        return None
+    suite = [opening.moves for opening in load_openings(OPENINGS_FILE, board)]
+    wanted = config.train.eval_games // 2
+    if wanted >= len(suite):
+        return suite
+    return [suite[i * len(suite) // wanted] for i in range(wanted)]
 
 
 def close_progress_bars(callbacks: CallbackList | None) -> None:
