@@ -280,6 +280,27 @@ def test_progress_bar_shows_steps_win_rate_stage_and_evaluation(capsys):
     assert err.startswith("before the bar\n") and "a line\n" in err and "train" in err
 
 
+def test_progress_bar_rate_and_eta_are_the_average_since_the_start_not_the_recent_burst():
+    clock = [100.0]
+    bar, model = ProgressBarCallback(20_000, start_step=1000), FakeModel()
+    start(bar, model)
+    bar.bar._time = lambda: clock[0]  # tqdm's own clock, so the test needs no sleeping
+    bar.bar.start_t = bar.bar.last_print_t = clock[0]
+    for second in range(1, 11):  # 1,000 steps/s for 10 s, then a 90 s pause (an evaluation), then a burst
+        clock[0] += 1
+        step(bar, model, 1000 + 1000 * second)
+    clock[0] += 90
+    step(bar, model, 11_000)
+    clock[0] += 1
+    step(bar, model, 12_000)
+    meter = bar.bar.format_dict
+    line = bar.bar.format_meter(**meter)
+    # the average since the start, the resumed-from steps excluded: 11,000 steps in 101 s = 109 steps/s,
+    # so the 8,000 steps left take 73 s; the last burst's 1,000 steps/s would say 8 s
+    assert meter["rate"] is None and "109step/s" in line and "<01:13," in line, line
+    bar.on_training_end()
+
+
 @pytest.mark.parametrize("progress_bar", [True, False])
 def test_make_callbacks_joins_them_in_order(tmp_path, progress_bar):
     config = config_with(

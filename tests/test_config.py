@@ -372,8 +372,29 @@ def test_partial_file_fills_defaults(tmp_path):
     assert dataclasses.replace(cfg, env=EnvConfig()) == Config()
 
 
-def test_empty_file_is_all_defaults(tmp_path):
-    assert load_config(write(tmp_path, "# nothing\n")) == Config()
+@pytest.mark.parametrize("text", ["", "# nothing\n", "\n\n  \n"])
+def test_empty_file_is_refused_naming_it(tmp_path, text):
+    path = write(tmp_path, text)
+    assert error_of(path=path) == (
+        f"config file '{path}' is empty (no sections, only blanks or comments); give at least one section, "
+        "e.g. 'train: {total_timesteps: 100000}', or leave out --config to use every default"
+    )
+    assert load_config(None) == Config()  # no file at all: every default
+
+
+@pytest.mark.parametrize(("rows", "columns", "inarow"), [(6, 7, 8), (3, 3, 4), (1, 1, 2)])
+def test_inarow_longer_than_the_board_is_refused_naming_the_board(rows, columns, inarow):
+    message = error_of([f"env.rows={rows}", f"env.columns={columns}", f"env.inarow={inarow}"])
+    assert message == (
+        f"env.inarow={inarow} is larger than both board dimensions (env.rows={rows}, env.columns={columns}): "
+        "no line can be completed and every game would be a draw; use an inarow of at most max(rows, columns)"
+    )
+
+
+@pytest.mark.parametrize(("rows", "columns", "inarow"), [(6, 7, 7), (7, 3, 7), (1, 5, 5), (1, 1, 1)])
+def test_inarow_up_to_the_longer_side_is_accepted(rows, columns, inarow):
+    env = load_config(None, [f"env.rows={rows}", f"env.columns={columns}", f"env.inarow={inarow}"]).env
+    assert (env.rows, env.columns, env.inarow) == (rows, columns, inarow)
 
 
 def test_unknown_section_and_key_in_file(tmp_path):

@@ -55,6 +55,8 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
         (["--config", "missing.yaml"], "missing.yaml"),
         (["--resume", "nowhere"], "nowhere"),
         (["--set", "env.opponent=kaggle:no_such_agent.py"], "no_such_agent.py"),
+        (["--set", "env.inarow=9"], "env.inarow=9 is larger than both board dimensions (env.rows=6, env.columns=7)"),
+        (["--config", "/dev/null"], "config file '/dev/null' is empty"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):

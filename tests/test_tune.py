@@ -154,6 +154,8 @@ def test_results_table_right_aligns_numeric_columns_only():
         ({}, ["overrides.train.eval_every=100000"], "trials would finish before their first evaluation"),
         ({}, ["overrides.ppo.learning_rate=-1"], "overrides: ppo.learning_rate must be a number > 0, got -1"),
         ({}, ["overrides.train.run_name=mine"], "overrides: train.run_name is set by the sweep"),
+        ({}, ["overrides.env.inarow=8"], "env.inarow=8 is larger than both board dimensions"),
+        ({}, ["search_space.env.inarow={choice: [4, 9]}"], "env.inarow=9 is larger than both board dimensions"),
         ({}, ["scheduler.grace_period=2"], "scheduler.grace_period=2 must be smaller than the number of evaluations"),
         ({}, ["scheduler.grace=1"], "unknown key 'scheduler.grace' (did you mean 'grace_period'?)"),
         ({}, ["search_space.env.opponent={choice: [random, 'kaggle:no_such_agent.py']}"], "no_such_agent.py"),

@@ -140,8 +140,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     if isinstance(overrides, str):
         overrides = [overrides]
     data: Any = {} if path is None else read_yaml(path)
-    if data is None:  # empty file: all defaults
-        data = {}
+    if data is None:
+        raise ConfigError(
+            f"config file '{os.fspath(path)}' is empty (no sections, only blanks or comments); give at least one "
+            "section, e.g. 'train: {total_timesteps: 100000}', or leave out --config to use every default"
+        )
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"config file '{os.fspath(path)}' must contain a mapping of sections, "

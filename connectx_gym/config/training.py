@@ -66,6 +66,13 @@ class EnvConfig(Section):
     )
 
     def _validate(self) -> None:
+        if self.inarow > max(self.rows, self.columns):
+            # Kaggle (and ConnectXEnv) accept such a board, but every game on it is a draw: nothing to learn
+            raise ConfigError(
+                f"{self.section}.inarow={self.inarow} is larger than both board dimensions ({self.section}.rows="
+                f"{self.rows}, {self.section}.columns={self.columns}): no line can be completed and every game "
+                "would be a draw; use an inarow of at most max(rows, columns)"
+            )
         _check_opponent(f"{self.section}.opponent", self.opponent)
 
 

@@ -371,6 +371,7 @@ class ProgressBarCallback(BaseCallback):
             desc="train",
             file=sys.stderr,
             mininterval=1.0,
+            smoothing=0,  # ETA from the run's average rate: evaluation pauses would make a recent rate swing
         )
 
     def _on_step(self) -> bool:
