@@ -44,6 +44,7 @@ LAYERS = (
     "evaluate",
     "export",
     "tune",
+    "pettingzoo",
     "",  # the package itself: registers ConnectX-v0
 )
 
