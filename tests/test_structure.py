@@ -44,6 +44,7 @@ LAYERS = (
     "evaluate",
     "export",
     "tune",
+    "play",
     "pettingzoo",
     "",  # the package itself: registers ConnectX-v0
 )

@@ -37,6 +37,13 @@ KAGGLE_REMAINING_OVERAGE_TIME = 60
 _KAGGLE: tuple[Any, Any, Any] | None = None
 
 
+def kaggle_available() -> bool:
+    """Whether kaggle-environments is installed, found without importing it (its import is slow and noisy)."""
+    import importlib.util
+
+    return importlib.util.find_spec("kaggle_environments") is not None
+
+
 def import_kaggle() -> tuple[Any, Any, Any]:
     """Kaggle's connectx module, ``get_last_callable`` and ``Struct``, imported once and quietly.
 
