@@ -52,6 +52,7 @@ from connectx_gym.evaluation.report import (
 )
 from connectx_gym.evaluation.results import PairingResult, pairing_results, score_matrices
 from connectx_gym.game.checkpoint_opponent import board_text
+from connectx_gym.game.kaggle_agent import require_kaggle
 from connectx_gym.game.specs import BARE_PATH_NOTE
 from connectx_gym.runtime.processes import usable_cpu_count
 from connectx_gym.runtime.ray_cluster import cluster_cpus, import_ray
@@ -147,6 +148,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--ray-address {args.ray_address} needs --backend ray (got --backend {args.backend})")
     if args.elo_prior < 0 or not math.isfinite(args.elo_prior):
         raise UserError(f"--elo-prior must be a number >= 0, got {args.elo_prior}")
+    if args.replay:
+        require_kaggle("--replay (Kaggle's HTML player)")
     if args.replay_game < 0:
         raise UserError(f"--replay-game must be >= 0, got {args.replay_game}")
     if args.games is not None and args.replay_game >= args.games:  # else checked once the games are settled

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.data.book import BOOK_PLIES
 from connectx_gym.errors import UserError
+from connectx_gym.game.kaggle_agent import require_kaggle
 from connectx_gym.submission.build import MAX_SEARCH_MS, ExportResult, check_search_ms, embedded_size, export
 from connectx_gym.submission.check import DEFAULT_CHECK_GAMES, check_submission
 
@@ -58,6 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", default="0", metavar="N", help="seed of Python's random for --check (default: 0)")
     args = parser.parse_args(argv)
     args.search_ms = check_search_ms(args.search_ms)
+    if args.check:
+        require_kaggle("--check (it plays the file through kaggle_environments)")
     for name, option, minimum in (("check_games", "--check-games", 1), ("seed", "--seed", 0)):
         value = getattr(args, name)
         try:

@@ -68,10 +68,9 @@ def _check_replay_path(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UserError(f"--replay {path!r}: cannot write to the folder {folder!r}")
-    from connectx_gym.game.kaggle_agent import kaggle_available
+    from connectx_gym.game.kaggle_agent import require_kaggle
 
-    if not kaggle_available():
-        raise UserError("--replay needs kaggle-environments, which is not installed: pip install -e '.[kaggle]'")
+    require_kaggle("--replay (Kaggle's HTML player)")
 
 
 def render(position: Position, color: bool) -> str:

@@ -57,7 +57,7 @@ def replay_html(result: PairingResult, record: GameRecord, board: dict[str, int]
     by an exception is stepped as column -1, which Kaggle also shows as an invalid move. The moves
     of an opening are the record's first moves, so they are stepped like the rest.
     """
-    import_kaggle()  # the first, noisy import of kaggle_environments, silenced
+    import_kaggle("--replay (Kaggle's HTML player)")  # the first, noisy import of kaggle_environments, silenced
     from kaggle_environments import make
 
     env = make("connectx", configuration=dict(board), debug=False)

@@ -37,20 +37,35 @@ KAGGLE_REMAINING_OVERAGE_TIME = 60
 _KAGGLE: tuple[Any, Any, Any] | None = None
 
 
+#: how to get kaggle-environments, which is an optional extra
+KAGGLE_INSTALL_HINT = 'install the extra: pip install -e ".[kaggle]"'
+
+
 def kaggle_available() -> bool:
     """Whether kaggle-environments is installed, found without importing it (its import is slow and noisy)."""
     import importlib.util
 
+    if "kaggle_environments" in sys.modules:
+        return sys.modules["kaggle_environments"] is not None
     return importlib.util.find_spec("kaggle_environments") is not None
 
 
-def import_kaggle() -> tuple[Any, Any, Any]:
+def require_kaggle(needed_for: str) -> None:
+    """Raise a ``SpecError`` naming ``needed_for`` and the extra when kaggle-environments is not installed."""
+    if not kaggle_available():
+        raise SpecError(f"{needed_for} needs kaggle-environments, which is not installed; {KAGGLE_INSTALL_HINT}")
+
+
+def import_kaggle(needed_for: str = "a Kaggle agent (kaggle:<name|file.py>)") -> tuple[Any, Any, Any]:
     """Kaggle's connectx module, ``get_last_callable`` and ``Struct``, imported once and quietly.
 
     Importing ``kaggle_environments`` is slow and its old ``gym`` prints a banner to stderr.
+
+    :param needed_for: what needs it, named in the ``SpecError`` raised when the extra is not installed
     """
     global _KAGGLE
     if _KAGGLE is None:
+        require_kaggle(needed_for)
         with contextlib.redirect_stderr(io.StringIO()):
             from kaggle_environments.agent import get_last_callable
             from kaggle_environments.envs.connectx import connectx
