@@ -120,6 +120,3 @@ class ConnectXAEC(AECEnv):
         if self.render_mode == "human":
             print(text + "\n")
         return None
-
-    def close(self) -> None:
-        pass

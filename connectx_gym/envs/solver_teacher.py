@@ -7,8 +7,7 @@ cheap to know, the alpha-beta teacher in between. 6x7 boards with 4 in a row onl
 - in between: ``game.teacher.search_distribution`` at the kickstart depth and temperature.
 
 A perfect move set becomes the distribution spread evenly over it (``game.teacher.distribution`` at
-temperature 0). The
-book and the solver are loaded once per process, on first use.
+temperature 0). The book and the solver are loaded once per process, on first use.
 """
 
 from __future__ import annotations

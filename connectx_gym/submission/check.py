@@ -105,9 +105,8 @@ def check_submission(
     move time is measured by calling the file's last callable (loaded with Kaggle's own
     ``get_last_callable``) on every position it faced in the games.
     """
-    _, get_last_callable, Struct = import_kaggle(
-        "export --check"
-    )  # the first, noisy import of kaggle_environments, silenced
+    # the first, noisy import of kaggle_environments, silenced
+    _, get_last_callable, Struct = import_kaggle("export --check")
     import kaggle_environments
 
     path = os.path.abspath(str(path))

@@ -26,6 +26,11 @@ ENV_ARGUMENTS = (
 )
 
 
+def env_board(config: Config) -> dict[str, int]:
+    """The trained board as ``{"rows", "columns", "inarow"}``."""
+    return {"rows": config.env.rows, "columns": config.env.columns, "inarow": config.env.inarow}
+
+
 def env_kwargs(config: Config, info_board: bool = False, opponent: Any = None) -> dict[str, Any]:
     """``ConnectXEnv`` keyword arguments from the ``env`` section (``opponent`` overrides it)."""
     kwargs = {name: getattr(config.env, name) for name in ENV_ARGUMENTS}
@@ -106,7 +111,7 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
             **ppo_kwargs(config),
         )
     # recorded in the checkpoint, so export and evaluation know the board (inarow included)
-    model.connectx_board = {"rows": config.env.rows, "columns": config.env.columns, "inarow": config.env.inarow}
+    model.connectx_board = env_board(config)
     return model
 
 

@@ -25,7 +25,6 @@ quiet_import_sb3()
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList  # noqa: E402
 
 from connectx_gym.config import Config  # noqa: E402
-from connectx_gym.data import OPENINGS_FILE  # noqa: E402
 from connectx_gym.evaluation.accuracy import (  # noqa: E402
     LABEL_BOARD,
     LabelledPositions,
@@ -34,12 +33,12 @@ from connectx_gym.evaluation.accuracy import (  # noqa: E402
     load_positions,
 )
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
-from connectx_gym.evaluation.openings import is_suite_board, load_openings  # noqa: E402
+from connectx_gym.evaluation.openings import resolve_openings  # noqa: E402
 from connectx_gym.game.numpy_policy import from_sb3_model  # noqa: E402
 from connectx_gym.game.specs import make_opponent  # noqa: E402
 from connectx_gym.runtime.checkpoints import prune_checkpoints, save_model  # noqa: E402
 from connectx_gym.runtime.files import write_atomic  # noqa: E402
-from connectx_gym.training.builders import env_kwargs  # noqa: E402
+from connectx_gym.training.builders import env_board, env_kwargs  # noqa: E402
 from connectx_gym.training.curriculum import Curriculum  # noqa: E402
 from connectx_gym.training.layout import BEST_MODEL_NAME, BEST_MODEL_NOTE  # noqa: E402
 from connectx_gym.training.run_state import RunState, save_checkpoint  # noqa: E402
@@ -454,9 +453,7 @@ def make_callbacks(
 
 def accuracy_positions(config: Config) -> LabelledPositions | None:
     """The shipped labelled positions when ``train.eval_accuracy`` is on and the board is 6x7 with 4 in a row."""
-    env = config.env
-    board = {"rows": env.rows, "columns": env.columns, "inarow": env.inarow}
-    if not config.train.eval_accuracy or config.train.eval_every <= 0 or board != LABEL_BOARD:
+    if not config.train.eval_accuracy or config.train.eval_every <= 0 or env_board(config) != LABEL_BOARD:
         return None
     return load_positions()
 
@@ -465,11 +462,10 @@ def evaluation_openings(config: Config) -> list[tuple[int, ...]] | None:
     """The openings the trainer's evaluation games start from: with ``train.eval_openings`` on a 6x7
     board with 4 in a row, ``eval_games // 2`` openings spread evenly over the shipped suite (all of
     it when there are fewer), each played in both seats; otherwise ``None`` (the empty board)."""
-    env = config.env
-    board = {"rows": env.rows, "columns": env.columns, "inarow": env.inarow}
-    if not config.train.eval_openings or not is_suite_board(board):
+    shipped = resolve_openings(None, env_board(config)) if config.train.eval_openings else None
+    if shipped is None:  # not the suite's board
         return None
-    suite = [opening.moves for opening in load_openings(OPENINGS_FILE, board)]
+    suite = shipped.moves()
     wanted = config.train.eval_games // 2
     if wanted >= len(suite):
         return suite
