@@ -69,7 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=(
             "Evaluate ConnectX agents: matches with 95% Wilson intervals, Elo tournaments, "
             "win rate vs training step of a run, Kaggle replays. Agent specs: random, negamax, "
-            "alphabeta:<depth>[:<epsilon>], kaggle:<name|file.py>, checkpoint:<model.zip>; " + BARE_PATH_NOTE + "."
+            "alphabeta:<depth>[:<epsilon>], kaggle:<name|file.py>, checkpoint:<model.zip>, "
+            "mcts:<model.zip>[:<simulations>|:<N>ms] (the checkpoint searched by PUCT); " + BARE_PATH_NOTE + "."
         ),
     )
     add = parser.add_argument

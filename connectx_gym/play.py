@@ -1,11 +1,13 @@
 """``python -m connectx_gym.play AGENT``: play a game against any agent in the terminal.
 
-AGENT is any agent spec the evaluation takes: a checkpoint (``model.zip``), an exported submission
-(``submission.py``), ``random``, ``negamax``, ``alphabeta:N``, ``solver`` (with the ``[solver]``
-extra). You move first unless ``--second``; you type a column number (0 is the leftmost), ``q`` or
-Ctrl-D quits, Ctrl-C stops at once. A full or off-board column, or anything but a number, is
-refused and asked again. A trained checkpoint also shows, before each of its moves, its value
-estimate of the position and its move probabilities. ``--replay FILE.html`` saves the game as
+AGENT is any agent spec the evaluation takes: a checkpoint (``model.zip``), a checkpoint searched by
+PUCT (``mcts:model.zip[:800]``), an exported submission (``submission.py``), ``random``,
+``negamax``, ``alphabeta:N``, ``solver`` (with the ``[solver]`` extra). You move first unless
+``--second``; you type a column number (0 is the leftmost), ``q`` or Ctrl-D quits, Ctrl-C stops at
+once. A full or off-board column, or anything but a number, is refused and asked again. A trained
+checkpoint also shows, before each of its moves, its value estimate of the position and its move
+probabilities; an ``mcts:`` agent then shows its search: simulations, root value (or the proven
+result) and visits per column. ``--replay FILE.html`` saves the game as
 Kaggle's HTML replay when it ends (or is quit). Bad input is one ``error:`` line and exit 2.
 """
 
@@ -27,6 +29,7 @@ from connectx_gym.evaluation.plan import build_agent, resolve_board
 from connectx_gym.evaluation.results import PairingResult
 from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, Position, geometry
 from connectx_gym.game.checkpoint_opponent import CheckpointOpponent, board_text
+from connectx_gym.game.mcts_agent import MctsAgent
 from connectx_gym.game.planes import encode_position
 
 QUIT = ("q", "quit", "exit")
@@ -39,7 +42,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(
         prog="python -m connectx_gym.play",
         description="Play ConnectX against an agent in the terminal. Agent specs: random, negamax, "
-        "alphabeta:<depth>[:<epsilon>], solver, kaggle:<name|file.py>, checkpoint:<model.zip>; a bare path "
+        "alphabeta:<depth>[:<epsilon>], solver, kaggle:<name|file.py>, checkpoint:<model.zip>, "
+        "mcts:<model.zip>[:<simulations>|:<N>ms]; a bare path "
         "ending in .zip is a checkpoint, one ending in .py a Kaggle agent file (e.g. an exported submission).",
     )
     parser.add_argument("agent", help="the agent to play against (a spec)")
@@ -114,8 +118,9 @@ def read_move(position: Position, read: Callable[[str], str], say: Callable[[str
 
 
 def policy_view(agent: Any, position: Position) -> str | None:
-    """A trained checkpoint's value estimate and move probabilities in ``position`` (``None`` for other agents)."""
-    if not isinstance(agent, CheckpointOpponent):
+    """A trained network's value estimate and move probabilities in ``position`` (a checkpoint, or one wrapped
+    in the tree search); ``None`` for other agents."""
+    if not isinstance(agent, (CheckpointOpponent, MctsAgent)):
         return None
     planes = encode_position(position)[None]
     logits = agent.policy.logits(planes)[0].astype(np.float64)
@@ -127,6 +132,20 @@ def policy_view(agent: Any, position: Position) -> str | None:
     value = float(agent.policy.values(planes)[0])
     shown = "  ".join(f"{c}:{100 * p:.0f}%" for c, p in enumerate(probabilities) if legal[c])
     return f"agent's value estimate {value:+.2f} (-1: it expects to lose, +1: to win); move probabilities {shown}"
+
+
+def search_view(agent: Any) -> str | None:
+    """What an ``mcts:`` agent's last search found: its simulations, root value and visits per column."""
+    result = getattr(agent, "last_result", None) if isinstance(agent, MctsAgent) else None
+    if result is None:
+        return None
+    if result.proven is not None:
+        outcome = {"win": "a win", "draw": "a draw", "loss": "a loss"}[result.proven]
+        value = f"proven {outcome} for it in {result.plies} plies"
+    else:
+        value = f"root value {result.search_value:+.2f}"
+    visits = "  ".join(f"{c}:{n}" for c, n in enumerate(result.visits) if n)
+    return f"search: {result.simulations} simulations, {value}; visits {visits or '(none needed)'}"
 
 
 def agent_move(agent: Any, label: str, position: Position, rng: np.random.Generator) -> tuple[int | None, str]:
@@ -173,6 +192,9 @@ def play_game(
             if view:
                 say(view)
             column, line = agent_move(agent, label, position, rng)
+            view = search_view(agent)
+            if view and column is not None:
+                say(view)
             say(line)
             if column is None:
                 record.outcome, record.forfeit, record.error = "win", "opponent", line
@@ -200,6 +222,8 @@ def save_replay(path: str, record: GameRecord, label: str, board: dict[str, int]
 def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
     entry = build_agent(args.agent)
+    if isinstance(entry.agent, MctsAgent):
+        entry.agent.reuse = True  # one game: the tree of the last move serves the next
     board = resolve_board([entry], args.rows, args.columns, args.inarow)
     color = not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     record = play_game(entry.agent, entry.label, board, not args.second, args.seed, color)

@@ -6,6 +6,7 @@ import ast
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -96,10 +97,12 @@ def kaggle_struct(**values):
 
 
 def fixed_policy(namespace, preferences):
-    """Replace the submission's network by fixed logits (column -> preference)."""
+    """Replace the submission's network by fixed logits (column -> preference) and a value of 0."""
     columns = namespace["BOARD"]["columns"]
     vector = np.array([[preferences.get(c, 0.0) for c in range(columns)]], dtype=np.float32)
     namespace["logits"] = lambda planes: vector
+    namespace["policy_value"] = lambda planes: (np.repeat(vector, len(planes), axis=0), np.zeros(len(planes)))
+    namespace["_STATE"].clear()  # the tree search is rebuilt over the replaced network
 
 
 def grid_board(rows_text):
@@ -117,7 +120,7 @@ def test_file_is_self_contained_and_ends_with_agent(exported):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
-    assert imported <= {"base64", "io", "time", "zlib", "numpy"}, imported
+    assert imported <= {"base64", "io", "math", "time", "zlib", "numpy"}, imported
     assert "connectx_gym" not in text.split('"""', 2)[2]  # only the docstring names the exporter
     namespace = load_submission(text)
     assert last_callable(namespace) is namespace["agent"]
@@ -314,6 +317,73 @@ def test_search_respects_its_time_budget(search_namespace):
     # the deadline is checked at every node; leeway only for a loaded (shared) machine's scheduling
     assert sorted(elapsed)[len(elapsed) // 2] < 0.06 + 0.03, elapsed
     assert max(elapsed) < 0.06 + 0.5, elapsed
+
+
+def test_the_files_tree_search_is_the_packages_and_no_name_is_redefined():
+    """The embedded search is tree_search.py's code unchanged, and nothing else in the file reuses its
+    top-level names (a constant of the file's alpha-beta once shadowed the search's WIN)."""
+    from connectx_gym.game import search_board, tree_search
+    from connectx_gym.submission.build import SEARCH_BOARD_IMPORT, tree_search_source
+    from connectx_gym.submission.template import SUBMISSION_TEMPLATE
+
+    def top_level(source):
+        names = set()
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        return names
+
+    embedded = tree_search_source()
+    assert "connectx_gym" not in embedded
+    for module in (search_board, tree_search):
+        code = Path(module.__file__).read_text().split('"""', 2)[2].replace(SEARCH_BOARD_IMPORT, "").strip()
+        assert code in embedded
+    rest = SUBMISSION_TEMPLATE.replace("@@TREE_SEARCH@@", "").split('"""', 2)[2].split("'''")[0]
+    rest = re.sub(r"@@\w+@@", "0", rest)
+    assert not top_level(embedded) & top_level(rest), top_level(embedded) & top_level(rest)
+
+
+def test_past_the_book_the_tree_decides_and_keeps_its_tree(search_namespace):
+    namespace = search_namespace("cnn_6x7", 150)
+    agent, record = namespace["agent"], namespace["LAST_MOVE"]
+    sources = []
+    for kaggle_board, mark in random_positions({"rows": 6, "columns": 7, "inarow": 4}, 12, seed=21):
+        position = Position.from_kaggle(geometry(6, 7, 4), kaggle_board, mark)
+        if not 6 <= position.moves_played <= 30:
+            continue
+        column = agent({"board": kaggle_board, "mark": mark}, {})
+        sources.append(record["source"])
+        if record["source"] == "tree":
+            break
+    assert sources[-1] == "tree" and position.is_legal(column) and record["simulations"] > 20, sources
+    root, move = namespace["_STATE"]["previous"]
+    assert move == column and root.total == record["simulations"]
+    # after its move and a reply, the next search starts from the subtree it already has
+    position.play(column)
+    reply = next(c for c in root.children[root.moves.index(column)].moves if position.copy().play(c) is None)
+    grown = root.children[root.moves.index(column)].children[root.children[root.moves.index(column)].moves.index(reply)]
+    position.play(reply)
+    before = grown.total if grown is not None else 0
+    agent({"board": position.to_kaggle(), "mark": position.to_move}, {})
+    if grown is not None and record["source"] == "tree":
+        assert namespace["_STATE"]["previous"][0] is grown and grown.total > before
+
+
+def test_a_failing_search_falls_back_to_the_policys_move(search_namespace):
+    namespace = search_namespace("cnn_6x7", 100)
+    fixed_policy(namespace, {5: 9.0})
+
+    def broken(planes):
+        raise RuntimeError("the network fails")
+
+    namespace["policy_value"] = broken
+    position = Position(geometry(6, 7, 4))
+    for column in (3, 3, 3, 3, 2, 4, 2, 4, 5, 1, 5, 1):  # past the book, nothing forced
+        position.play(column)
+    assert namespace["agent"]({"board": position.to_kaggle(), "mark": position.to_move}, {}) == 5
+    assert namespace["LAST_MOVE"]["source"] == "policy"
 
 
 # ====================================================================== through kaggle_environments

@@ -238,3 +238,18 @@ def test_bad_ladder_arguments_are_one_line_and_exit_2(capsys, tmp_path, monkeypa
     code, out, err = cli(capsys, *[arg.replace("{run}", "run") for arg in args])
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_an_mcts_agent_takes_the_ladder(capsys, tmp_path, small_ladder):
+    from helpers import tiny_model
+
+    from connectx_gym.runtime.checkpoints import save_model
+
+    path = tmp_path / "model.zip"
+    save_model(tiny_model({"rows": 6, "columns": 7, "inarow": 4}), path)
+    spec = f"mcts:{path}:8"
+    code, out, err = cli(capsys, spec, "--ladder", "--games", 4, "--num-processes", 1, "--json", tmp_path / "j")
+    assert code == 0, err
+    document = json.loads((tmp_path / "j").read_text())
+    assert {entry["agent"] for entry in document["elo"]["ratings"]} == {spec, "random", "negamax", "alphabeta:1"}
+    assert all(p["games"] == 4 for p in document["pairings"])

@@ -147,6 +147,7 @@ def test_forms_describe_every_kind():
         "selfplay[:greedy]  (a snapshot of the learner from the self-play pool)",
         "solver[:weak]  (perfect play on 6x7x4; needs the solver extra)",
         "checkpoint:<path/to/model.zip>",
+        "mcts:<path/to/model.zip>[:<simulations>|:<N>ms]  (the checkpoint searched by PUCT; default 800 simulations)",
     )
 
 

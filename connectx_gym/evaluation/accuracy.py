@@ -5,6 +5,10 @@ exact score, and **good** when it keeps the position's game-theoretic class (its
 of the best score: a won position stays won, a drawn one drawn; in a lost position every move is
 good). Rates come overall and per phase (plies 0-8, 9-20, 21+), each with a 95% Wilson interval.
 Grading needs only the labels, not the solver. A move that is illegal or raises counts as neither.
+
+For an agent built on a network, ``value_accuracy`` grades its value head the same way: on won and
+lost positions its sign must match the result, on drawn ones it must lie within
+``VALUE_DRAW_THRESHOLD`` of 0.
 """
 
 from __future__ import annotations
@@ -257,26 +261,186 @@ def accuracy_csv(results: Sequence[AccuracyResult]) -> str:
 
 
 # ---------------------------------------------------------------------- answering
+def searched_moves(agent: Any, labels: LabelledPositions, seed: int = 0) -> list:
+    """Each position's move by an agent that searches many positions together (``act_many(positions,
+    rngs)``, e.g. an ``mcts:`` agent); position ``i`` gets ``default_rng(seed + i)``. A batch that
+    raises answers nothing (its moves are ``None``)."""
+    positions = [position.copy() for position in labels.positions()]
+    rngs = [np.random.default_rng(seed + i) for i in range(len(positions))]
+    try:
+        return [int(move) for move in agent.act_many(positions, rngs)]
+    except Exception:  # a failing agent answers nothing; it is graded, not fatal
+        return [None] * len(positions)
+
+
 def _answer_chunk(job: tuple[Any, LabelledPositions, int]) -> list[int | None]:
     agent, labels, seed = job
+    if callable(getattr(agent, "act_many", None)):
+        return searched_moves(agent, labels, seed)
     return agent_moves(agent, labels, seed)
 
 
-def answer_positions(agent: Any, labels: LabelledPositions, seed: int = 0, num_processes: int = 1) -> list:
-    """Every position's move by ``agent``: one batched forward pass for a trained policy, else ``act``
-    per position on ``num_processes`` processes (the moves do not depend on how they are split)."""
-    policy = getattr(agent, "policy", None)
-    if policy is not None and callable(getattr(policy, "act", None)) and hasattr(policy, "logits"):
-        return batch_policy_moves(labels, lambda planes, masks: policy.act(planes, masks, deterministic=True))
-    if num_processes <= 1 or len(labels) < 64:
-        return agent_moves(agent, labels, seed)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+#: positions per job of a searching agent, rounded up to a multiple of its lockstep ``group``: the jobs are a
+#: fixed size, so the jobs and the moves are the same for any number of processes
+SEARCH_SLICE = 64
 
+
+def answer_positions(
+    agent: Any, labels: LabelledPositions, seed: int = 0, num_processes: int = 1, progress: bool = False
+) -> list:
+    """Every position's move by ``agent``: one batched forward pass for a trained policy; for a searching
+    agent (``act_many``), its lockstep search in slices of about ``SEARCH_SLICE``; else ``act`` per position.
+    Both of the latter run on ``num_processes`` processes, and the moves do not depend on how they are split.
+
+    :param progress: show a progress bar (on a terminal) while the slices are answered
+    """
+    searching = callable(getattr(agent, "act_many", None))
+    policy = getattr(agent, "policy", None)
+    if not searching and policy is not None and callable(getattr(policy, "act", None)) and hasattr(policy, "logits"):
+        return batch_policy_moves(labels, lambda planes, masks: policy.act(planes, masks, deterministic=True))
+    if searching:
+        group = max(1, int(getattr(agent, "group", 1)))
+        size = group * -(-SEARCH_SLICE // group)
+    elif num_processes <= 1 or len(labels) < 64:
+        return agent_moves(agent, labels, seed)
+    else:
+        size = max(1, len(labels) // (num_processes * 8))
     # contiguous slices, each shipped alone: position ``start + j`` of the set is position ``j`` of its
     # slice, so it draws from ``default_rng(seed + start + j)`` as in one process
-    size = max(1, len(labels) // (num_processes * 8))
     jobs = [(agent, labels.slice(start, start + size), seed + start) for start in range(0, len(labels), size)]
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(num_processes, mp_context=mp.get_context(method)) as pool:
-        return [move for chunk in pool.map(_answer_chunk, jobs) for move in chunk]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(labels), desc="positions", unit="pos", disable=None if progress else True, leave=False)
+    out: list[int | None] = []
+    with bar:
+        if num_processes <= 1:
+            for job in jobs:
+                out.extend(_answer_chunk(job))
+                bar.update(len(job[1]))
+            return out
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from connectx_gym.runtime.processes import single_threaded_children
+
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        with single_threaded_children(), ProcessPoolExecutor(num_processes, mp_context=mp.get_context(method)) as pool:
+            for (_, chunk_labels, _), chunk in zip(jobs, pool.map(_answer_chunk, jobs)):
+                out.extend(chunk)
+                bar.update(len(chunk_labels))
+    return out
+
+
+# ---------------------------------------------------------------------- the value head
+#: a value within this distance of 0 reads as a draw when drawn positions are graded
+VALUE_DRAW_THRESHOLD = 0.2
+#: the classes of a position, by the sign of its best exact score
+RESULT_CLASSES = (("won", 1), ("drawn", 0), ("lost", -1))
+
+
+@dataclass
+class ValueAccuracy:
+    """How often a value head agrees with the solver, overall and per phase.
+
+    Each part is ``{"won", "drawn", "lost", "decided", "all": [correct, positions]}``: on won and lost
+    positions the value's sign must match (``decided`` is both together), on drawn ones
+    ``|value| <= threshold``; ``all`` grades every position three ways with the same threshold.
+    """
+
+    agent: str
+    threshold: float
+    overall: dict[str, list[int]]
+    phases: dict[str, dict[str, list[int]]]
+    mean: dict[str, float]
+
+    def rate(self, part: dict[str, list[int]], key: str) -> float:
+        correct, positions = part[key]
+        return correct / positions if positions else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        def block(part: dict[str, list[int]]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, (correct, positions) in part.items():
+                low, high = wilson_interval(correct, positions)
+                out[key] = {
+                    "positions": positions,
+                    "rate": round(correct / positions, 6) if positions else None,
+                    "ci95": [round(low, 6), round(high, 6)] if positions else None,
+                }
+            return out
+
+        return {
+            "agent": self.agent,
+            "draw_threshold": self.threshold,
+            "overall": block(self.overall),
+            "phases": {name: block(part) for name, part in self.phases.items()},
+            "mean_value": {key: round(value, 6) for key, value in self.mean.items()},
+        }
+
+
+def value_accuracy(
+    labels: LabelledPositions, values: np.ndarray, agent: str = "agent", threshold: float = VALUE_DRAW_THRESHOLD
+) -> ValueAccuracy:
+    """Grade one value per position (from the side to move) against the sign of its best exact score."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(values) != len(labels):
+        raise ValueError(f"{len(values)} values for {len(labels)} positions")
+    truth = np.sign(np.nanmax(labels.scores, axis=1))
+    predicted = np.where(values > threshold, 1, np.where(values < -threshold, -1, 0))
+
+    def empty() -> dict[str, list[int]]:
+        return {key: [0, 0] for key in ("decided", "won", "drawn", "lost", "all")}
+
+    overall, phases = empty(), {name: empty() for name in PHASE_NAMES}
+    names = {result: name for name, result in RESULT_CLASSES}
+    for row in range(len(values)):
+        result = int(truth[row])
+        sign_right = bool(np.sign(values[row]) == result)
+        right = sign_right if result else bool(predicted[row] == 0)
+        for part in (overall, phases[labels.phases[row]]):
+            for key, hit in ((names[result], right), ("all", predicted[row] == result)):
+                part[key][0] += bool(hit)
+                part[key][1] += 1
+            if result:
+                part["decided"][0] += sign_right
+                part["decided"][1] += 1
+    mean = {name: float(values[truth == result].mean()) for name, result in RESULT_CLASSES if (truth == result).any()}
+    used = {name: part for name, part in phases.items() if part["all"][1]}
+    return ValueAccuracy(agent, threshold, overall, used, mean)
+
+
+def network_values(agent: Any, labels: LabelledPositions) -> np.ndarray | None:
+    """The value head's output on every position, for an agent built on a network (``checkpoint:``,
+    ``mcts:``); ``None`` for agents without one."""
+    policy = getattr(agent, "policy", None)
+    if policy is None or not callable(getattr(policy, "values", None)):
+        return None
+    planes, _ = labels.planes_and_masks()
+    return np.concatenate([policy.values(planes[start : start + 1024]) for start in range(0, len(planes), 1024)])
+
+
+def value_table(result: ValueAccuracy) -> str:
+    """One row per phase: the value head's sign accuracy on decided positions, on won, drawn and lost ones."""
+    from connectx_gym.cli import format_table
+
+    rows = []
+    for phase, part in [("all", result.overall), *result.phases.items()]:
+        cells = [phase if phase == "all" else f"{phase} ({PHASE_PLIES[phase]})", str(part["all"][1])]
+        for key in ("decided", "won", "drawn", "lost", "all"):
+            correct, positions = part[key]
+            if positions:
+                low, high = wilson_interval(correct, positions)
+                cells.append(f"{100 * correct / positions:5.1f}% [{100 * low:.1f}, {100 * high:.1f}] of {positions}")
+            else:
+                cells.append("-")
+        rows.append(cells)
+    headers = [
+        "phase (plies)",
+        "positions",
+        "decided: sign right",
+        "won: value > 0",
+        f"drawn: |value| <= {result.threshold:g}",
+        "lost: value < 0",
+        "all three classes",
+    ]
+    return format_table(headers, rows, right=[False] + [True] * 6)

@@ -16,6 +16,9 @@ from connectx_gym.evaluation.accuracy import (
     answer_positions,
     grade,
     load_positions,
+    network_values,
+    value_accuracy,
+    value_table,
 )
 from connectx_gym.evaluation.plan import build_agent, is_run_directory
 from connectx_gym.evaluation.report import write_text
@@ -68,7 +71,7 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         )
     num_processes = args.num_processes or usable_cpu_count()
     started = time.perf_counter()
-    moves = answer_positions(entry.agent, labels, seed=args.seed, num_processes=num_processes)
+    moves = answer_positions(entry.agent, labels, seed=args.seed, num_processes=num_processes, progress=True)
     elapsed = time.perf_counter() - started
     result = grade(labels, moves, agent=entry.label)
     print(
@@ -85,6 +88,17 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 3),
         **result.to_dict(),
     }
+    values = network_values(entry.agent, labels)
+    if values is not None:
+        graded = value_accuracy(labels, values, agent=entry.label)
+        print(
+            "\nvalue head (the network's value of the side to move, no search): its sign against the solver's "
+            f"result; a drawn position counts as right when |value| <= {graded.threshold:g}\n"
+        )
+        print(value_table(graded))
+        means = ", ".join(f"{name} {mean:+.3f}" for name, mean in graded.mean.items())
+        print(f"mean value on {means}")
+        document["value"] = graded.to_dict()
     if args.json:
         write_text(args.json, json.dumps(document, indent=2) + "\n", "JSON")
     if args.csv:

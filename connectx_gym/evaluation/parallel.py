@@ -32,6 +32,7 @@ WORKER_PRELOAD = [
     "connectx_gym.envs.connectx",
     "connectx_gym.game.specs",
     "connectx_gym.game.checkpoint_opponent",
+    "connectx_gym.game.mcts_agent",
     "connectx_gym.evaluation.match",
 ]
 #: batches per process: small enough to balance games of uneven length, each still many games

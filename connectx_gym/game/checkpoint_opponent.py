@@ -81,8 +81,9 @@ class CheckpointOpponent(SameSourceIsEqual):
 
 
 def bound_board_text(agent: Any, board: dict[str, int]) -> str:
-    """How an agent is bound to ``board``: a checkpoint "was trained on" it, a solver "plays only on" it."""
-    if isinstance(agent, CheckpointOpponent):
+    """How an agent is bound to ``board``: a network (a checkpoint, searched or not) "was trained on" it, a
+    solver "plays only on" it."""
+    if isinstance(agent, CheckpointOpponent) or isinstance(getattr(agent, "policy", None), NumpyPolicy):
         return f"was trained on a {board_text(board)} board"
     return f"plays only on {board_text(board)} boards"
 

@@ -90,6 +90,8 @@ class NumpyPolicy:
         self.policy_layers, self.value_layers = mlp["policy_net"], mlp["value_net"]
         self.action_head = self._pair(weights, "action_net")
         self.value_head = self._pair(weights, "value_net")
+        #: the first layers of both halves side by side (built on first use by ``policy_value``)
+        self._first_layers: tuple[np.ndarray, np.ndarray] | None = None
 
     @staticmethod
     def _pair(weights: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +133,28 @@ class NumpyPolicy:
         """State values, shape (N,)."""
         weight, bias = self.value_head
         return (self._mlp(self.features(observations), self.value_layers) @ weight.T + bias)[:, 0]
+
+    def policy_value(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unmasked logits (N, columns) and values (N,) from one pass of the shared features: what a
+        tree search asks of the network at its leaves."""
+        features = self.features(observations)
+        policy_layers, value_layers = self.policy_layers, self.value_layers
+        if policy_layers and value_layers:
+            # both halves start from the same features: one matrix product for their first layers
+            if self._first_layers is None:
+                (pw, pb), (vw, vb) = policy_layers[0], value_layers[0]
+                self._first_layers = (np.ascontiguousarray(np.concatenate([pw, vw]).T), np.concatenate([pb, vb]))
+            weight, bias = self._first_layers
+            hidden = activate(features @ weight + bias, self.activation)
+            width = policy_layers[0][0].shape[0]
+            policy_x = self._mlp(hidden[:, :width], policy_layers[1:])
+            value_x = self._mlp(hidden[:, width:], value_layers[1:])
+        else:
+            policy_x, value_x = self._mlp(features, policy_layers), self._mlp(features, value_layers)
+        weight, bias = self.action_head
+        logits = policy_x @ weight.T + bias
+        weight, bias = self.value_head
+        return logits, (value_x @ weight.T + bias)[:, 0]
 
     def act(
         self,

@@ -1,7 +1,8 @@
 """The one parser of agent and opponent specs, and the registry of spec kinds.
 
 A spec names an opponent or an agent: ``"random"``, ``"negamax"``, ``"alphabeta:4"``,
-``"kaggle:agent.py"``, ``"selfplay:greedy"``, ``"solver"``, ``"checkpoint:model.zip"``, or a bare path
+``"kaggle:agent.py"``, ``"selfplay:greedy"``, ``"solver"``, ``"checkpoint:model.zip"``, ``"mcts:model.zip:800"``
+(the checkpoint searched by PUCT), or a bare path
 (``x.zip`` reads as ``checkpoint:x.zip``, ``x.py`` as ``kaggle:x.py``). ``parse_spec`` checks
 the syntax only (cheap: no files are opened, nothing heavy is imported); ``make_opponent``
 builds it. Each kind is registered with a lazy entry point, a ``"module:attribute"`` string
@@ -274,6 +275,14 @@ BUILTIN_KINDS = (
         argument="required",
         check_argument=_check_checkpoint,
         argument_name="the path of a checkpoint .zip",
+    ),
+    OpponentKind(
+        "mcts",
+        "mcts:<path/to/model.zip>[:<simulations>|:<N>ms]  (the checkpoint searched by PUCT; default 800 simulations)",
+        "connectx_gym.game.mcts_agent:MctsAgent.from_spec",
+        argument="required",
+        check_argument=lambda argument: load_entry_point("connectx_gym.game.mcts_agent:check_argument")(argument),
+        argument_name="the path of a checkpoint .zip, optionally followed by :<simulations> or :<N>ms",
     ),
 )
 for _kind in BUILTIN_KINDS:

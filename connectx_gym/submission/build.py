@@ -1,12 +1,15 @@
 """Render a trained policy into the submission file's text, test-run it in memory and write it atomically.
 
-The policy half of the network is embedded as a base64 compressed ``.npz`` in
-:data:`~connectx_gym.submission.template.SUBMISSION_TEMPLATE`; the rendered text is executed as
-Kaggle's loader would, its logits must match ``NumpyPolicy``'s and its agent must answer a legal
-move before anything is written, so a failure never leaves a partial file. A bad checkpoint,
-output or search budget is a ``UserError``, raised before anything is written. With a search on a
-6x7 board with 4 in a row, the solver-made opening book of :mod:`connectx_gym.data.book` is embedded
-too (its compressed table, base64), unless turned off.
+The network is embedded as a base64 compressed ``.npz`` in
+:data:`~connectx_gym.submission.template.SUBMISSION_TEMPLATE`: the policy half, and with a search
+the value half and the sources of :mod:`connectx_gym.game.search_board` and
+:mod:`connectx_gym.game.tree_search` too (the file's PUCT search is the package's, verbatim). The
+rendered text is executed as Kaggle's loader would, its logits (and values) must match
+``NumpyPolicy``'s and its agent must answer a legal move (with a search, also past the book, from
+the search itself) before anything is written, so a failure never leaves a partial file. A bad
+checkpoint, output or search budget is a ``UserError``, raised before anything is written. With a
+search on a 6x7 board with 4 in a row, the solver-made opening book of :mod:`connectx_gym.data.book`
+is embedded too (its compressed table, base64), unless turned off.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ import numpy as np
 from connectx_gym.data import DATA_BOARD
 from connectx_gym.data.book import BOOK_FILE, BookFile, decode_book, read_book_file
 from connectx_gym.errors import UserError
+from connectx_gym.game import search_board, tree_search
+from connectx_gym.game.mcts_agent import BATCH, C_PUCT, FPU_REDUCTION
 from connectx_gym.submission.template import SUBMISSION_TEMPLATE
 
 #: Kaggle's ConnectX gives an agent 2 s per move (``actTimeout``); the search budget stays far below it
 MAX_SEARCH_MS = 1500
+#: share of a move's budget the file's exact alpha-beta proof may use before its tree search takes over
+PROOF_SHARE = 0.6
 #: base64 characters per line of the embedded weights
 _B64_LINE = 4096
 
@@ -72,15 +79,22 @@ def check_policy_shape(policy, source: str) -> None:
         )
 
 
-def weights_payload(policy) -> bytes:
-    """The policy half of the network (no value net) as a compressed npz."""
+def weights_payload(policy, value: bool = True) -> bytes:
+    """The network as a compressed npz: the shared features and the policy half, and with ``value`` (what
+    the tree search needs) the value half too."""
     arrays: dict[str, np.ndarray] = {}
-    for prefix, layers in (("conv", policy.conv_layers), ("hidden", policy.policy_layers)):
+    stacks = [("conv", policy.conv_layers), ("hidden", policy.policy_layers)]
+    heads = [("head", policy.action_head)]
+    if value:
+        stacks.append(("value_hidden", policy.value_layers))
+        heads.append(("value_head", policy.value_head))
+    for prefix, layers in stacks:
         for i, (weight, bias) in enumerate(layers):
             arrays[f"{prefix}{i}.weight"] = np.asarray(weight, dtype=np.float32)
             arrays[f"{prefix}{i}.bias"] = np.asarray(bias, dtype=np.float32)
-    arrays["head.weight"] = np.asarray(policy.action_head[0], dtype=np.float32)
-    arrays["head.bias"] = np.asarray(policy.action_head[1], dtype=np.float32)
+    for name, (weight, bias) in heads:
+        arrays[f"{name}.weight"] = np.asarray(weight, dtype=np.float32)
+        arrays[f"{name}.bias"] = np.asarray(bias, dtype=np.float32)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
@@ -136,14 +150,15 @@ def render_submission(
     search_ms = check_search_ms(search_ms)
     if book is not None and search_ms is None:
         raise ValueError("the opening book is used by the search only; give search_ms")
-    lines = _b64_lines(weights_payload(policy))
+    lines = _b64_lines(weights_payload(policy, value=search_ms is not None))
     if search_ms is None:
         search_doc = "off (greedy policy over the legal columns)."
     else:
         search_doc = (
-            f"{search_ms} ms per move: an immediate win or block first, then policy-ordered\n"
-            "alpha-beta on bitboards; plays a forced win it finds, else the policy's favourite\n"
-            "among the moves not proven lost."
+            f"{search_ms} ms per move: an immediate win or block first; then an exact alpha-beta\n"
+            f"proof for up to {PROOF_SHARE:.0%} of the budget (a forced win is played, moves proven lost are\n"
+            "dropped); then a PUCT tree search over the policy and value heads until the budget\n"
+            "is spent, which plays its most visited move."
         )
     if book is None:
         book_doc = "none."
@@ -167,11 +182,39 @@ def render_submission(
         "BOOK_DOC": book_doc,
         "BOOK_PLIES": repr(None if book is None else book.plies),
         "BOOK": _b64_lines(b"" if book is None else book.compressed),
+        "TREE_SEARCH": tree_search_source(),
+        "C_PUCT": repr(C_PUCT),
+        "TREE_BATCH": repr(BATCH),
+        "FPU_REDUCTION": repr(FPU_REDUCTION),
+        "PROOF_SHARE": repr(PROOF_SHARE),
     }
     text = SUBMISSION_TEMPLATE
     for name, value in values.items():
         text = text.replace(f"@@{name}@@", value)
     return text
+
+
+#: the package line the embedded search drops: the file defines ``SearchBoard`` itself, just above
+SEARCH_BOARD_IMPORT = "from connectx_gym.game.search_board import SearchBoard\n"
+
+
+def _code_of(module, first_line: str) -> str:
+    """A module's source from ``first_line`` on (its docstring, which names the package, stays out)."""
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    marker = "\n" + first_line + "\n"
+    if marker not in source:
+        raise RuntimeError(f"{module.__file__} no longer starts its code with {first_line!r}")
+    return first_line + "\n" + source.split(marker, 1)[1]
+
+
+def tree_search_source() -> str:
+    """The source of :mod:`connectx_gym.game.search_board` and :mod:`connectx_gym.game.tree_search`, to embed
+    in the submission unchanged but for the one import between them."""
+    board = _code_of(search_board, "import numpy as np")
+    search = _code_of(tree_search, "import math")
+    if SEARCH_BOARD_IMPORT not in search:
+        raise RuntimeError(f"{tree_search.__file__} no longer imports SearchBoard as {SEARCH_BOARD_IMPORT!r}")
+    return (board.rstrip("\n") + "\n\n\n" + search.replace(SEARCH_BOARD_IMPORT, "")).rstrip("\n")
 
 
 def load_submission(text: str, path: str = "<submission>") -> dict[str, Any]:
@@ -227,15 +270,49 @@ def _self_test(policy, namespace: dict[str, Any], text_path: str) -> None:
     error = float(np.max(np.abs(expected - got)))
     if not error <= 1e-4 * max(1.0, float(np.max(np.abs(expected)))):
         raise RuntimeError(f"exported forward pass differs from NumpyPolicy by {error:g} in {text_path}")
+    if namespace["SEARCH_MS"] is not None:
+        _, values = namespace["policy_value"](planes)
+        error = float(np.max(np.abs(policy.values(planes) - values)))
+        if not error <= 1e-4 * max(1.0, float(np.max(np.abs(values)))):
+            raise RuntimeError(f"exported value head differs from NumpyPolicy by {error:g} in {text_path}")
     agent = last_callable(namespace)
     empty = {"board": [0] * (board["rows"] * board["columns"]), "mark": 1}
     column = agent(empty, dict(board))
     if not (isinstance(column, int) and 0 <= column < board["columns"]):
         raise RuntimeError(f"exported agent answered {column!r} on the empty board")
+    if namespace["SEARCH_MS"] is not None:
+        # a position past any book, so the search itself runs; it must not fall back to the policy
+        position = _deep_position(board, 1 + (namespace["BOOK_PLIES"] or 0))
+        if position is not None:
+            deep = agent({"board": position.to_kaggle(), "mark": position.to_move}, dict(board))
+            source = namespace["LAST_MOVE"]["source"]
+            if not (isinstance(deep, int) and position.is_legal(deep)) or source == "policy":
+                raise RuntimeError(
+                    f"exported agent's search failed on a test position ({deep!r}, {source}) in {text_path}"
+                )
+        namespace["_STATE"].clear()
     if namespace["BOOK_PLIES"] is not None:
         best = namespace["book_columns"](np.zeros((board["rows"], board["columns"]), dtype=np.int64))
         if not best or column not in best:
             raise RuntimeError(f"exported agent's opening book has no move {column!r} on the empty board ({best})")
+
+
+def _deep_position(board: dict[str, int], stones: int):
+    """A game in progress with about ``stones`` stones (fewer on a small board), or ``None`` if every move ends it."""
+    from connectx_gym.game.bitboard import Position, geometry
+
+    position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
+    target = min(stones, position.geometry.size - 2)
+    step = 0
+    while position.moves_played < target and step < 10 * position.geometry.size:
+        step += 1
+        column = (step * 3) % board["columns"]
+        if not position.is_legal(column):
+            continue
+        trial = position.copy()
+        if trial.play(column) is None:
+            position = trial
+    return position if position.moves_played and position.winner is None else None
 
 
 def _load_policy(checkpoint: Path):

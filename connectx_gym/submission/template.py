@@ -39,7 +39,8 @@ _WEIGHTS_B64 = (
 
 
 def _load_weights():
-    """(conv layers, hidden layers, action head) from the embedded compressed npz."""
+    """(conv layers, policy hidden layers, action head, value hidden layers, value head) from the embedded
+    compressed npz."""
     with np.load(io.BytesIO(base64.b64decode(_WEIGHTS_B64)), allow_pickle=False) as archive:
         arrays = {key: np.ascontiguousarray(archive[key], dtype=np.float32) for key in archive.files}
 
@@ -50,10 +51,12 @@ def _load_weights():
             i += 1
         return layers
 
-    return stack("conv"), stack("hidden"), (arrays["head.weight"], arrays["head.bias"])
+    heads = [(arrays[name + ".weight"], arrays[name + ".bias"]) if name + ".weight" in arrays else None
+             for name in ("head", "value_head")]  # a file without search carries no value head
+    return stack("conv"), stack("hidden"), heads[0], stack("value_hidden"), heads[1]
 
 
-_CONV, _HIDDEN, _HEAD = _load_weights()
+_CONV, _HIDDEN, _HEAD, _VALUE_HIDDEN, _VALUE_HEAD = _load_weights()
 del _WEIGHTS_B64
 
 #: the opening book's depth: it holds every position with up to this many stones (None: no book)
@@ -112,32 +115,59 @@ def _activate(x):
 
 
 def _conv_same(x, weight, bias):
-    """torch.nn.Conv2d(padding=k // 2) for odd k: (N, C, H, W) -> (N, O, H, W), by im2col."""
+    """torch.nn.Conv2d(padding=k // 2) for odd k: (N, C, H, W) -> (N, O, H, W), by im2col: the k*k shifted
+    views side by side, then one matrix product for the whole batch."""
     count, channels, height, width = x.shape
     out_channels, _, kernel, _ = weight.shape
     pad = kernel // 2
-    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    columns = np.empty((count, channels, kernel, kernel, height, width), dtype=np.float32)
+    padded = np.zeros((count, channels, height + 2 * pad, width + 2 * pad), dtype=np.float32)
+    padded[:, :, pad:pad + height, pad:pad + width] = x
+    columns = np.empty((count, height, width, channels, kernel, kernel), dtype=np.float32)
     for i in range(kernel):
         for j in range(kernel):
-            columns[:, :, i, j] = padded[:, :, i:i + height, j:j + width]
-    columns = columns.reshape(count, channels * kernel * kernel, height * width)
-    out = np.matmul(weight.reshape(out_channels, -1), columns) + bias[None, :, None]
-    return out.reshape(count, out_channels, height, width)
+            columns[..., i, j] = padded[:, :, i:i + height, j:j + width].transpose(0, 2, 3, 1)
+    out = columns.reshape(count * height * width, -1) @ weight.reshape(out_channels, -1).T + bias
+    return out.reshape(count, height, width, out_channels).transpose(0, 3, 1, 2)
 
 
-def logits(planes):
-    """Unmasked action logits (N, columns) for planes (N, 4, rows, columns) or (4, rows, columns)."""
+def _features(planes):
     x = np.asarray(planes, dtype=np.float32)
     if x.ndim == 3:
         x = x[None]
     for weight, bias in _CONV:
         x = _activate(_conv_same(x, weight, bias))
-    x = x.reshape(x.shape[0], -1)
-    for weight, bias in _HIDDEN:
+    return x.reshape(x.shape[0], -1)
+
+
+def _head(x, hidden, head):
+    for weight, bias in hidden:
         x = _activate(x @ weight.T + bias)
-    weight, bias = _HEAD
+    weight, bias = head
     return x @ weight.T + bias
+
+
+def logits(planes):
+    """Unmasked action logits (N, columns) for planes (N, 4, rows, columns) or (4, rows, columns)."""
+    return _head(_features(planes), _HIDDEN, _HEAD)
+
+
+def _first_layers():
+    """Both halves' first hidden layers side by side: one matrix product serves the two."""
+    (policy_w, policy_b), (value_w, value_b) = _HIDDEN[0], _VALUE_HIDDEN[0]
+    return np.ascontiguousarray(np.concatenate([policy_w, value_w]).T), np.concatenate([policy_b, value_b])
+
+
+_FIRST = _first_layers() if _HIDDEN and _VALUE_HIDDEN else None
+
+
+def policy_value(planes):
+    """Logits (N, columns) and values of the side to move (N,) from one pass of the shared features."""
+    x = _features(planes)
+    if _FIRST is None:
+        return _head(x, _HIDDEN, _HEAD), _head(x, _VALUE_HIDDEN, _VALUE_HEAD)[:, 0]
+    hidden = _activate(x @ _FIRST[0] + _FIRST[1])
+    width = _HIDDEN[0][0].shape[0]
+    return _head(hidden[:, :width], _HIDDEN[1:], _HEAD), _head(hidden[:, width:], _VALUE_HIDDEN[1:], _VALUE_HEAD)[:, 0]
 
 
 def encode(grid, mark):
@@ -235,50 +265,30 @@ def book_columns(grid):
     return [c for c in range(columns) if bits >> c & 1] or None
 
 
-# ---------------------------------------------------------------- search (bitboards)
-WIN = 1 << 20  # a win at ply p (the root move is ply 1) scores WIN - p
+# ---------------------------------------------------------------- PUCT tree search (the package's, verbatim)
+@@TREE_SEARCH@@
+
+
+# ---------------------------------------------------------------- exact proof (alpha-beta on bitboards)
+PROOF_WIN = 1 << 20  # a win at ply p (the root move is ply 1) scores PROOF_WIN - p
 
 
 class _Timeout(Exception):
     pass
 
 
-class _Tables:
-    """Bit masks of the board: column-major, one sentinel bit on top of every column."""
+class _Tables(SearchBoard):
+    """The alpha-beta proof's view of the board: the tree search's masks, and columns centre first."""
 
     def __init__(self, rows, columns, inarow):
-        height = rows + 1
-        self.rows, self.columns, self.inarow, self.height = rows, columns, inarow, height
-        self.bottom = sum(1 << (c * height) for c in range(columns))
-        self.full = sum(((1 << rows) - 1) << (c * height) for c in range(columns))
-        self.steps = (1, height, height + 1, height - 1)  # vertical, horizontal, both diagonals
+        SearchBoard.__init__(self, rows, columns, inarow)
         middle = (columns - 1) / 2.0
         center = sorted(range(columns), key=lambda c: (abs(c - middle), c))
-        self.center_masks = [((1 << rows) - 1) << (c * height) for c in center]
+        self.center_masks = [self.column_masks[c] for c in center]
 
     def completions(self, stones):
         """Cells where one more of ``stones`` completes ``inarow`` in a line (occupied ones too)."""
-        need = self.inarow - 1
-        if need == 0:
-            return self.full
-        result = 0
-        for step in self.steps:
-            behind, run = [-1], -1
-            for i in range(1, need + 1):
-                run &= stones << (i * step)
-                if not run:
-                    break
-                behind.append(run)
-            ahead, run = [-1], -1
-            for i in range(1, need + 1):
-                run &= stones >> (i * step)
-                if not run:
-                    break
-                ahead.append(run)
-            for i in range(len(behind)):
-                if need - i < len(ahead):
-                    result |= behind[i] & ahead[need - i]
-        return result & self.full
+        return self.wins(stones, 0)
 
     def bitboards(self, grid, mark):
         """(stones of ``mark``, all stones) of a (rows, columns) grid, top row first."""
@@ -296,11 +306,10 @@ class _Tables:
         return own, mask
 
 
-_TABLES = {}
 
 
 def _search(tables, deadline, root_stones):
-    """A fail-soft alpha-beta negamax scoring only proven results: WIN - ply, -(WIN - ply) or 0."""
+    """A fail-soft alpha-beta negamax scoring only proven results: PROOF_WIN - ply, -(PROOF_WIN - ply) or 0."""
     full, bottom, completions = tables.full, tables.bottom, tables.completions
     center_masks = tables.center_masks
     transpositions = {}
@@ -314,18 +323,18 @@ def _search(tables, deadline, root_stones):
         ply = bin(mask).count("1") - root_stones
         playable = (mask + bottom) & full
         if own_wins & playable:
-            return WIN - ply - 1
+            return PROOF_WIN - ply - 1
         other = mask ^ own
         other_wins = completions(other)
         candidates = playable
         threats = other_wins & playable
         if threats:
             if threats & (threats - 1):
-                return -(WIN - ply - 2)  # two threats: one cannot block both
+                return -(PROOF_WIN - ply - 2)  # two threats: one cannot block both
             candidates = threats
         candidates &= ~(other_wins >> 1)  # never play under the opponent's winning cell
         if not candidates:
-            return -(WIN - ply - 2)
+            return -(PROOF_WIN - ply - 2)
         if depth <= 1:
             return 0
         key = (own, mask)
@@ -340,7 +349,7 @@ def _search(tables, deadline, root_stones):
         if first & candidates:
             order.remove(first)
             order.insert(0, first)
-        best, best_bit = -WIN - 1, 0
+        best, best_bit = -PROOF_WIN - 1, 0
         for bit in order:
             score = -negamax(other, mask | bit, depth - 1, -beta, -alpha, other_wins)
             if score > best:
@@ -356,31 +365,17 @@ def _search(tables, deadline, root_stones):
     return negamax
 
 
-def search_move(grid, mark, order, deadline):
-    """The column to play: ``order`` lists the legal columns by policy preference.
+def prove(tables, own, mask, order, deadline):
+    """Exact alpha-beta proofs of the root moves ``order`` (legal columns, none an immediate win or a
+    forced block: the tree's rules take those), by iterative deepening until ``deadline``.
 
-    An immediate win, else a block of the opponent's immediate win, else iterative deepening
-    until ``deadline``: a forced win found is played at once; otherwise the first column of
-    ``order`` the search has not proven lost (the policy's move if depth 1 never completed);
-    if every column is lost, the one lost latest.
+    Returns ``(a column with a forced win or None, {column: plies to its proven loss}, finished)``:
+    ``finished`` when the deepening stopped on its own (everything it could prove, proven).
     """
-    key = (BOARD["rows"], BOARD["columns"], BOARD["inarow"])
-    tables = _TABLES.get(key)
-    if tables is None:
-        tables = _TABLES[key] = _Tables(*key)
-    own, mask = tables.bitboards(grid, mark)
     other = mask ^ own
     height = tables.height
     drop = {c: (mask + (1 << (c * height))) & (((1 << tables.rows) - 1) << (c * height)) for c in order}
-    own_wins, other_wins = tables.completions(own), tables.completions(other)
-    for column in order:
-        if drop[column] & own_wins:
-            return column
-    for column in order:
-        if drop[column] & other_wins:
-            return column  # the only block, or (two threats) the policy's favourite block
-    if len(order) == 1:
-        return order[0]
+    other_wins = tables.completions(other)
     negamax = _search(tables, deadline, bin(mask).count("1"))
     lost_at = {}
     empty = tables.rows * tables.columns - bin(mask).count("1")
@@ -393,20 +388,82 @@ def search_move(grid, mark, order, deadline):
                     continue
                 score = -negamax(other, mask | drop[column], depth - 1, -1, 1, other_wins)
                 if score > 0:
-                    return column
+                    return column, lost_at, True
                 if score < 0:
                     lost_at[column] = depth
             if len(lost_at) >= len(order) - 1:
                 break
     except _Timeout:
-        pass
-    for column in order:
-        if column not in lost_at:
-            return column
-    return max(order, key=lambda c: (lost_at[c], -order.index(c)))
+        return None, lost_at, False
+    return None, lost_at, True
 
 
 # ---------------------------------------------------------------- the agent (keep it last)
+#: the tree search's constants (prior weight, leaves per round, first-play reduction)
+C_PUCT = @@C_PUCT@@
+TREE_BATCH = @@TREE_BATCH@@
+FPU_REDUCTION = @@FPU_REDUCTION@@
+#: share of the move's budget the exact alpha-beta proof may use before the tree search takes over
+PROOF_SHARE = @@PROOF_SHARE@@
+#: how the last move was chosen: "book", "rules" (an immediate win, a forced block, a proven root),
+#: "proof" (alpha-beta), "tree" (the PUCT search's most visited move), "policy" (a fallback), "greedy"
+LAST_MOVE = {"source": None, "simulations": 0}
+_STATE = {}
+
+
+def _tree_search():
+    """The search and the alpha-beta tables of this board, built once."""
+    if not _STATE:
+        key = (BOARD["rows"], BOARD["columns"], BOARD["inarow"])
+        _STATE["tables"] = _Tables(*key)
+        _STATE["search"] = TreeSearch(
+            SearchBoard(*key), policy_value, c_puct=C_PUCT, batch=TREE_BATCH, fpu_reduction=FPU_REDUCTION
+        )
+        _STATE["previous"] = None
+    return _STATE["search"], _STATE["tables"]
+
+
+def _reused_root(search, own, mask):
+    """The last move's tree, two plies on, when it holds this position (its visits then count)."""
+    previous = _STATE.get("previous")
+    if previous is None:
+        return None
+    after = search.advance(previous[0], [previous[1]])
+    for child in (after.children if after is not None else []):
+        if child is not None and child.own == own and child.mask == mask:
+            return child
+    return None
+
+
+def search_move(grid, mark, deadline):
+    """The column to play after the book: the tree's rules, an exact proof, then PUCT until ``deadline``."""
+    search, tables = _tree_search()
+    own, mask = tables.bitboards(grid, mark)
+    root = _reused_root(search, own, mask)
+    if root is None:
+        if len(search.cache) > 100000:
+            search.cache.clear()
+        root = search.root(own, mask)
+    search.run([root], simulations=0)  # the root's priors and value (nothing more)
+    source = "rules"
+    if root.proven is None and len(root.moves) > 1:
+        order = sorted(root.moves, key=lambda c: -root.priors[root.moves.index(c)])
+        proof_deadline = time.perf_counter() + PROOF_SHARE * max(0.0, deadline - time.perf_counter())
+        won, lost, _ = prove(tables, own, mask, order, proof_deadline)
+        if won is not None:
+            _STATE["previous"] = None
+            LAST_MOVE.update(source="proof", simulations=root.total)
+            return won
+        search.exclude(root, lost)
+        source = "proof" if root.proven is not None else "tree"
+        if root.proven is None:
+            search.run([root], seconds=max(0.0, deadline - time.perf_counter()))
+    result = search.result(root)
+    _STATE["previous"] = (root, result.move)
+    LAST_MOVE.update(source=source, simulations=root.total)
+    return result.move
+
+
 def agent(observation, configuration):
     """Kaggle ConnectX agent: the column (0-based) to drop a stone into."""
     start = time.perf_counter()
@@ -415,13 +472,23 @@ def agent(observation, configuration):
     if not legal.any():
         raise ValueError("the board is full: there is no legal move")
     scores = logits(encode(grid, mark))[0]
+    greedy = int(np.argmax(np.where(legal, scores, -np.inf)))
     if SEARCH_MS is None:
-        return int(np.argmax(np.where(legal, scores, -np.inf)))
-    order = sorted(np.flatnonzero(legal).tolist(), key=lambda c: -scores[c])
+        LAST_MOVE.update(source="greedy", simulations=0)
+        return greedy
     best = book_columns(grid)
     if best:
+        order = sorted(np.flatnonzero(legal).tolist(), key=lambda c: -scores[c])
         for column in order:
             if column in best:
+                LAST_MOVE.update(source="book", simulations=0)
                 return int(column)  # the policy's favourite perfect move
-    return int(search_move(grid, mark, order, start + SEARCH_MS / 1000.0))
+    try:
+        column = int(search_move(grid, mark, start + SEARCH_MS / 1000.0))
+        if legal[column]:
+            return column
+    except Exception:  # never forfeit over the search: the policy's move is always legal
+        _STATE.clear()
+    LAST_MOVE.update(source="policy", simulations=0)
+    return greedy
 '''
