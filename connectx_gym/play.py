@@ -145,7 +145,10 @@ def search_view(agent: Any) -> str | None:
     else:
         value = f"root value {result.search_value:+.2f}"
     visits = "  ".join(f"{c}:{n}" for c, n in enumerate(result.visits) if n)
-    return f"search: {result.simulations} simulations, {value}; visits {visits or '(none needed)'}"
+    kept = agent.last_kept
+    fresh = result.simulations - kept
+    simulations = f"{fresh} simulations" + (f" (+{kept} kept from the last move's tree)" if kept else "")
+    return f"search: {simulations}, {value}; visits {visits or '(none needed)'}"
 
 
 def agent_move(agent: Any, label: str, position: Position, rng: np.random.Generator) -> tuple[int | None, str]:

@@ -143,8 +143,8 @@ def test_reuse_keeps_the_tree_between_moves_of_a_game(policy):
     position.play(first)
     position.play(3)
     agent.act(position, np.random.default_rng(0))
-    # the new root came out of the last tree: it had visits before this search added its own
-    assert agent.last_result.simulations == 200 and agent.last_result.evaluations < 200
+    # the new root came out of the last tree: it had visits before this search added its own 200
+    assert agent.last_result.simulations > 200 and agent.last_result.evaluations <= 200
 
 
 def test_games_against_alphabeta_are_reproducible(checkpoint):

@@ -124,8 +124,10 @@ class MctsAgent(SameSourceIsEqual):
         self.board: dict[str, int] = dict(policy.board)
         self._search: TreeSearch | None = None
         self._last: Any = None
-        #: the result of the last single-position search (what ``play`` shows)
+        #: the result of the last single-position search (what ``play`` shows), and the visits its root
+        #: already had from the tree of the move before
         self.last_result: SearchResult | None = None
+        self.last_kept = 0
 
     @classmethod
     def from_spec(cls, argument: str) -> MctsAgent:
@@ -197,7 +199,11 @@ class MctsAgent(SameSourceIsEqual):
             search.cache.clear()  # evaluations of other games must not steer this one (floating-point batch effects)
         seconds = None if self.milliseconds is None else self.milliseconds / 1000.0
         search.batch = self.settings["batch"] if len(roots) == 1 else self.lockstep_batch
-        made = search.run(roots, simulations=self.simulations, seconds=seconds, noise=noise, rngs=rngs)
+        simulations = self.simulations
+        self.last_kept = roots[0].total if len(roots) == 1 else 0
+        if simulations is not None:
+            simulations += self.last_kept  # a reused tree keeps its visits; the budget is this move's own
+        made = search.run(roots, simulations=simulations, seconds=seconds, noise=noise, rngs=rngs)
         results = []
         for i, root in enumerate(roots):
             rng = rngs[i] if rngs is not None else None
