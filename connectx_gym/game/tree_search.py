@@ -66,7 +66,7 @@ class Node:
         self.mask = mask
         # the per-move lists are made when the node is evaluated (most nodes of a tree are leaves)
         self.moves = self.priors = self.visits = self.values = self.children = self.fixed = _NONE
-        self.settled = False  # whether any move has a proven child (``fixed``)
+        self.settled = False  # whether any move has a proven child (``fixed`` is made then)
         self.total = 0
         self.value = None
         self.proven = None
@@ -218,6 +218,8 @@ class TreeSearch:
         c_puct, fpu_reduction = self.c_puct, self.fpu_reduction
         sqrt = math.sqrt
         while node.proven is None and node.value is not None:
+            if node.children is _NONE:
+                self._open(node)
             visits, values = node.visits, node.values
             total = node.total
             best_index = 0
@@ -252,6 +254,14 @@ class TreeSearch:
         return node, path
 
     @staticmethod
+    def _open(node):
+        """The per-move statistics of an evaluated node, made on the first walk through it."""
+        count = len(node.moves)
+        node.visits = [0] * count
+        node.values = [0.0] * count
+        node.children = [None] * count
+
+    @staticmethod
     def _backup(path, value):
         """Add ``value`` (from the leaf's mover's side) along ``path``, removing the virtual losses."""
         for node, index in reversed(path):
@@ -272,8 +282,10 @@ class TreeSearch:
         for node, index in reversed(path):
             if child.proven is None or node.proven is not None:
                 return
+            if not node.settled:  # the list is made for the first proven child (most nodes never have one)
+                node.fixed = [None] * len(node.moves)
+                node.settled = True
             node.fixed[index] = LOST if child.proven == WIN else float(-child.proven)
-            node.settled = True
             if child.proven == LOSS:
                 node.proven, node.plies = WIN, child.plies + 1
             else:
@@ -291,14 +303,10 @@ class TreeSearch:
 
     @staticmethod
     def _expand(leaves, outputs):
-        """Freshly evaluated ``leaves`` get their priors and value (``outputs``: ``(priors, value)`` each)."""
+        """Freshly evaluated ``leaves`` get their priors and value (``outputs``: ``(priors, value)`` each); their
+        per-move statistics wait for the first walk through them (``_open``): most never see one."""
         for leaf, (priors, value) in zip(leaves, outputs):
-            count = len(priors)
             leaf.priors = priors
-            leaf.visits = [0] * count
-            leaf.values = [0.0] * count
-            leaf.children = [None] * count
-            leaf.fixed = [None] * count
             leaf.value = value
 
     def _network(self, leaves):
@@ -430,6 +438,8 @@ class TreeSearch:
         board = self.board
         if root.proven == WIN and root.winning:
             return board.columns_of(root.winning & -root.winning)[0]
+        if root.value is not None and root.children is _NONE:
+            self._open(root)  # evaluated, never searched: the moves are chosen by prior
         children = root.children
         if root.proven is not None and children and all(c is not None and c.proven is not None for c in children):
             # the best result; then the quickest win or the slowest loss; then the most visited, the lowest column
@@ -470,6 +480,8 @@ class TreeSearch:
     def exclude(self, root, lost):
         """Mark moves of an evaluated ``root`` as proven lost from outside (``{column: plies to the loss}``,
         e.g. from an exact alpha-beta proof), so the search never enters them again."""
+        if root.value is not None and root.proven is None and root.children is _NONE:
+            self._open(root)
         for i, column in enumerate(root.moves):
             if column in lost and root.children:
                 child = root.children[i]
