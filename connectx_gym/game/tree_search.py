@@ -90,30 +90,12 @@ class SearchResult:
     :param evaluations: leaf positions sent to the network for this root in this call
     """
 
-    __slots__ = (
-        "move",
-        "visits",
-        "q",
-        "priors",
-        "value",
-        "search_value",
-        "proven",
-        "plies",
-        "simulations",
-        "evaluations",
-    )
+    __slots__ = tuple("move visits q priors value search_value proven plies simulations evaluations".split())
 
     def __init__(self, move, visits, q, priors, value, search_value, proven, plies, simulations, evaluations):
-        self.move = move
-        self.visits = visits
-        self.q = q
-        self.priors = priors
-        self.value = value
-        self.search_value = search_value
-        self.proven = proven
-        self.plies = plies
-        self.simulations = simulations
-        self.evaluations = evaluations
+        self.move, self.visits, self.q, self.priors, self.value = move, visits, q, priors, value
+        self.search_value, self.proven, self.plies = search_value, proven, plies
+        self.simulations, self.evaluations = simulations, evaluations
 
     def distribution(self):
         """Visit counts as probabilities per column (the searched policy); all mass on ``move`` when no
