@@ -4,8 +4,11 @@
 nothing else is substituted, so the template is plain Python. The submission must be a single
 file that imports only the standard library and numpy, so it carries its own copies of code the
 package also has (the numpy forward pass, the observation planes, the opening book's position
-numbers of :mod:`connectx_gym.data.book` and a bitboard search): those copies are intended.
-``agent`` must stay the last callable defined, since Kaggle plays that one.
+numbers of :mod:`connectx_gym.data.book` and the alpha-beta proof): those copies are intended. The
+PUCT tree search is not copied: ``@@TREE_SEARCH@@`` receives the package's own source of
+:mod:`connectx_gym.game.search_board` and :mod:`connectx_gym.game.tree_search`, and nothing here may
+reuse their top-level names (a test checks). ``agent`` must stay the last callable defined, since
+Kaggle plays that one.
 """
 
 from __future__ import annotations
