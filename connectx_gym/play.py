@@ -136,7 +136,7 @@ def policy_view(agent: Any, position: Position) -> str | None:
 
 def search_view(agent: Any) -> str | None:
     """What an ``mcts:`` agent's last search found: its simulations, root value and visits per column."""
-    result = getattr(agent, "last_result", None) if isinstance(agent, MctsAgent) else None
+    result = agent.last_result if isinstance(agent, MctsAgent) else None
     if result is None:
         return None
     if result.proven is not None:

@@ -28,6 +28,16 @@ def board_text(board: dict[str, int]) -> str:
     return f"{board['rows']}x{board['columns']} with {board['inarow']} in a row"
 
 
+def check_trained_board(name: str, board: dict[str, int], rows: int, columns: int, inarow: int) -> None:
+    """Raise ``BoardMismatchError`` unless ``rows`` x ``columns`` with ``inarow`` is ``board``, the one the
+    network of the agent ``name`` was trained on (a checkpoint, searched or not)."""
+    if (rows, columns, inarow) != (board["rows"], board["columns"], board["inarow"]):
+        raise BoardMismatchError(
+            f"{name} was trained on a {board_text(board)} board and cannot play on a "
+            f"{board_text({'rows': rows, 'columns': columns, 'inarow': inarow})} board"
+        )
+
+
 class CheckpointOpponent(SameSourceIsEqual):
     """A trained policy as an opponent: the greedy (highest-logit legal) column of ``NumpyPolicy``.
 
@@ -57,11 +67,7 @@ class CheckpointOpponent(SameSourceIsEqual):
 
     def check_board(self, rows: int, columns: int, inarow: int) -> None:
         """Raise ``BoardMismatchError`` unless the board is the one the policy was trained on."""
-        if (rows, columns, inarow) != (self.board["rows"], self.board["columns"], self.board["inarow"]):
-            raise BoardMismatchError(
-                f"{self.name} was trained on a {board_text(self.board)} board and cannot play on a "
-                f"{board_text({'rows': rows, 'columns': columns, 'inarow': inarow})} board"
-            )
+        check_trained_board(self.name, self.board, rows, columns, inarow)
 
     def batch_policy(self, position: Position) -> tuple[NumpyPolicy, bool] | None:
         """The policy that answers ``position``, greedily (None on another board: ``act`` raises there)."""

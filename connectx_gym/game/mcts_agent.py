@@ -22,7 +22,7 @@ import numpy as np
 
 from connectx_gym.errors import SpecError
 from connectx_gym.game.bitboard import Position
-from connectx_gym.game.checkpoint_opponent import BoardMismatchError, board_text
+from connectx_gym.game.checkpoint_opponent import check_trained_board
 from connectx_gym.game.numpy_policy import NumpyPolicy
 from connectx_gym.game.opponents import SameSourceIsEqual
 from connectx_gym.game.search_board import SearchBoard
@@ -157,11 +157,7 @@ class MctsAgent(SameSourceIsEqual):
 
     def check_board(self, rows: int, columns: int, inarow: int) -> None:
         """Raise ``BoardMismatchError`` unless the board is the one the network was trained on."""
-        if (rows, columns, inarow) != (self.board["rows"], self.board["columns"], self.board["inarow"]):
-            raise BoardMismatchError(
-                f"{self.name} was trained on a {board_text(self.board)} board and cannot play on a "
-                f"{board_text({'rows': rows, 'columns': columns, 'inarow': inarow})} board"
-            )
+        check_trained_board(self.name, self.board, rows, columns, inarow)
 
     def tree_search(self) -> TreeSearch:
         """The search over this agent's network (built on first use)."""

@@ -309,8 +309,6 @@ class _Tables(SearchBoard):
         return own, mask
 
 
-
-
 def _search(tables, deadline, root_stones):
     """A fail-soft alpha-beta negamax scoring only proven results: PROOF_WIN - ply, -(PROOF_WIN - ply) or 0."""
     full, bottom, completions = tables.full, tables.bottom, tables.completions
@@ -372,12 +370,10 @@ def prove(tables, own, mask, order, deadline):
     """Exact alpha-beta proofs of the root moves ``order`` (legal columns, none an immediate win or a
     forced block: the tree's rules take those), by iterative deepening until ``deadline``.
 
-    Returns ``(a column with a forced win or None, {column: plies to its proven loss}, finished)``:
-    ``finished`` when the deepening stopped on its own (everything it could prove, proven).
+    Returns ``(a column with a forced win or None, {column: plies to its proven loss})``.
     """
     other = mask ^ own
-    height = tables.height
-    drop = {c: (mask + (1 << (c * height))) & (((1 << tables.rows) - 1) << (c * height)) for c in order}
+    drop = {c: (mask + tables.bottom_cells[c]) & tables.column_masks[c] for c in order}
     other_wins = tables.completions(other)
     negamax = _search(tables, deadline, bin(mask).count("1"))
     lost_at = {}
@@ -391,14 +387,14 @@ def prove(tables, own, mask, order, deadline):
                     continue
                 score = -negamax(other, mask | drop[column], depth - 1, -1, 1, other_wins)
                 if score > 0:
-                    return column, lost_at, True
+                    return column, lost_at
                 if score < 0:
                     lost_at[column] = depth
             if len(lost_at) >= len(order) - 1:
                 break
     except _Timeout:
-        return None, lost_at, False
-    return None, lost_at, True
+        pass
+    return None, lost_at
 
 
 # ---------------------------------------------------------------- the agent (keep it last)
@@ -415,12 +411,11 @@ _STATE = {}
 
 
 def _tree_search():
-    """The search and the alpha-beta tables of this board, built once."""
+    """The search and the alpha-beta tables of this board (one board object serves both), built once."""
     if not _STATE:
-        key = (BOARD["rows"], BOARD["columns"], BOARD["inarow"])
-        _STATE["tables"] = _Tables(*key)
+        tables = _STATE["tables"] = _Tables(BOARD["rows"], BOARD["columns"], BOARD["inarow"])
         _STATE["search"] = TreeSearch(
-            SearchBoard(*key), policy_value, c_puct=C_PUCT, batch=TREE_BATCH, fpu_reduction=FPU_REDUCTION
+            tables, policy_value, c_puct=C_PUCT, batch=TREE_BATCH, fpu_reduction=FPU_REDUCTION, cache_size=100000
         )
         _STATE["previous"] = None
     return _STATE["search"], _STATE["tables"]
@@ -444,15 +439,13 @@ def search_move(grid, mark, deadline):
     own, mask = tables.bitboards(grid, mark)
     root = _reused_root(search, own, mask)
     if root is None:
-        if len(search.cache) > 100000:
-            search.cache.clear()
         root = search.root(own, mask)
     search.run([root], simulations=0)  # the root's priors and value (nothing more)
     source = "rules"
     if root.proven is None and len(root.moves) > 1:
         order = sorted(root.moves, key=lambda c: -root.priors[root.moves.index(c)])
         proof_deadline = time.perf_counter() + PROOF_SHARE * max(0.0, deadline - time.perf_counter())
-        won, lost, _ = prove(tables, own, mask, order, proof_deadline)
+        won, lost = prove(tables, own, mask, order, proof_deadline)
         if won is not None:
             _STATE["previous"] = None
             LAST_MOVE.update(source="proof", simulations=root.total)
