@@ -54,6 +54,7 @@ from connectx_gym.evaluation.results import PairingResult, pairing_results, scor
 from connectx_gym.game.checkpoint_opponent import board_text
 from connectx_gym.game.kaggle_agent import require_kaggle
 from connectx_gym.game.specs import BARE_PATH_NOTE
+from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 from connectx_gym.runtime.processes import usable_cpu_count
 from connectx_gym.runtime.ray_cluster import cluster_cpus, import_ray
 
@@ -125,6 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="with --accuracy: a labelled-positions file (default: the shipped connectx_gym/data/positions-6x7.jsonl)",
     )
+    add_trust_option(parser)
     return parser.parse_args(argv)
 
 
@@ -356,7 +358,9 @@ def _write_files(args: argparse.Namespace, plan: Plan, results: list[PairingResu
 
 def main(argv: Sequence[str] | None = None) -> int:
     def command() -> None:
-        run(parse_args(argv))
+        args = parse_args(argv)
+        with trusted_checkpoints(args.trust_checkpoint):
+            run(args)
 
     return run_command(command)
 

@@ -5,12 +5,15 @@ written atomically); ``--search-ms N`` gives its agent a per-move alpha-beta bud
 boards with 4 in a row, the solver-made opening book (``--no-book``: without it), and
 ``--check`` plays it through ``kaggle_environments`` against ``random`` and ``negamax`` in both
 seats (:mod:`connectx_gym.submission.check`), exiting 1 on any invalid move, error or timeout.
-Bad input is one ``error:`` line and exit 2.
+The checkpoint is read without unpickling anything (``--trust-checkpoint`` for a file without
+metadata); ``--trust-checkpoint --upgrade-checkpoint NEW.zip`` instead writes a copy of a trusted
+older checkpoint with its metadata. Bad input is one ``error:`` line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +21,15 @@ from collections.abc import Sequence
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.data.book import BOOK_PLIES
 from connectx_gym.errors import UserError
+from connectx_gym.game.checkpoint_opponent import board_text
 from connectx_gym.game.kaggle_agent import require_kaggle
+from connectx_gym.runtime.checkpoints import (
+    METADATA_MEMBER,
+    TRUST_FLAG,
+    add_trust_option,
+    trusted_checkpoints,
+    upgrade_checkpoint,
+)
 from connectx_gym.submission.build import MAX_SEARCH_MS, ExportResult, check_search_ms, embedded_size, export
 from connectx_gym.submission.check import DEFAULT_CHECK_GAMES, check_submission
 
@@ -57,7 +68,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"games per opponent per seat for --check (default: {DEFAULT_CHECK_GAMES})",
     )
     parser.add_argument("--seed", default="0", metavar="N", help="seed of Python's random for --check (default: 0)")
+    add_trust_option(parser)
+    parser.add_argument(
+        "--upgrade-checkpoint",
+        metavar="NEW.zip",
+        help=f"instead of a submission, write a copy of the checkpoint with its {METADATA_MEMBER} (the network's "
+        f"shape, board and activation), so that it loads without unpickling; needs {TRUST_FLAG}",
+    )
     args = parser.parse_args(argv)
+    if args.upgrade_checkpoint is not None:
+        check_upgrade(args.upgrade_checkpoint, args.trust_checkpoint)
     args.search_ms = check_search_ms(args.search_ms)
     if args.check:
         require_kaggle("--check (it plays the file through kaggle_environments)")
@@ -98,9 +118,28 @@ def _wrote_line(result: ExportResult) -> str:
     )
 
 
+def check_upgrade(output: str, trusted: bool) -> None:
+    """Refuse ``--upgrade-checkpoint`` without ``--trust-checkpoint``, or to a path that cannot be written."""
+    if not trusted:
+        raise UserError(
+            f"--upgrade-checkpoint reads the checkpoint with SB3's full loader, which unpickles objects from the "
+            f"file and so can run code from it; pass {TRUST_FLAG} too if you trust the file"
+        )
+    if not output.lower().endswith(".zip"):
+        raise UserError(f"--upgrade-checkpoint must name a .zip file, got {output!r}")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UserError(f"--upgrade-checkpoint {output!r}: cannot write to the folder {folder!r}")
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
-    result = export(args.checkpoint, args.output, args.search_ms, book=not args.no_book)
+    if args.upgrade_checkpoint is not None:
+        board = upgrade_checkpoint(args.checkpoint, args.upgrade_checkpoint)
+        print(f"wrote {args.upgrade_checkpoint}: the checkpoint with its {METADATA_MEMBER} ({board_text(board)})")
+        return 0
+    with trusted_checkpoints(args.trust_checkpoint):
+        result = export(args.checkpoint, args.output, args.search_ms, book=not args.no_book)
     print(_wrote_line(result))
     if not args.check:
         return 0

@@ -31,6 +31,7 @@ from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, Position, geometry
 from connectx_gym.game.checkpoint_opponent import CheckpointOpponent, board_text
 from connectx_gym.game.mcts_agent import MctsAgent
 from connectx_gym.game.planes import encode_position
+from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 
 QUIT = ("q", "quit", "exit")
 #: each player's stone: the symbol and its ANSI colour (red moves first, as on Kaggle's board)
@@ -57,6 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the agent's random choices (default: 0)")
     parser.add_argument("--replay", metavar="FILE.html", help="save the game as Kaggle's HTML replay")
     parser.add_argument("--no-color", action="store_true", help="plain text (also when NO_COLOR is set)")
+    add_trust_option(parser)
     args = parser.parse_args(argv)
     if args.seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
@@ -224,7 +226,8 @@ def save_replay(path: str, record: GameRecord, label: str, board: dict[str, int]
 
 def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
-    entry = build_agent(args.agent)
+    with trusted_checkpoints(args.trust_checkpoint):
+        entry = build_agent(args.agent)
     if isinstance(entry.agent, MctsAgent):
         entry.agent.reuse = True  # one game: the tree of the last move serves the next
     board = resolve_board([entry], args.rows, args.columns, args.inarow)

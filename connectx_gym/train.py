@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from connectx_gym.cli import ArgumentParser, run_command
+from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 from connectx_gym.training.loop import run
 from connectx_gym.training.setup import DEFAULT_CONFIG, prepare_run
 
@@ -39,6 +40,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override one config value (repeatable), e.g. --set ppo.learning_rate=1e-4",
     )
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    add_trust_option(parser)  # for checkpoint:/mcts: opponents and teachers named in the config
     return parser.parse_args(argv)
 
 
@@ -49,10 +51,11 @@ def _sigterm_as_interrupt(signum, frame):
 def train(argv: Sequence[str] | None) -> None:
     """The command: validate, then train; an interrupted run has saved a checkpoint and is a success."""
     args = parse_args(argv)
-    config, run_dir, resume = prepare_run(args.config, args.overrides, args.resume)
-    # a scheduler's SIGTERM saves a checkpoint like Ctrl-C does, but only once training is under way
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    run(config, run_dir, resume)
+    with trusted_checkpoints(args.trust_checkpoint):
+        config, run_dir, resume = prepare_run(args.config, args.overrides, args.resume)
+        # a scheduler's SIGTERM saves a checkpoint like Ctrl-C does, but only once training is under way
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        run(config, run_dir, resume)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

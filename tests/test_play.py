@@ -111,7 +111,9 @@ def test_a_whole_game_in_colour_then_its_kaggle_replay(leftmost, tmp_path):
 def test_a_checkpoint_shows_its_value_and_move_probabilities(tmp_path):
     from helpers import tiny_model
 
-    tiny_model({"rows": 6, "columns": 7, "inarow": 4}).save(tmp_path / "tiny.zip")
+    from connectx_gym.runtime.checkpoints import save_model
+
+    save_model(tiny_model({"rows": 6, "columns": 7, "inarow": 4}), tmp_path / "tiny.zip")
     child = spawn(str(tmp_path / "tiny.zip"), "--second", "--seed", "3")
     child.expect(r"agent's value estimate [+-]\d\.\d\d \(-1: it expects to lose, \+1: to win\); move probabilities ")
     child.expect(r"0:\d+%  1:\d+%  2:\d+%  3:\d+%  4:\d+%  5:\d+%  6:\d+%")

@@ -3,7 +3,7 @@
 A MaskablePPO checkpoint plays greedily through its numpy twin (``NumpyPolicy``) on the planes of
 the player to move, with illegal columns masked out. A ``CheckpointOpponent`` pickles as its
 compressed weights (no torch, no SB3), so it can be shipped to worker processes that import
-neither; only building it from a file imports SB3.
+neither. Building it from a file reads only the file's JSON metadata and weights (nothing unpickled).
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ class CheckpointOpponent(SameSourceIsEqual):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> CheckpointOpponent:
-        """Load a checkpoint ``.zip`` (imports SB3 here only).
+        """Load a checkpoint ``.zip`` safely (``numpy_policy.load_checkpoint``).
 
-        :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing or not a checkpoint
+        :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing, not a checkpoint, or
+            has no metadata and checkpoints are not trusted
         """
         from connectx_gym.game.numpy_policy import load_checkpoint
 

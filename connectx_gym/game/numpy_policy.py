@@ -4,8 +4,9 @@
 ``BoardCNN`` or flatten features, then SB3's separate policy/value MLPs and heads) as plain numpy
 arrays, and computes the same logits and values as torch. It imports neither torch nor SB3:
 self-play opponents run it inside env workers, and the exported submission embeds its arrays.
-``from_sb3_model`` reads a live model; ``load_checkpoint`` reads a checkpoint file (importing SB3
-lazily, only there). ``to_bytes``/``from_bytes`` round-trip the weights as a compressed archive.
+``from_sb3_model`` reads a live model; ``load_checkpoint`` reads a checkpoint file's JSON metadata
+and weights without unpickling anything (``runtime.checkpoints.read_network``).
+``to_bytes``/``from_bytes`` round-trip the weights as a compressed archive.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-ACTIVATION_NAMES = ("relu", "tanh", "gelu")
+from connectx_gym.runtime.checkpoints import ACTIVATION_NAMES, activation_of_model, board_of_model
+
 #: masked-out logits, as SB3's MaskableCategorical uses
 MASKED_LOGIT = -1e8
 
@@ -235,21 +237,6 @@ class NumpyPolicy:
         self.__dict__.update(NumpyPolicy.from_bytes(state["payload"]).__dict__)
 
 
-def board_of_model(model: Any) -> dict[str, int]:
-    """The board a model was trained on: recorded by the trainer, else rows/columns from its spaces."""
-    board = getattr(model, "connectx_board", None)
-    if board:
-        return {key: int(board[key]) for key in ("rows", "columns", "inarow")}
-    _, rows, columns = model.observation_space.shape
-    return {"rows": int(rows), "columns": int(columns), "inarow": 4}
-
-
-def activation_of_model(model: Any) -> str:
-    activation_fn = model.policy_kwargs.get("activation_fn")
-    name = getattr(activation_fn, "__name__", "ReLU").lower()
-    return name if name in ACTIVATION_NAMES else "relu"
-
-
 def from_sb3_model(model: Any) -> NumpyPolicy:
     """A ``NumpyPolicy`` with the current weights of a MaskablePPO model (no torch import here)."""
     state = {key: value.detach().cpu().numpy() for key, value in model.policy.state_dict().items()}
@@ -257,10 +244,49 @@ def from_sb3_model(model: Any) -> NumpyPolicy:
 
 
 def load_checkpoint(path) -> NumpyPolicy:
-    """A ``NumpyPolicy`` from a MaskablePPO checkpoint ``.zip`` (imports SB3 lazily).
+    """A ``NumpyPolicy`` from a checkpoint ``.zip``, read safely: only its ``connectx_gym.json`` and its
+    weights (``torch.load(weights_only=True)``), nothing unpickled. A file without that JSON loads
+    through SB3 (which unpickles) only where checkpoints are trusted (``--trust-checkpoint``).
 
-    :raises connectx_gym.runtime.checkpoints.CheckpointError: if the file is missing or not a checkpoint
+    :raises connectx_gym.runtime.checkpoints.CheckpointError: if the file is missing, corrupt, not a
+        checkpoint, untrusted, or its weights do not fit its board
     """
-    from connectx_gym.runtime.checkpoints import load_model
+    from connectx_gym.runtime.checkpoints import checkpoints_trusted, load_model, read_metadata, read_network
 
-    return from_sb3_model(load_model(path))
+    if read_metadata(path) is None and checkpoints_trusted():
+        return from_sb3_model(load_model(path))
+    metadata, weights = read_network(path)
+    return policy_from_metadata(path, metadata, weights)
+
+
+def policy_from_metadata(path, metadata: dict[str, Any], weights: dict[str, np.ndarray]) -> NumpyPolicy:
+    """The policy of a checkpoint's metadata and weights, checked to play on the board it names.
+
+    :raises connectx_gym.runtime.checkpoints.CheckpointError: naming what does not fit
+    """
+    from connectx_gym.game.planes import NUM_PLANES
+    from connectx_gym.runtime.checkpoints import METADATA_MEMBER, CheckpointError
+
+    board = metadata.get("board")
+    keys = ("rows", "columns", "inarow")
+    if not isinstance(board, dict) or not all(isinstance(board.get(k), int) and board[k] >= 1 for k in keys):
+        raise CheckpointError(f"checkpoint '{path}': {METADATA_MEMBER} has no valid board (got {board!r})")
+    rows, columns = board["rows"], board["columns"]
+    expected = [NUM_PLANES, rows, columns]
+    if metadata.get("observation_shape") != expected:
+        raise CheckpointError(
+            f"checkpoint '{path}': observation shape {metadata.get('observation_shape')!r} does not fit its "
+            f"{rows}x{columns} board (expected {expected})"
+        )
+    try:
+        policy = NumpyPolicy(weights, metadata.get("activation"), board)
+        logits, values = policy.policy_value(np.zeros([1, *expected], dtype=np.float32))
+    except ValueError as error:
+        raise CheckpointError(
+            f"checkpoint '{path}': its weights do not fit a {rows}x{columns} board ({error})"
+        ) from None
+    if logits.shape != (1, columns) or values.shape != (1,):
+        raise CheckpointError(
+            f"checkpoint '{path}': its policy gives {logits.shape[-1]} move logits, but the board has {columns} columns"
+        )
+    return policy
