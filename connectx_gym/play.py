@@ -8,7 +8,9 @@ once. A full or off-board column, or anything but a number, is refused and asked
 checkpoint also shows, before each of its moves, its value estimate of the position and its move
 probabilities; an ``mcts:`` agent then shows its search: simulations, root value (or the proven
 result) and visits per column. ``--replay FILE.html`` saves the game as
-Kaggle's HTML replay when it ends (or is quit). Bad input is one ``error:`` line and exit 2.
+Kaggle's HTML replay when it ends (or is quit). ``--web`` plays in the browser instead
+(:mod:`connectx_gym.web.server`, on 127.0.0.1 unless ``--host``). Checkpoints are read without
+unpickling (``--trust-checkpoint`` for older files). Bad input is one ``error:`` line and exit 2.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ from connectx_gym.evaluation.match import GameRecord
 from connectx_gym.evaluation.plan import build_agent, resolve_board
 from connectx_gym.evaluation.results import PairingResult
 from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, Position, geometry
-from connectx_gym.game.checkpoint_opponent import CheckpointOpponent, board_text
+from connectx_gym.game.checkpoint_opponent import board_text, network_view
 from connectx_gym.game.mcts_agent import MctsAgent
-from connectx_gym.game.planes import encode_position
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 
 QUIT = ("q", "quit", "exit")
@@ -58,12 +59,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the agent's random choices (default: 0)")
     parser.add_argument("--replay", metavar="FILE.html", help="save the game as Kaggle's HTML replay")
     parser.add_argument("--no-color", action="store_true", help="plain text (also when NO_COLOR is set)")
+    parser.add_argument(
+        "--web", action="store_true", help="play in the browser: serve a page at http://localhost:PORT/"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="with --web: the port (default: 8000; 0: any free one)")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="with --web: the address to serve on (default: 127.0.0.1, this machine only); any other host lets "
+        "everyone who can reach it play and drive the agent, with no authentication",
+    )
     add_trust_option(parser)
     args = parser.parse_args(argv)
     if args.seed < 0:
         raise UserError(f"--seed must be an integer >= 0, got {args.seed}")
     if args.replay is not None:
         _check_replay_path(args.replay)
+    if not args.web and (args.host is not None or args.port != 8000):
+        raise UserError("--host and --port are for --web")
+    if args.web and args.replay is not None:
+        raise UserError("--replay is for the terminal game, not --web")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0..65535, got {args.port}")
     return args
 
 
@@ -122,17 +139,11 @@ def read_move(position: Position, read: Callable[[str], str], say: Callable[[str
 def policy_view(agent: Any, position: Position) -> str | None:
     """A trained network's value estimate and move probabilities in ``position`` (a checkpoint, or one wrapped
     in the tree search); ``None`` for other agents."""
-    if not isinstance(agent, (CheckpointOpponent, MctsAgent)):
+    view = network_view(agent, position)
+    if view is None:
         return None
-    planes = encode_position(position)[None]
-    logits = agent.policy.logits(planes)[0].astype(np.float64)
-    legal = np.zeros(position.geometry.columns, dtype=bool)
-    legal[position.legal_moves()] = True
-    logits[~legal] = -np.inf
-    probabilities = np.exp(logits - logits[legal].max())
-    probabilities /= probabilities.sum()
-    value = float(agent.policy.values(planes)[0])
-    shown = "  ".join(f"{c}:{100 * p:.0f}%" for c, p in enumerate(probabilities) if legal[c])
+    probabilities, value = view
+    shown = "  ".join(f"{c}:{100 * p:.0f}%" for c, p in enumerate(probabilities) if p is not None)
     return f"agent's value estimate {value:+.2f} (-1: it expects to lose, +1: to win); move probabilities {shown}"
 
 
@@ -231,6 +242,13 @@ def _run(argv: Sequence[str] | None) -> int:
     if isinstance(entry.agent, MctsAgent):
         entry.agent.reuse = True  # one game: the tree of the last move serves the next
     board = resolve_board([entry], args.rows, args.columns, args.inarow)
+    if args.web:
+        from connectx_gym.web.server import LOOPBACK, GameSession, serve
+
+        serve(
+            GameSession(entry.agent, entry.label, board, args.seed, not args.second), args.host or LOOPBACK, args.port
+        )
+        return 0
     color = not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     record = play_game(entry.agent, entry.label, board, not args.second, args.seed, color)
     if args.replay is not None:

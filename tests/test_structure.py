@@ -1,6 +1,6 @@
 """The package's shape: layers, small modules, short functions, and no import cycle between modules.
 
-These are the layout rules of the README's "Layout" section, checked on the source so that they
+These are the layout rules of docs/layout.md, checked on the source so that they
 stay habits: a module over 500 lines or a function over 80 lines (without a ``# long:`` comment
 right above it saying why) fails here, as does any cycle in the graph of imports between the
 package's modules, or a layer that imports a layer listed after it, counting imports inside
@@ -44,6 +44,7 @@ LAYERS = (
     "evaluate",
     "export",
     "tune",
+    "web",
     "play",
     "pettingzoo",
     "",  # the package itself: registers ConnectX-v0

@@ -1,4 +1,4 @@
-"""``python -m connectx_gym.config [--markdown]``: print ``configs/default.yaml`` or the README's
+"""``python -m connectx_gym.config [--markdown]``: print ``configs/default.yaml`` or docs/configuration.md's
 config reference table, both generated from the config dataclasses."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The training config's generated documentation: the markdown reference table of the README and
+"""The training config's generated documentation: the markdown reference table of docs/configuration.md and
 the commented ``configs/default.yaml``, both rendered from the section dataclasses' field metadata
 (a test checks that the shipped files equal them), and ``python -m connectx_gym.config``, which
 prints them.

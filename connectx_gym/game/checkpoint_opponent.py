@@ -95,6 +95,25 @@ def bound_board_text(agent: Any, board: dict[str, int]) -> str:
     return f"plays only on {board_text(board)} boards"
 
 
+def network_view(agent: Any, position: Position) -> tuple[list[float | None], float] | None:
+    """What a network agent (a checkpoint, searched or not) thinks of ``position``: its move probabilities
+    (the softmax of its logits over the legal columns; ``None`` for full columns) and its value estimate
+    (-1: the player to move expects to lose, +1: to win). ``None`` for agents without a network."""
+    policy = getattr(agent, "policy", None)
+    if not isinstance(policy, NumpyPolicy):
+        return None
+    from connectx_gym.game.planes import encode_position
+
+    logits, values = policy.policy_value(encode_position(position)[None])
+    legal = position.legal_moves()
+    chosen = logits[0, legal].astype(np.float64)
+    weights = np.exp(chosen - chosen.max())
+    probabilities: list[float | None] = [None] * position.geometry.columns
+    for column, weight in zip(legal, weights / weights.sum()):
+        probabilities[column] = float(weight)
+    return probabilities, float(values[0])
+
+
 def agent_board(agent: Any) -> dict[str, int] | None:
     """The board an agent is bound to (a checkpoint's training board), or ``None`` if it plays any."""
     board = getattr(agent, "board", None)

@@ -1,4 +1,4 @@
-"""``python -m connectx_gym.sweeps [--markdown]``: print ``configs/tune.yaml`` or the README's
+"""``python -m connectx_gym.sweeps [--markdown]``: print ``configs/tune.yaml`` or docs/sweeps.md's
 sweep file reference table, both generated from the sweep file's schema."""
 
 from __future__ import annotations

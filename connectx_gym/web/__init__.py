@@ -1,0 +1,1 @@
+"""The browser front end of ``play --web``: a local HTTP server and one page."""

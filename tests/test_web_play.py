@@ -1,0 +1,316 @@
+"""``play --web``: the game session, its JSON API (bad requests never stop the server), and the page in a
+real headless Chromium (skipped, naming the install command, where none is installed)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.planes import encode_position
+from connectx_gym.game.specs import make_agent
+from connectx_gym.play import main as play_main
+from connectx_gym.runtime.checkpoints import save_model
+from connectx_gym.web.browser import headless_chromium, missing_reason
+from connectx_gym.web.server import GameSession, make_server
+
+BOARD = {"rows": 6, "columns": 7, "inarow": 4}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from helpers import tiny_model
+
+    path = tmp_path_factory.mktemp("web") / "tiny.zip"
+    save_model(tiny_model(BOARD, steps=64), path)
+    return str(path)
+
+
+class Server:
+    """A session's server on a free loopback port, serving from a thread."""
+
+    def __init__(self, session: GameSession) -> None:
+        self.session = session
+        self.httpd = make_server(session, port=0)
+        self.port = self.httpd.server_port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def request(self, method: str, path: str, body: bytes | str | None = None, headers=None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        document = json.loads(response.read() or b"{}")
+        connection.close()
+        return response.status, document
+
+    def post(self, path: str, document) -> tuple[int, dict]:
+        return self.request("POST", path, json.dumps(document))
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served():
+    servers = []
+
+    def start(agent, human_first=True, board=BOARD, label="agent"):
+        server = Server(GameSession(agent, label, board, seed=0, human_first=human_first))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def leftmost():
+    return make_agent("alphabeta:1")  # deterministic and quick
+
+
+# ---------------------------------------------------------------------------------------------- the API
+def test_a_move_gets_the_agents_reply_and_the_state_follows(served, checkpoint):
+    from connectx_gym.evaluation.plan import build_agent
+
+    server = served(build_agent(f"mcts:{checkpoint}:16").agent)
+    status, state = server.request("GET", "/api/state")
+    assert status == 200 and state["moves"] == [] and state["your_turn"] and state["analysis"] is None
+    status, state = server.post("/api/move", {"column": 3, "ply": 0})
+    assert status == 200 and state["moves"][0] == 3 and len(state["moves"]) == 2
+    analysis = state["analysis"]
+    assert analysis["ply"] == 1 and analysis["column"] == state["moves"][1]
+    assert abs(sum(analysis["probabilities"]) - 1) < 1e-6 and -1.5 < analysis["value"] < 1.5
+    assert sum(analysis["search"]["visits"]) >= 1 and analysis["search"]["simulations"] == 16
+    assert state["cells"][5][3] == 1 and sum(map(sum, state["cells"])) == 1 + 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"column": 7, "ply": 0}, 400, "column 7 is off the board: the columns are 0 to 6"),
+        ({"column": -1, "ply": 0}, 400, "column -1 is off the board"),
+        ({"column": "3", "ply": 0}, 400, "'column' must be an integer, got '3'"),
+        ({"column": True, "ply": 0}, 400, "'column' must be an integer"),
+        ({"ply": 0}, 400, "a move needs a 'column'"),
+        ({"column": 3, "ply": 5}, 409, "move out of turn: the page saw 5 moves, the game has 0"),
+        ([3], 400, "the body must be a JSON object"),
+    ],
+)
+def test_bad_moves_get_an_error_and_change_nothing(served, body, status, words):
+    server = served(leftmost())
+    got_status, document = server.post("/api/move", body)
+    assert got_status == status and words in document["error"]
+    assert server.request("GET", "/api/state")[1]["moves"] == []
+
+
+def test_malformed_requests_never_stop_the_server(served):
+    server = served(leftmost())
+    assert server.request("POST", "/api/move", b"\xff\xfe not json")[0] == 400
+    assert server.request("POST", "/api/move", b"{", {"Content-Length": "1"})[0] == 400
+    assert server.request("POST", "/api/move", b"x" * 5000)[1]["error"].startswith("request body too large")
+    assert server.request("POST", "/api/nothing", b"{}") == (404, {"error": "no such action: /api/nothing"})
+    assert server.request("GET", "/secret")[0] == 404
+    assert server.post("/api/new", {"seat": "middle"}) == (
+        400,
+        {"error": "'seat' must be 'first' or 'second', got 'middle'"},
+    )
+    # a raw socket sending garbage
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"\x00\x01 garbage\r\n\r\n")
+        raw.recv(1024)
+    status, state = server.post("/api/move", {"column": 0, "ply": 0})
+    assert status == 200 and state["moves"][0] == 0
+
+
+def test_a_full_column_out_of_turn_and_a_finished_game(served):
+    board = {"rows": 2, "columns": 3, "inarow": 2}
+    server = served(make_agent("alphabeta:2"), board=board)
+    status, state = server.post("/api/move", {"column": 0, "ply": 0})
+    assert status == 200
+    column = state["moves"][1]
+    if column == 0:  # the agent filled column 0
+        assert server.post("/api/move", {"column": 0, "ply": 2}) == (400, {"error": "column 0 is full"})
+    while state["result"] is None:
+        status, state = server.post("/api/move", {"column": state["legal"][0], "ply": len(state["moves"])})
+        assert status == 200
+    assert state["result"] in ("win", "loss", "draw") and state["legal"] == [] and not state["your_turn"]
+    status, document = server.post("/api/move", {"column": 0, "ply": len(state["moves"])})
+    assert status == 409 and "the game is over" in document["error"]
+
+
+def test_new_game_as_second_player_and_undo(served):
+    server = served(leftmost())
+    status, state = server.post("/api/new", {"seat": "second"})
+    assert status == 200 and state["seat"] == "second" and len(state["moves"]) == 1 and state["your_turn"]
+    assert server.post("/api/undo", {}) == (400, {"error": "nothing to undo: you have not moved yet"})
+    first = state["moves"]
+    status, state = server.post("/api/move", {"column": 6, "ply": 1})
+    assert len(state["moves"]) == 3
+    status, state = server.post("/api/undo", {})
+    assert status == 200 and state["moves"] == first and state["your_turn"] and state["analysis"] is None
+
+
+def test_a_failing_agent_forfeits(served):
+    class Broken:
+        def act(self, position, rng):
+            raise RuntimeError("boom")
+
+    server = served(Broken())
+    status, state = server.post("/api/move", {"column": 3, "ply": 0})
+    assert status == 200 and state["result"] == "win" and "raised RuntimeError: boom" in state["forfeit"]
+
+
+def test_the_command_serves_on_loopback_and_refuses_bad_options(tmp_path, capsys):
+    assert play_main(["random", "--port", "1234"]) == 2
+    assert "--host and --port are for --web" in capsys.readouterr().err
+    assert play_main(["random", "--web", "--port", "70000"]) == 2
+    assert "--port must be 0..65535, got 70000" in capsys.readouterr().err
+    child = subprocess.Popen(
+        [sys.executable, "-m", "connectx_gym.play", "random", "--web", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline()
+        assert "on a 6x7 with 4 in a row board at http://localhost:" in line
+        port = int(line.rsplit(":", 1)[1].strip("/\n"))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/")
+        assert b"<title>connectx_gym: play</title>" in connection.getresponse().read()
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+def test_a_taken_port_is_one_line(served):
+    server = served(leftmost())
+    with pytest.raises(Exception, match=f"cannot serve on 127.0.0.1:{server.port}"):
+        make_server(server.session, port=server.port)
+
+
+# ---------------------------------------------------------------------------------------------- the page
+needs_browser = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = headless_chromium()
+    yield driver
+    driver.quit()
+
+
+def wait_until_idle(driver, ply=None, timeout=60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def ready(d):
+        body = d.find_element("tag name", "body")
+        if body.get_attribute("data-busy") or body.get_attribute("data-ply") is None:
+            return False
+        return ply is None or int(body.get_attribute("data-ply")) >= ply
+
+    WebDriverWait(driver, timeout, poll_frequency=0.02).until(ready)
+    return int(driver.find_element("tag name", "body").get_attribute("data-ply"))
+
+
+def expected_probabilities(policy, moves):
+    position = Position(geometry(6, 7, 4))
+    for column in moves:
+        position.play(column)
+    logits = policy.logits(encode_position(position)[None])[0].astype(np.float64)
+    legal = position.legal_moves()
+    weights = np.exp(logits[legal] - logits[legal].max())
+    probabilities = np.full(7, np.nan)
+    probabilities[legal] = weights / weights.sum()
+    return probabilities
+
+
+@needs_browser
+def test_a_full_game_by_clicks_with_the_agents_thinking(browser, served, checkpoint, tmp_path):
+    from connectx_gym.evaluation.plan import build_agent
+
+    agent = build_agent(f"mcts:{checkpoint}:16").agent
+    server = served(agent, label="mcts:tiny.zip:16")
+    browser.get(server.url)
+    ply = wait_until_idle(browser)
+    assert ply == 0 and "your move" in browser.find_element("id", "status").text
+    checked_full = False
+    while not browser.find_element("id", "status").get_attribute("data-result"):
+        state = server.session.state()
+        full = [c for c in range(7) if c not in state["legal"]]
+        target = full[0] if full and not checked_full else state["legal"][0]
+        browser.find_element("css selector", f".column[data-col='{target}']").click()
+        if target in full:  # a click on a full column is refused on the page
+            checked_full = True
+            wait_until_idle(browser)
+            assert browser.find_element("id", "error").text == f"column {target} is full"
+            continue
+        ply = wait_until_idle(browser, ply + 1)
+        state = server.session.state()
+        if state["analysis"] is None:
+            continue
+        # the bars are the network's probabilities before the agent's last move
+        expected = expected_probabilities(agent.policy, state["moves"][: state["analysis"]["ply"]])
+        bars = browser.find_elements("css selector", ".bar")
+        shown = [float(b.get_attribute("data-p")) if b.get_attribute("data-p") else np.nan for b in bars]
+        np.testing.assert_allclose(shown, expected, atol=1e-6)
+        heights = [int(b.value_of_css_property("height").rstrip("px").split(".")[0]) for b in bars]
+        assert heights[int(np.nanargmax(expected))] == max(heights) > 0
+        visits = [v.text for v in browser.find_elements("css selector", ".visits")]
+        assert visits == [f"{n}×" if n else "" for n in state["analysis"]["search"]["visits"]]
+        search = state["analysis"]["search"]
+        fresh = search["simulations"] - search["kept"]
+        words = (
+            f"proven {search['proven']} for it in {search['plies']} plies"
+            if search["proven"]
+            else "root value " + f"{search['root_value']:+.2f}".replace("-", "−")
+        )
+        assert browser.find_element("id", "search").text.startswith(f"{fresh} simulation")
+        assert browser.find_element("id", "search").text.endswith(words)
+        assert browser.find_element("id", "value").text[0] in "+−"
+        if ply == 6:
+            shot = tmp_path / "mid-game.png"
+            assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:4] == b"\x89PNG"
+            assert shot.stat().st_size > 10_000
+    state = server.session.state()
+    assert state["result"] in ("win", "loss", "draw")
+    stones = sum(
+        1 for cell in browser.find_elements("css selector", ".cell") if cell.get_attribute("data-stone") != "0"
+    )
+    assert stones == len(state["moves"])
+    result_text = browser.find_element("id", "status").text
+    assert {"win": "You win!", "loss": "wins", "draw": "Draw"}[state["result"]] in result_text
+
+
+@needs_browser
+def test_new_game_seat_and_undo_on_the_page(browser, served):
+    from selenium.webdriver.support.ui import Select
+
+    server = served(leftmost())
+    browser.get(server.url)
+    wait_until_idle(browser)
+    Select(browser.find_element("id", "seat")).select_by_value("second")
+    browser.find_element("id", "new").click()
+    assert wait_until_idle(browser, 1) == 1
+    assert browser.find_element("id", "undo").get_attribute("disabled") == "true"
+    browser.find_element("css selector", ".column[data-col='0']").click()
+    assert wait_until_idle(browser, 3) == 3
+    browser.find_element("id", "undo").click()
+    time.sleep(0.2)
+    assert wait_until_idle(browser) == 1 and len(server.session.moves) == 1
+    assert browser.find_element("id", "error").text == ""
