@@ -118,7 +118,7 @@ def collected():
         model = build_model(config, venv, None)
         learner = Learner(model, overlap=False, kickstart=config.kickstart)
         model._setup_learn(64, None, False, "MaskablePPO", False)
-        learner.last_teacher = learner._teachers(unwrapped(venv).reset_infos)
+        learner.last_teacher, learner.last_teacher_value = learner._teachers(unwrapped(venv).reset_infos)
         learner._collect(model.rollout_buffer, Rollout())
         yield model, config
     finally:

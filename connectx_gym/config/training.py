@@ -257,6 +257,11 @@ class TrainConfig(Section):
         "learning overlap (one update of policy lag, logged as train/policy_lag_kl); false is SB3's synchronous "
         "loop. Checkpoints of either mode resume in the other.",
     )
+    init_from: str | None = config_field(
+        None,
+        "A checkpoint whose network weights start a new run (read safely: its metadata and weights, not its "
+        "optimizer); its board and network shape must be this config's. null = random weights.",
+    )
     mirror: bool = config_field(
         False,
         "Mirror augmentation: each PPO minibatch sample is flipped left-right with probability 1/2 (board, action, "
@@ -349,15 +354,41 @@ class KickstartConfig(Section):
     decay_steps: int = config_field(
         3_000_000, "Steps over which the weight falls linearly to 0; after that the workers stop searching.", ge=1
     )
-    teacher: Literal["alphabeta", "solver"] = config_field(
+    teacher: Literal["alphabeta", "solver", "mcts"] = config_field(
         "alphabeta",
-        "Who teaches: alphabeta (the search above, on every position; any board) or solver (6x7 boards with 4 in a "
+        "Who teaches: alphabeta (the search above, on every position; any board), solver (6x7 boards with 4 in a "
         "row, needs the solver extra: the perfect moves of the shipped opening book up to 10 stones and of the "
-        "perfect solver from solver_from stones on, the search in between).",
+        "perfect solver from solver_from stones on, the search in between) or mcts (the PUCT search over a snapshot "
+        "of the learner's own network, refreshed every refresh_steps: its visit distribution; any board).",
     )
     solver_from: int = config_field(
         20, "Stones on the board from which the solver teacher asks the perfect solver (fast late in the game).", ge=0
     )
+    simulations: int = config_field(64, "mcts teacher: simulations per searched position.", ge=1)
+    search_share: float = config_field(
+        1.0, "mcts teacher: share of the positions the agent sees that are searched (the rest add no term).", gt=0, le=1
+    )
+    refresh_steps: int = config_field(
+        100_000, "mcts teacher: steps between refreshes of the workers' snapshot of the learner's network.", ge=1
+    )
+    value_coef: float = config_field(
+        0.0,
+        "mcts teacher: weight of the squared error between the value head and the search's root value of each "
+        "searched position, added to the loss while the teacher runs; 0 = the value head learns PPO's returns only.",
+        ge=0,
+    )
+    schedule: Literal["linear", "constant"] = config_field(
+        "linear",
+        "The teacher's weight: linear falls from coef to 0 at decay_steps (the teacher then stops), "
+        "constant keeps coef for the whole run.",
+    )
+
+    def _validate(self) -> None:
+        if self.value_coef > 0 and self.teacher != "mcts":
+            raise ConfigError(
+                f"{self.section}.value_coef={self.value_coef} needs {self.section}.teacher=mcts (the search's root "
+                f"values are its targets), got teacher={self.teacher!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from connectx_gym.game.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_P
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
 #: who computes the kickstarting teacher's move distributions (``kickstart.teacher``)
-TEACHERS = ("alphabeta", "solver")
+TEACHERS = ("alphabeta", "solver", "mcts")
 
 
 class ConnectXEnv(gym.Env):
@@ -73,6 +73,7 @@ class ConnectXEnv(gym.Env):
         teacher_temperature: float = 0.1,
         teacher: str = "alphabeta",
         teacher_solver_from: int = 20,
+        teacher_share: float = 1.0,
     ) -> None:
         super().__init__()
         self.geometry = geometry(rows, columns, inarow)
@@ -103,6 +104,11 @@ class ConnectXEnv(gym.Env):
         self.teacher_temperature = float(teacher_temperature)
         self.teacher = teacher
         self.teacher_solver_from = int(teacher_solver_from)
+        if not 0 < teacher_share <= 1:
+            raise ValueError(f"teacher_share must be in (0, 1], got {teacher_share!r}")
+        self.teacher_share = float(teacher_share)
+        #: the ``mcts`` teacher's search (an ``MctsAgent`` over a snapshot of the learner), set by the trainer
+        self.teacher_agent: Any = None
         self.observation_space = spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32)
         self.action_space = spaces.Discrete(columns)
         self.set_opponent(opponent)
@@ -318,10 +324,23 @@ class ConnectXEnv(gym.Env):
         if self.teacher_depth and self.winner is None:
             timers = profiling.TIMERS
             started = time.perf_counter() if timers is not None else 0.0
-            info["teacher"] = self._teacher_distribution()
+            if self.teacher == "mcts":
+                self._search_teacher(info)
+            else:
+                info["teacher"] = self._teacher_distribution()
             if timers is not None:
                 timers["teacher"] += time.perf_counter() - started
         return info
+
+    def _search_teacher(self, info: dict[str, Any]) -> None:
+        """The ``mcts`` teacher: on a ``teacher_share`` of the positions, the search's visit distribution
+        (``info["teacher"]``) and root value for the player to move (``info["teacher_value"]``)."""
+        agent = self.teacher_agent
+        if agent is None or (self.teacher_share < 1 and self.np_random.random() >= self.teacher_share):
+            return
+        from connectx_gym.game.teacher import search_targets
+
+        info["teacher"], info["teacher_value"] = search_targets(agent.search([self.position])[0])
 
     def _teacher_distribution(self) -> np.ndarray:
         if self.teacher == "solver":

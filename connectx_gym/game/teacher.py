@@ -1,4 +1,4 @@
-"""A search teacher for kickstarting: the alpha-beta scores of a position's moves turned into a move
+"""Search teachers for kickstarting: the alpha-beta scores of a position's moves turned into a move
 distribution the learner is pulled toward (Schmitt et al. 2018, "Kickstarting Deep Reinforcement
 Learning").
 
@@ -7,6 +7,9 @@ Each legal column's ``solver.alphabeta_scores`` score becomes a value in [-1, 1]
 0.02 per extra ply it is delayed), and a heuristic score ``0.5 * tanh(score / 16)`` (16 is one open
 three in Connect 4's window weights). The distribution is the softmax of the values over the
 legal columns at ``temperature``; temperature 0 spreads the mass evenly over the best columns.
+
+The ``mcts`` teacher reads a PUCT search over the learner's own network instead (``search_targets``):
+its visit distribution, and its root value as the value head's target.
 """
 
 from __future__ import annotations
@@ -57,3 +60,18 @@ def search_distribution(position: Position, depth: int, temperature: float) -> n
         return np.zeros(columns, dtype=np.float32)
     scores = alphabeta_scores(position, depth)
     return distribution({column: move_value(score) for column, score in scores.items()}, columns, temperature)
+
+
+#: a proven root's value target
+PROVEN_VALUES = {"win": 1.0, "draw": 0.0, "loss": -1.0}
+
+
+def search_targets(result) -> tuple[np.ndarray, float]:
+    """The ``mcts`` teacher's targets from a ``tree_search.SearchResult``: the move distribution (the visit
+    distribution; all mass on the chosen move when the root is proven) and the value for the player to move
+    (the search's root value; +1, 0 or -1 when proven)."""
+    if result.proven is not None:
+        probs = np.zeros(len(result.visits), dtype=np.float32)
+        probs[result.move] = 1.0
+        return probs, PROVEN_VALUES[result.proven]
+    return np.asarray(result.distribution(), dtype=np.float32), float(np.clip(result.search_value, -1.0, 1.0))

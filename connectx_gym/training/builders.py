@@ -50,6 +50,7 @@ def teacher_kwargs(config: Config) -> dict[str, Any]:
         "teacher_temperature": kickstart.temperature,
         "teacher": kickstart.teacher,
         "teacher_solver_from": kickstart.solver_from,
+        "teacher_share": kickstart.search_share if kickstart.teacher == "mcts" else 1.0,
     }
 
 
@@ -110,9 +111,76 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
             verbose=0,
             **ppo_kwargs(config),
         )
+        if config.train.init_from:
+            start_from_checkpoint(model, config.train.init_from)
     # recorded in the checkpoint, so export and evaluation know the board (inarow included)
     model.connectx_board = env_board(config)
     return model
+
+
+def policy_shapes(config: Config) -> dict[str, list[int]]:
+    """The name and shape of every weight of the policy the ``policy`` section builds on the ``env`` board."""
+    from connectx_gym.runtime.quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from gymnasium import spaces
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    from connectx_gym.game.planes import NUM_PLANES
+    from connectx_gym.training.policy import policy_kwargs
+
+    env, policy = config.env, config.policy
+    built = MaskableActorCriticPolicy(
+        spaces.Box(0.0, 1.0, (NUM_PLANES, env.rows, env.columns)),
+        spaces.Discrete(env.columns),
+        lambda _: 0.0,
+        **policy_kwargs(policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation),
+    )
+    return {name: list(tensor.shape) for name, tensor in built.state_dict().items()}
+
+
+def check_init_from(config: Config) -> None:
+    """Fail unless ``train.init_from`` (if set) is a checkpoint of this board whose network has this config's
+    shape (read safely, nothing unpickled).
+
+    :raises ConfigError: naming the checkpoint and what does not fit
+    """
+    from connectx_gym.errors import ConfigError
+    from connectx_gym.runtime.checkpoints import CheckpointError, read_metadata
+
+    path = config.train.init_from
+    if not path:
+        return
+    try:
+        metadata = read_metadata(path)
+    except CheckpointError as error:
+        raise ConfigError(f"train.init_from: {error}") from None
+    if metadata is None:
+        raise ConfigError(
+            f"train.init_from={path!r} has no connectx_gym.json: re-save it with export --upgrade-checkpoint"
+        )
+    board = env_board(config)
+    if metadata.get("board") != board:
+        raise ConfigError(
+            f"train.init_from={path!r} was trained on the board {metadata.get('board')}, this config trains on {board}"
+        )
+    expected, found = policy_shapes(config), metadata.get("weights", {})
+    for name in sorted(set(expected) | set(found)):
+        if expected.get(name) != found.get(name):
+            raise ConfigError(
+                f"train.init_from={path!r}: its network is not this config's policy section's shape (weight "
+                f"{name!r}: {found.get(name)} there, {expected.get(name)} here)"
+            )
+
+
+def start_from_checkpoint(model: Any, path: str) -> None:
+    """Load a checkpoint's network weights (``train.init_from``, checked by ``check_init_from``) into ``model``."""
+    import torch
+
+    from connectx_gym.runtime.checkpoints import read_network
+
+    _, weights = read_network(path)
+    model.policy.load_state_dict({name: torch.as_tensor(array) for name, array in weights.items()})
 
 
 def make_logger(config: Config, run_dir: Path, resuming: bool):

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from connectx_gym.runtime.quiet import quiet_import_sb3
@@ -31,6 +32,8 @@ from connectx_gym.evaluation.accuracy import (  # noqa: E402
     batch_policy_moves,
     grade,
     load_positions,
+    network_values,
+    value_accuracy,
 )
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
 from connectx_gym.evaluation.openings import resolve_openings  # noqa: E402
@@ -310,12 +313,18 @@ class EvaluationCallback(BaseCallback):
         return mean
 
     def _grade_accuracy(self) -> dict[str, float]:
-        """The greedy policy's perfect-move and good-move rates on the labelled positions, logged as ``eval/...``."""
+        """The greedy policy's perfect-move and good-move rates on the labelled positions, and how often the
+        value head's sign matches the solver's on decided (and on lost) positions, logged as ``eval/...``."""
         policy = sb3_batch_policy(self.model)
         result = grade(self.accuracy, batch_policy_moves(self.accuracy, policy))
+        values = value_accuracy(
+            self.accuracy, network_values(SimpleNamespace(policy=from_sb3_model(self.model)), self.accuracy)
+        )
         rates = {
             "perfect_move_rate": result.overall.rate("perfect"),
             "good_move_rate": result.overall.rate("good"),
+            "value_sign_decided": values.rate(values.overall, "decided"),
+            "value_sign_lost": values.rate(values.overall, "lost"),
         }
         for name, rate in rates.items():
             self.logger.record(f"eval/{name}", rate)

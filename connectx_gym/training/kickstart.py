@@ -9,9 +9,15 @@ to each transition, and ``train_with_teacher`` runs MaskablePPO's update with on
 over the transitions that have a teacher distribution (Schmitt et al. 2018, "Kickstarting Deep
 Reinforcement Learning"). The KL divergence from the teacher to the policy (the cross-entropy less
 the teacher's own entropy) is logged as ``train/teacher_kl``. ``coef`` decays linearly to 0 over
-``kickstart.decay_steps``; after that the update is MaskablePPO's own and the workers stop
-searching. The model stays a plain ``MaskablePPO``, so checkpoints load, evaluate, export and
-resume like any other.
+``kickstart.decay_steps`` (or stays, ``kickstart.schedule: constant``); after that the update is
+MaskablePPO's own and the workers stop searching.
+
+The ``mcts`` teacher also sends its root value of each searched position
+(``info["teacher_value"]``): with ``kickstart.value_coef > 0`` the loss adds
+``value_coef * (value - teacher_value)**2`` over those positions, so the value head learns the
+game's value as the search sees it, besides PPO's returns (logged as ``train/teacher_value_mse``).
+The model stays a plain ``MaskablePPO``, so checkpoints load, evaluate, export and resume like any
+other.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class TeacherSamples(NamedTuple):
     returns: torch.Tensor
     action_masks: torch.Tensor
     teacher: torch.Tensor
+    teacher_value: torch.Tensor
 
 
 class TeacherRolloutBuffer(MaskableRolloutBuffer):
@@ -56,19 +63,27 @@ class TeacherRolloutBuffer(MaskableRolloutBuffer):
     def reset(self) -> None:
         super().reset()
         self.teacher = np.zeros((self.buffer_size, self.n_envs, self.mask_dims), dtype=np.float32)
+        self.teacher_value = np.full((self.buffer_size, self.n_envs), np.nan, dtype=np.float32)
 
-    def add(self, *args, teacher: np.ndarray | None = None, **kwargs) -> None:
+    def add(self, *args, teacher: np.ndarray | None = None, teacher_value: np.ndarray | None = None, **kwargs) -> None:
         if teacher is not None:
             self.teacher[self.pos] = teacher
+        if teacher_value is not None:
+            self.teacher_value[self.pos] = teacher_value
         super().add(*args, **kwargs)
 
     def get(self, batch_size: int | None = None):
         if not self.generator_ready:
             self.teacher = self.swap_and_flatten(self.teacher)
+            self.teacher_value = self.swap_and_flatten(self.teacher_value)
         yield from super().get(batch_size)
 
     def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> TeacherSamples:  # type: ignore[override]
-        samples = TeacherSamples(*super()._get_samples(batch_inds, env), self.to_torch(self.teacher[batch_inds]))
+        samples = TeacherSamples(
+            *super()._get_samples(batch_inds, env),
+            self.to_torch(self.teacher[batch_inds]),
+            self.to_torch(self.teacher_value[batch_inds].reshape(-1)),
+        )
         return mirrored(samples, np.random.random(len(batch_inds)) < 0.5) if self.mirror else samples
 
 
@@ -89,7 +104,10 @@ def mirrored(samples: TeacherSamples, flip: np.ndarray) -> TeacherSamples:
 
 
 def kickstart_coef(config: Any, steps: int) -> float:
-    """The teacher term's weight after ``steps`` steps: ``coef`` decaying linearly to 0 at ``decay_steps``."""
+    """The teacher term's weight after ``steps`` steps: ``coef`` decaying linearly to 0 at ``decay_steps``
+    (``schedule: constant``: ``coef`` throughout)."""
+    if config.coef > 0 and getattr(config, "schedule", "linear") == "constant":
+        return config.coef
     if config.coef <= 0 or steps >= config.decay_steps:
         return 0.0
     return config.coef * (1.0 - steps / config.decay_steps)
@@ -114,14 +132,15 @@ def _evaluate(policy: Any, samples: TeacherSamples):
 
 
 # long: MaskablePPO.train with the teacher term; kept in one piece to read side by side with SB3's
-def train_with_teacher(model: Any, coef: float) -> None:
-    """One PPO update of ``model`` on its rollout buffer with the teacher term weighted by ``coef``
-    (sb3-contrib's ``MaskablePPO.train``, step for step, plus that term; value clipping unsupported)."""
+def train_with_teacher(model: Any, coef: float, value_coef: float = 0.0) -> None:
+    """One PPO update of ``model`` on its rollout buffer with the teacher term weighted by ``coef`` and the
+    teacher's value term by ``value_coef`` (sb3-contrib's ``MaskablePPO.train``, step for step, plus those
+    terms; value clipping unsupported)."""
     policy = model.policy
     policy.set_training_mode(True)
     model._update_learning_rate(policy.optimizer)
     clip_range = model.clip_range(model._current_progress_remaining)
-    entropy_losses, pg_losses, value_losses, clip_fractions, teacher_kls = [], [], [], [], []
+    entropy_losses, pg_losses, value_losses, clip_fractions, teacher_kls, value_mses = [], [], [], [], [], []
     approx_kl_divs: list[float] = []
     loss = torch.zeros(())
     continue_training = True
@@ -146,6 +165,11 @@ def train_with_teacher(model: Any, coef: float) -> None:
             teacher_loss = cross_entropy[taught].mean() if bool(taught.any()) else torch.zeros(())
             teacher_kls.append(teacher_loss.item() - _mean_entropy(samples.teacher[taught]))
             loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * value_loss + coef * teacher_loss
+            valued = ~torch.isnan(samples.teacher_value)
+            if bool(valued.any()):
+                value_mse = F.mse_loss(values[valued], samples.teacher_value[valued])
+                value_mses.append(value_mse.item())
+                loss = loss + value_coef * value_mse
             with torch.no_grad():
                 log_ratio = log_prob - samples.old_log_prob
                 approx_kl_div = torch.mean((torch.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
@@ -163,6 +187,8 @@ def train_with_teacher(model: Any, coef: float) -> None:
     _log_update(model, entropy_losses, pg_losses, value_losses, approx_kl_divs, clip_fractions, loss, clip_range)
     model.logger.record("train/teacher_kl", float(np.mean(teacher_kls)) if teacher_kls else 0.0)
     model.logger.record("train/teacher_coef", coef)
+    if value_mses:
+        model.logger.record("train/teacher_value_mse", float(np.mean(value_mses)))
 
 
 def _log_update(model, entropy_losses, pg_losses, value_losses, approx_kl_divs, clip_fractions, loss, clip_range):

@@ -33,7 +33,10 @@ next hand-over.
 **Kickstarting** (``kickstart.coef > 0``, ``training.kickstart``): each transition also stores the
 search teacher's move distribution that came with its observation (``info["teacher"]``), and the
 update adds the teacher term while its weight is above 0. With ``train.overlap: false`` the
-rollouts are collected in the main thread, one after the other, as SB3 does.
+rollouts are collected in the main thread, one after the other, as SB3 does. The ``mcts`` teacher
+searches a snapshot of the learner's network, sent to the workers at the start and every
+``kickstart.refresh_steps`` steps, between rollouts; its root values (``info["teacher_value"]``)
+are stored too, for the value term.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ class Learner:
             model.rollout_buffer = self._new_buffer()
         self.spare = self._new_buffer()
         self.last_teacher: np.ndarray | None = None
+        self.last_teacher_value: np.ndarray | None = None
+        #: the step of the ``mcts`` teacher's snapshot in the workers (None: not sent yet)
+        self.snapshot_step: int | None = None
         seed = 0 if model.seed is None else int(model.seed)
         self.generator = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET + int(model.num_timesteps))
         self.stop_event = threading.Event()
@@ -111,8 +117,9 @@ class Learner:
         model = self.model
         total_timesteps, callback = model._setup_learn(total_timesteps, callback, False, "MaskablePPO", False)
         self._retire_teacher_when_done()
+        self._refresh_snapshot()
         if self.kickstart is not None:
-            self.last_teacher = self._teachers(unwrapped(model.env).reset_infos)
+            self.last_teacher, self.last_teacher_value = self._teachers(unwrapped(model.env).reset_infos)
         callback.on_training_start(locals(), globals())
         iteration = 0
         try:
@@ -152,6 +159,8 @@ class Learner:
             model._update_info_buffer(infos, dones)
         callback.on_rollout_end()
         self._retire_teacher_when_done()
+        if model.num_timesteps < total_timesteps:
+            self._refresh_snapshot()
         if self.overlap and model.num_timesteps < total_timesteps:
             # the acting policy is the one the coming update starts from
             self.acting.load_state_dict(model.policy.state_dict())
@@ -165,8 +174,9 @@ class Learner:
 
         model = self.model
         coef = kickstart_coef(self.kickstart, model.num_timesteps) if self.kickstart is not None else 0.0
+        value_coef = getattr(self.kickstart, "value_coef", 0.0) if coef > 0 else 0.0
         if coef > 0 or self.mirror:
-            train_with_teacher(model, coef)
+            train_with_teacher(model, coef, value_coef)
         else:
             model.train()
 
@@ -178,7 +188,22 @@ class Learner:
         if self.kickstart is not None and kickstart_coef(self.kickstart, self.model.num_timesteps) == 0:
             self.model.env.set_attr("teacher_depth", 0)
             self.kickstart = None
-            self.last_teacher = None
+            self.last_teacher = self.last_teacher_value = None
+
+    def _refresh_snapshot(self) -> None:
+        """Send the ``mcts`` teacher's search over the learner's current network to the workers, at the
+        start and every ``refresh_steps``; called only while no acting thread runs, as above."""
+        kickstart, step = self.kickstart, self.model.num_timesteps
+        if kickstart is None or getattr(kickstart, "teacher", None) != "mcts":
+            return
+        if self.snapshot_step is not None and step - self.snapshot_step < kickstart.refresh_steps:
+            return
+        from connectx_gym.game.mcts_agent import MctsAgent
+        from connectx_gym.game.numpy_policy import from_sb3_model
+
+        agent = MctsAgent(from_sb3_model(self.model), simulations=kickstart.simulations, name="mcts-teacher")
+        self.model.env.set_attr("teacher_agent", agent)
+        self.snapshot_step = step
 
     # ------------------------------------------------------------------ the acting thread
     def _start(self) -> None:
@@ -243,7 +268,9 @@ class Learner:
             actions, values, log_probs = self._act(model._last_obs, masks)
             new_obs, rewards, dones, infos = env.step(actions)
             rollout.steps.append((infos, dones))
-            teacher = {} if self.last_teacher is None else {"teacher": self.last_teacher}
+            teacher = {}
+            if self.last_teacher is not None:
+                teacher = {"teacher": self.last_teacher, "teacher_value": self.last_teacher_value}
             buffer.add(
                 model._last_obs,
                 actions.reshape(-1, 1),
@@ -257,23 +284,25 @@ class Learner:
             model._last_obs = new_obs
             model._last_episode_starts = dones
             if self.last_teacher is not None:
-                self.last_teacher = self._teachers(infos, dones)
+                self.last_teacher, self.last_teacher_value = self._teachers(infos, dones)
         with torch.no_grad():
             last_values = self.acting.predict_values(self.acting.obs_to_tensor(new_obs)[0])
         buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
-    def _teachers(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> np.ndarray:
-        """The teacher distributions of the observations that came with ``infos`` (a finished episode's
-        next observation is its reset one, whose info the vec env keeps in ``reset_infos``)."""
+    def _teachers(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher distributions and values (NaN: none) of the observations that came with ``infos`` (a
+        finished episode's next observation is its reset one, whose info the vec env keeps in ``reset_infos``)."""
         env = self.model.env
         reset_infos = unwrapped(env).reset_infos if dones is not None and dones.any() else None
         teachers = np.zeros((env.num_envs, env.action_space.n), dtype=np.float32)
+        values = np.full(env.num_envs, np.nan, dtype=np.float32)
         for i, info in enumerate(infos):
             source = reset_infos[i] if reset_infos is not None and dones[i] else info
             found = source.get("teacher")
             if found is not None:
                 teachers[i] = found
-        return teachers
+                values[i] = source.get("teacher_value", np.nan)
+        return teachers, values
 
     def _log_lag_kl(self) -> None:
         """Record the KL from the policy that collected the rollout to the one about to learn from it."""

@@ -1,0 +1,156 @@
+"""The ``mcts`` teacher (expert iteration on PPO's rollouts): the search over a snapshot of the learner
+as the move teacher, its root values as the value head's targets, the snapshot's refresh, the value
+term of the update, the schedule, ``train.init_from`` and the value-sign accuracy of every evaluation."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from connectx_gym.config import load_config
+from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.errors import ConfigError
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.mcts_agent import MctsAgent
+from connectx_gym.game.numpy_policy import load_checkpoint
+from connectx_gym.game.teacher import search_targets
+from connectx_gym.runtime.checkpoints import read_network, save_model
+
+BOARD = {"rows": 6, "columns": 7, "inarow": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny_agent(tmp_path_factory):
+    from helpers import tiny_model
+
+    path = tmp_path_factory.mktemp("ei") / "tiny.zip"
+    save_model(tiny_model(BOARD), path)
+    return MctsAgent(load_checkpoint(path), simulations=16), path
+
+
+def test_search_targets_are_the_visits_and_the_root_value(tiny_agent):
+    agent, _ = tiny_agent
+    position = Position(geometry(6, 7, 4))
+    result = agent.search([position])[0]
+    probs, value = search_targets(result)
+    np.testing.assert_allclose(probs, np.asarray(result.visits) / sum(result.visits), rtol=1e-6)
+    assert value == pytest.approx(result.search_value) and -1 <= value <= 1
+    # a win in one: proven, all mass on the winning column, value +1
+    won = Position(geometry(6, 7, 4))
+    for column in (0, 6, 1, 6, 2, 5):
+        won.play(column)
+    probs, value = search_targets(agent.search([won])[0])
+    assert value == 1.0 and probs.tolist() == [0, 0, 0, 1, 0, 0, 0]
+
+
+def test_the_env_attaches_the_search_teacher_on_its_share_of_positions(tiny_agent):
+    agent, _ = tiny_agent
+    env = ConnectXEnv(opponent="random", teacher_depth=1, teacher="mcts", teacher_share=0.5)
+    _, info = env.reset(seed=3)
+    assert "teacher" not in info  # no snapshot yet
+    env.teacher_agent = agent
+    searched = steps = 0
+    for _ in range(200):
+        mask = env.action_masks()
+        _, _, done, _, info = env.step(int(np.flatnonzero(mask)[0]))
+        if done:
+            _, info = env.reset()
+        steps += 1
+        if "teacher" in info:
+            searched += 1
+            assert info["teacher"].sum() == pytest.approx(1.0)
+            assert not info["teacher"][~env.action_masks()].any()
+            assert -1 <= info["teacher_value"] <= 1
+    assert 0.35 < searched / steps < 0.65
+    with pytest.raises(ValueError, match="teacher_share must be in"):
+        ConnectXEnv(teacher_share=0.0)
+
+
+def tiny(*overrides: str):
+    from helpers import TINY
+
+    return load_config(None, [*TINY, "train.eval_every=0", *overrides]).resolved()
+
+
+MCTS = ("kickstart.coef=1.0", "kickstart.teacher=mcts", "kickstart.simulations=8")
+
+
+def test_config_rules():
+    with pytest.raises(ConfigError, match="kickstart.value_coef=1.0 needs kickstart.teacher=mcts"):
+        tiny("kickstart.coef=1.0", "kickstart.value_coef=1.0")
+    with pytest.raises(ConfigError, match="search_share"):
+        tiny(*MCTS, "kickstart.search_share=0")
+    from connectx_gym.training.kickstart import kickstart_coef
+
+    section = tiny(*MCTS, "kickstart.schedule=constant", "kickstart.decay_steps=10").kickstart
+    assert [kickstart_coef(section, s) for s in (0, 10, 10**9)] == [1.0, 1.0, 1.0]
+
+
+def test_a_run_refreshes_the_snapshot_and_learns_the_search_values(tmp_path, monkeypatch):
+    """The workers get the learner's network at step 0 and every refresh_steps, between rollouts; the value
+    term is logged, and pulling harder on it makes the value head fit the search's values better."""
+    import threading
+
+    from connectx_gym.envs.vec import ChunkedVecEnv
+    from connectx_gym.training.loop import run
+
+    sent = []
+    original = ChunkedVecEnv.set_attr
+
+    def recording(self, name, value, indices=None):
+        if name == "teacher_agent":
+            acting = [t for t in threading.enumerate() if t.name == "connectx-acting" and t.is_alive()]
+            sent.append((value.policy.arrays()["action_net.bias"].copy(), len(acting)))
+        return original(self, name, value, indices)
+
+    monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)
+    mse = {}
+    for coef in (0.0, 4.0):
+        sent.clear()
+        overrides = [*MCTS, f"kickstart.value_coef={coef}", "kickstart.refresh_steps=64", "train.overlap=true"]
+        config = tiny(*overrides, "train.total_timesteps=192", "ppo.n_epochs=4")
+        run(config, tmp_path / f"run{coef}", None)
+        # at 0, 64 and 128 (the rollout ending at 192 is the last): never while the acting thread steps
+        assert len(sent) == 3 and all(acting == 0 for _, acting in sent)
+        assert not np.array_equal(sent[0][0], sent[-1][0])  # the snapshots follow the learner
+        with open(tmp_path / f"run{coef}" / "progress.csv", newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if r.get("train/teacher_value_mse")]
+        assert rows and all(float(r["train/teacher_kl"]) > 0 for r in rows)
+        mse[coef] = float(rows[-1]["train/teacher_value_mse"])
+    assert mse[4.0] < mse[0.0]
+
+
+def test_init_from_starts_a_run_from_a_checkpoints_weights(tiny_agent, tmp_path):
+    from connectx_gym.training.builders import build_model, build_vec_env, check_init_from
+
+    _, path = tiny_agent
+    config = tiny(f"train.init_from={path}")
+    check_init_from(config)
+    venv = build_vec_env(config, 0)
+    try:
+        model = build_model(config, venv, None)
+    finally:
+        venv.close()
+    _, expected = read_network(path)
+    assert set(expected) == set(model.policy.state_dict())
+    for name, tensor in model.policy.state_dict().items():
+        np.testing.assert_array_equal(tensor.numpy(), expected[name])
+    with pytest.raises(ConfigError, match=r"its network is not this config's policy section's shape \(weight"):
+        check_init_from(tiny(f"train.init_from={path}", "policy.net_arch=[16]"))
+    with pytest.raises(ConfigError, match="was trained on the board"):
+        check_init_from(tiny(f"train.init_from={path}", "env.rows=5", "env.columns=6"))
+    with pytest.raises(ConfigError, match="train.init_from: checkpoint 'nope.zip' does not exist"):
+        check_init_from(tiny("train.init_from=nope.zip"))
+
+
+def test_every_evaluation_logs_the_value_signs_accuracy(tmp_path):
+    from connectx_gym.training.loop import run
+
+    config = tiny("train.total_timesteps=64", "train.eval_every=64", "train.eval_accuracy=true")
+    run(config, tmp_path / "run", None)
+    with open(tmp_path / "run" / "progress.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("eval/value_sign_decided")]
+    assert rows and 0 <= float(rows[-1]["eval/value_sign_decided"]) <= 1
+    assert 0 <= float(rows[-1]["eval/value_sign_lost"]) <= 1
