@@ -7,7 +7,7 @@ same records either way) and reports them (``evaluation.report``, ``evaluation.r
 ``error: ...`` line on stderr and exit code 2; a worker or Ray task that fails is one ``error: ...``
 line and exit code 1.
 
-On 6x7 boards with 4 in a row the games start from the shipped opening suite (``--openings``,
+On 6x7 and 5x6 boards with 4 in a row the games start from the shipped opening suite (``--openings``,
 ``evaluation.openings``): each opening twice, seats swapped, and the intervals count openings, not
 games (``evaluation.results``). ``--ladder`` rates the agent against fixed rungs (random = 0 Elo;
 ``evaluation.ladder``); for the shipped checkpoint models/pretrained/model.zip it took 65 s wall
@@ -81,11 +81,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--tournament", nargs="+", metavar="SPEC", help="round robin between these agents, with Elo ratings")
     add("--ladder", action="store_true",
         help="rate the agent on the Elo ladder: against random (0 Elo), negamax, alphabeta:1..6 and solver "
-             "(with bitbully), their games against each other read from connectx_gym/data/ladder-6x7.json; "
-             "6x7 boards with 4 in a row only; about 1 minute for models/pretrained/model.zip on 2 cores")  # fmt: skip
+             "(with bitbully, 6x7 only), their games against each other read from connectx_gym/data/ladder-6x7.json "
+             "or ladder-5x6.json; 6x7 and 5x6 boards with 4 in a row (the agent's board, or --rows/--columns); "
+             "about 1 minute for models/pretrained/model.zip on 2 cores")  # fmt: skip
     add("--openings", metavar="{suite,none,PATH}",
-        help="start positions: suite (the shipped 120 openings, each played in both seats; the default on "
-             "6x7 boards with 4 in a row), none (the empty board; the default elsewhere) or a suite file "
+        help="start positions: suite (the shipped openings, each played in both seats: 120 on 6x7, 60 on 5x6 "
+             "boards with 4 in a row, where it is the default), none (the empty board; the default elsewhere) or a "
+             "suite file "
              "(JSON lines with a moves list)")  # fmt: skip
     add("--games", type=int, default=None,
         help="games per pairing (default: 2 x the openings with a suite, even; 100 from the empty board, "

@@ -223,7 +223,7 @@ BAD_LADDER = [
     (["random", "--ladder", "--tournament", "negamax", "alphabeta:1"], "does not combine with --tournament"),
     (["--ladder", "--tournament", "negamax", "alphabeta:1"], "does not combine with --tournament"),
     (["random", "--ladder", "--opponents", "negamax"], "rungs; drop --opponents (or --ladder)"),
-    (["random", "--ladder", "--rows", "5", "--columns", "6"], "--ladder plays 6x7 boards with 4 in a row only"),
+    (["random", "--ladder", "--rows", "7", "--columns", "8"], "--ladder plays 6x7 with 4 in a row and 5x6 with 4"),
     (["random", "--ladder", "--openings", "none"], "--ladder plays the shipped opening suite"),
     (["random", "--ladder", "--games", "3"], "--games must be even with openings"),
     (["--ladder"], "name an agent to evaluate"),
@@ -253,3 +253,29 @@ def test_an_mcts_agent_takes_the_ladder(capsys, tmp_path, small_ladder):
     document = json.loads((tmp_path / "j").read_text())
     assert {entry["agent"] for entry in document["elo"]["ratings"]} == {spec, "random", "negamax", "alphabeta:1"}
     assert all(p["games"] == 4 for p in document["pairings"])
+
+
+BOARD_5X6 = {"rows": 5, "columns": 6, "inarow": 4}
+
+
+def test_the_5x6_ladder_rates_an_agent_on_its_own_rungs(capsys, tmp_path):
+    code, out, err = cli(
+        capsys, "alphabeta:2", "--ladder", "--rows", 5, "--columns", 6, "--games", 4, "--num-processes", 1,
+        "--json", tmp_path / "l.json",
+    )  # fmt: skip
+    assert code == 0, err
+    ratings = {entry["agent"] for entry in json.loads((tmp_path / "l.json").read_text())["elo"]["ratings"]}
+    assert ratings == {"alphabeta:2 (agent)", "random", "negamax", *(f"alphabeta:{d}" for d in range(1, 7))}
+    ladder = load_ladder(board=BOARD_5X6)
+    assert ladder.board == BOARD_5X6 and "solver" not in ladder.rungs and ladder.suite_size == 60
+
+
+def test_a_rebuilt_5x6_ladder_is_for_its_board_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(ladder_module, "RUNGS", ("random", "alphabeta:1"))
+    monkeypatch.setattr(ladder_module, "rung_games", lambda i, j, suite: 2)
+    path = tmp_path / "ladder-5x6.json"
+    built = rebuild(path, seed=1, num_processes=1, board=BOARD_5X6)
+    assert json.loads(path.read_text())["board"] == BOARD_5X6
+    assert load_ladder(path, board=BOARD_5X6).pairs == built.pairs
+    with pytest.raises(UserError, match="is for a 5x6 with 4 in a row board, not 6x7 with 4 in a row"):
+        load_ladder(path)

@@ -98,12 +98,51 @@ def test_an_empty_or_missing_file_is_a_user_error(tmp_path):
         load_openings(tmp_path / "gone.jsonl")
 
 
-def test_the_suite_is_the_default_on_6x7_only_and_refused_elsewhere():
-    assert default_openings(BOARD_6X7) == "suite" and default_openings(BOARD_5X6) == "none"
-    assert len(resolve_openings(None, BOARD_6X7)) == 120
-    assert resolve_openings(None, BOARD_5X6) is None and resolve_openings("none", BOARD_6X7) is None
-    with pytest.raises(UserError, match="not the 5x6 with 4 in a row board"):
-        resolve_openings("suite", BOARD_5X6)
+def test_the_suite_is_the_default_where_one_is_shipped_and_refused_elsewhere():
+    board_7x8 = {"rows": 7, "columns": 8, "inarow": 4}
+    assert default_openings(BOARD_6X7) == default_openings(BOARD_5X6) == "suite"
+    assert default_openings(board_7x8) == "none"
+    assert len(resolve_openings(None, BOARD_6X7)) == 120 and len(resolve_openings(None, BOARD_5X6)) == 60
+    assert resolve_openings(None, board_7x8) is None and resolve_openings("none", BOARD_6X7) is None
+    with pytest.raises(UserError, match="not the 7x8 with 4 in a row board"):
+        resolve_openings("suite", board_7x8)
+
+
+def test_balanced_openings_are_distinct_undecided_and_spread_over_plies(tmp_path):
+    from connectx_gym.evaluation.openings import balanced_openings, main
+    from connectx_gym.game.solver import alphabeta_scores
+    from connectx_gym.game.teacher import DECIDED
+
+    board = {"rows": 4, "columns": 5, "inarow": 3}
+    openings = balanced_openings(board, 12, depth=4, plies=(2, 3))
+    assert [o["ply"] for o in openings] == [2] * 6 + [3] * 6
+    # 4x5 has 9 distinct 2-ply positions up to mirroring: the 3-ply ones make up the rest
+    many = balanced_openings(board, 24, depth=4, plies=(2, 3))
+    assert len(many) == 24 and 0 < sum(o["ply"] == 2 for o in many) < 12
+    positions = set()
+    for opening in openings:
+        position = Position(geometry(4, 5, 3))
+        for column in opening["moves"]:
+            position.play(column)
+        best = max(alphabeta_scores(position, 4).values())
+        assert best == opening["score"] and abs(best) < DECIDED
+        cells = tuple(position.to_kaggle())
+        mirror = tuple(v for r in range(4) for v in reversed(cells[r * 5 : (r + 1) * 5]))
+        assert cells not in positions and mirror not in positions
+        positions.add(cells)
+    path = tmp_path / "suite.jsonl"
+    assert (
+        main(["--rows", "4", "--columns", "5", "--inarow", "3", "--count", "6", "--depth", "4", "-o", str(path)]) == 0
+    )
+    assert len(load_openings(path, board)) == 6
+
+
+def test_the_shipped_5x6_suite_is_what_the_generator_writes():
+    from connectx_gym.data import openings_file
+    from connectx_gym.evaluation.openings import balanced_openings
+
+    shipped = [json.loads(line) for line in openings_file(BOARD_5X6).read_text().splitlines()]
+    assert shipped == balanced_openings(BOARD_5X6, 60)
 
 
 def test_a_suite_file_is_checked_on_the_board_played(tmp_path):
@@ -251,7 +290,7 @@ def test_a_suite_file_option_plays_its_openings(capsys, tmp_path):
 
 BAD_OPTIONS = [
     (["random", "--opponents", "negamax", "--games", "7"], "--games must be even with openings"),
-    (["random", "--games", "4", "--rows", "5", "--columns", "6", "--openings", "suite"], "not the 5x6 with 4 in a row"),
+    (["random", "--games", "4", "--rows", "7", "--columns", "8", "--openings", "suite"], "not the 7x8 with 4 in a row"),
     (["random", "--openings", "missing.jsonl"], "cannot read the opening suite 'missing.jsonl'"),
     (["random", "--games", "4", "--replay-game", "4"], "--replay-game must be in 0..3"),
     (["random", "--replay-game", "240"], "--replay-game must be in 0..239"),

@@ -248,7 +248,7 @@ class TrainConfig(Section):
         True,
         "Evaluation games start from the shipped opening suite, each opening played in both seats and the "
         "openings spread evenly over the suite, so that greedy players do not replay a few lines from the empty "
-        "board. 6x7 boards with 4 in a row only; other boards start from the empty board.",
+        "board. 6x7 and 5x6 boards with 4 in a row (the shipped suites); other boards start from the empty board.",
     )
     device: Literal["cpu", "cuda", "auto"] = config_field("cpu", "Torch device; auto = cuda when available.")
     overlap: bool = config_field(

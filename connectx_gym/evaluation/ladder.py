@@ -37,16 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from connectx_gym.cli import ArgumentParser, format_table, run_command
-from connectx_gym.data import LADDER_FILE, OPENINGS_FILE
+from connectx_gym.data import LADDER_FILE, ladder_file, openings_file
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.match import SeatRecord
-from connectx_gym.evaluation.openings import SUITE, SUITE_BOARD, load_openings, suite_digest
+from connectx_gym.evaluation.openings import SUITE, SUITE_BOARD, load_openings, suite_boards_text, suite_digest
 from connectx_gym.evaluation.plan import Plan, build_agent, is_run_directory
 from connectx_gym.evaluation.ratings import Ratings, bradley_terry
 from connectx_gym.evaluation.report import interval_note, pairings_table, ratings_document, ratings_note
 from connectx_gym.evaluation.results import SCORE_POINTS, PairingResult, score_matrices
 from connectx_gym.game.checkpoint_opponent import agent_board, board_text
-from connectx_gym.game.oracle import solver_available
+from connectx_gym.game.oracle import SOLVER_BOARD, solver_available
 
 #: the rungs, weakest first (as far as known); ``solver`` only where bitbully is installed
 RUNGS = ("random", "negamax", *(f"alphabeta:{depth}" for depth in range(1, 7)), "solver")
@@ -99,49 +99,58 @@ class Ladder:
     seed: int
     suite_size: int
     source: str = str(LADDER_FILE)
-    suite_digest: str = field(default_factory=lambda: suite_digest(load_openings(OPENINGS_FILE)))
+    suite_digest: str = field(default_factory=lambda: suite_digest(load_openings(openings_file(SUITE_BOARD))))
     started: float = field(default_factory=time.perf_counter)
+    board: dict = field(default_factory=lambda: dict(SUITE_BOARD))
 
 
 # ---------------------------------------------------------------------- the rung file
-def load_ladder(path: str | Path | None = None, with_solver: bool | None = None) -> Ladder:
-    """The rung file at ``path`` (default ``LADDER_FILE``), without the ``solver`` rung and its pairs
-    unless ``with_solver`` (default: whether bitbully is installed).
+def shipped_ladder(board: dict) -> Path | None:
+    """The shipped rung file of ``board`` (``LADDER_FILE`` on 6x7 with 4 in a row), ``None`` if none is."""
+    return Path(LADDER_FILE) if board == SUITE_BOARD else ladder_file(board)
 
-    :raises UserError: naming the file if it cannot be read, is malformed, or was played from
-        another opening suite than the shipped one (then it must be rebuilt)
+
+def load_ladder(path: str | Path | None = None, with_solver: bool | None = None, board: dict | None = None) -> Ladder:
+    """The rung file of ``board`` (default 6x7 with 4 in a row) at ``path`` (default the shipped one),
+    without the ``solver`` rung and its pairs unless ``with_solver`` (default: whether bitbully is
+    installed).
+
+    :raises UserError: naming the file if it cannot be read, is malformed, is for another board, or was
+        played from another opening suite than the board's shipped one (then it must be rebuilt)
     """
-    path = LADDER_FILE if path is None else path
+    board = dict(SUITE_BOARD if board is None else board)
+    path = shipped_ladder(board) if path is None else path
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         rungs = [str(rung) for rung in data["rungs"]]
         pairs = [RungPair(**{k: v for k, v in pair.items() if k != "score"}) for pair in data["pairs"]]
-        seed, suite_size, board = int(data["seed"]), int(data["suite_size"]), dict(data["board"])
+        seed, suite_size, file_board = int(data["seed"]), int(data["suite_size"]), dict(data["board"])
         digest = str(data["suite_digest"])
     except OSError as error:
         raise UserError(f"cannot read the ladder file '{path}': {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(f"the ladder file '{path}' is malformed ({type(error).__name__}: {error})") from None
-    _check_ladder(path, rungs, pairs, board, (suite_size, digest))
+    _check_ladder(path, rungs, pairs, file_board, (suite_size, digest), board)
     if not (solver_available() if with_solver is None else with_solver):
         rungs = [rung for rung in rungs if rung != SOLVER_RUNG]
         pairs = [pair for pair in pairs if SOLVER_RUNG not in (pair.a, pair.b)]
-    return Ladder(rungs, pairs, seed, suite_size, str(path), digest)
+    return Ladder(rungs, pairs, seed, suite_size, str(path), digest, board=board)
 
 
-def _check_ladder(path: str | Path, rungs: list[str], pairs: list[RungPair], board: dict, suite: tuple) -> None:
-    """A ``UserError`` naming the file unless it is for this board, lists its rungs and the pairs of
-    them once, and was played from the shipped suite (``suite``: the file's ``(size, digest)``)."""
-    if board != SUITE_BOARD:
-        raise UserError(f"the ladder file '{path}' is for a {board_text(board)} board, not 6x7 with 4 in a row")
+def _check_ladder(path, rungs: list[str], pairs: list[RungPair], board: dict, suite: tuple, expected: dict) -> None:
+    """A ``UserError`` naming the file unless it is for the ``expected`` board, lists its rungs and the
+    pairs of them once, and was played from that board's shipped suite (``suite``: the file's ``(size,
+    digest)``)."""
+    if board != expected:
+        raise UserError(f"the ladder file '{path}' is for a {board_text(board)} board, not {board_text(expected)}")
     if len(set(rungs)) != len(rungs) or ANCHOR not in rungs:
         raise UserError(f"the ladder file '{path}' must list distinct rungs including {ANCHOR!r}, got {rungs}")
-    shipped = load_openings(OPENINGS_FILE)
+    shipped = load_openings(openings_file(expected), expected)
     if suite != (len(shipped), suite_digest(shipped)):
         raise UserError(
             f"the ladder file '{path}' was played from another opening suite ({suite[0]} openings, digest "
             f"{suite[1]}) than the shipped one ({len(shipped)}, {suite_digest(shipped)}); rebuild it: "
-            "python -m connectx_gym.evaluation.ladder --rebuild"
+            "python -m connectx_gym.evaluation.ladder --rebuild (with the board's --rows/--columns/--inarow)"
         )
     for pair in pairs:
         if pair.a not in rungs or pair.b not in rungs or pair.a == pair.b:
@@ -155,7 +164,7 @@ def ladder_file_document(ladder: Ladder) -> dict[str, Any]:
     return {
         "description": "games between the Elo ladder's rungs, played once from the opening suite; "
         "results from the side of a; rebuild: python -m connectx_gym.evaluation.ladder --rebuild",
-        "board": dict(SUITE_BOARD),
+        "board": dict(ladder.board),
         "rungs": list(ladder.rungs),
         "seed": ladder.seed,
         "suite_size": ladder.suite_size,
@@ -184,32 +193,32 @@ def ladder_plan(
     openings: str | None = None,
     path: str | Path | None = None,
 ) -> Plan:
-    """The agent against every rung of the rung file at ``path`` (default ``LADDER_FILE``), on 6x7 with 4 in a row.
+    """The agent against every rung of its board's rung file (or the one at ``path``): the board asked,
+    else the agent's own (a checkpoint's), else 6x7 with 4 in a row; shipped for the ``SUITE_BOARDS``.
 
-    :raises UserError: for a run directory, another board (explicit or the checkpoint's), or
-        ``--openings`` other than the suite (the rungs played it)
+    :raises UserError: for a run directory, a board without a rung file, an agent bound to another board,
+        or ``--openings`` other than the suite (the rungs played it)
     """
     started = time.perf_counter()
-    board = dict(SUITE_BOARD)
-    asked = {"rows": rows, "columns": columns, "inarow": inarow}
-    if any(value is not None and value != board[key] for key, value in asked.items()):
-        wanted = {key: board[key] if value is None else value for key, value in asked.items()}
-        raise UserError(
-            f"--ladder plays 6x7 boards with 4 in a row only (its rung games were played there), "
-            f"not {board_text(wanted)}"
-        )
     if openings is not None and openings != SUITE:
         raise UserError(f"--ladder plays the shipped opening suite (as its rung games did), not --openings {openings}")
     if is_run_directory(agent.strip()):
         raise UserError(f"--ladder rates one agent, not the run directory {agent.strip()!r}; name a checkpoint in it")
-    ladder = load_ladder(path)
     entry = build_agent(agent)
     bound = agent_board(entry.agent)
+    asked = {"rows": rows, "columns": columns, "inarow": inarow}
+    base = bound if bound is not None else SUITE_BOARD
+    board = {key: base[key] if value is None else value for key, value in asked.items()}
+    if path is None and shipped_ladder(board) is None:
+        raise UserError(
+            f"--ladder plays {suite_boards_text()} boards only (its rung games were played there), "
+            f"not {board_text(board)}"
+        )
     if bound is not None and bound != board:
         raise UserError(
-            f"--ladder plays 6x7 boards with 4 in a row only, but agent {entry.label!r} was trained on a "
-            f"{board_text(bound)} board"
+            f"--ladder on {board_text(board)}: agent {entry.label!r} was trained on a {board_text(bound)} board"
         )
+    ladder = load_ladder(path, board=board)
     if entry.label in ladder.rungs:
         entry.label = f"{entry.label} (agent)"
     entries = [entry] + [build_agent(rung) for rung in ladder.rungs]
@@ -304,17 +313,24 @@ def ladder_table(labels: Sequence[str], ratings: Ratings, ladder: Ladder, result
 
 
 # ---------------------------------------------------------------------- rebuilding the rung file
-def rebuild(path: str | Path, seed: int = 0, num_processes: int = 1, with_solver: bool | None = None) -> Ladder:
-    """Play every pair of rungs (``rung_games`` games each, from the suite) and write the rung file.
+def rebuild(
+    path: str | Path, seed: int = 0, num_processes: int = 1, with_solver: bool | None = None, board: dict | None = None
+) -> Ladder:
+    """Play every pair of rungs (``rung_games`` games each, from the board's suite) and write the rung file.
 
-    Pairs with the same number of games are played together, in parallel on ``num_processes``.
+    Pairs with the same number of games are played together, in parallel on ``num_processes``. The
+    ``solver`` rung plays only on its board (6x7 with 4 in a row).
     """
     from connectx_gym.evaluation.parallel import play_pairings
     from connectx_gym.evaluation.results import pairing_results
 
-    with_solver = solver_available() if with_solver is None else with_solver
+    board = dict(SUITE_BOARD if board is None else board)
+    suite_file = openings_file(board)
+    if suite_file is None:
+        raise UserError(f"no opening suite is shipped for {board_text(board)} boards (only {suite_boards_text()})")
+    with_solver = (solver_available() if with_solver is None else with_solver) and board == SOLVER_BOARD
     rungs = [rung for rung in RUNGS if with_solver or rung != SOLVER_RUNG]
-    suite = load_openings(OPENINGS_FILE)
+    suite = load_openings(suite_file, board)
     openings = [opening.moves for opening in suite]
     agents = [build_agent(rung).agent for rung in rungs]
     order = {rung: RUNGS.index(rung) for rung in rungs}
@@ -325,12 +341,12 @@ def rebuild(path: str | Path, seed: int = 0, num_processes: int = 1, with_solver
     pairs: list[RungPair] = []
     for games, group in sorted(groups.items(), reverse=True):
         started = time.perf_counter()
-        records = play_pairings(agents, group, games, seed, dict(SUITE_BOARD), num_processes, openings=openings)
+        records = play_pairings(agents, group, games, seed, board, num_processes, openings=openings)
         results = pairing_results(rungs, [None] * len(rungs), group, records)
         pairs += [rung_pair(result) for result in results]
         print(f"{len(group)} pairs x {games} games in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     pairs.sort(key=lambda pair: (rungs.index(pair.a), rungs.index(pair.b)))
-    ladder = Ladder(rungs, pairs, seed, len(suite), str(path), suite_digest(suite))
+    ladder = Ladder(rungs, pairs, seed, len(suite), str(path), suite_digest(suite), board=board)
     Path(path).write_text(json.dumps(ladder_file_document(ladder), indent=1) + "\n", encoding="utf-8")
     return ladder
 
@@ -356,12 +372,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="The Elo ladder's rung file: print the rungs' ratings, or --rebuild it by playing every rung pair.",
     )
     parser.add_argument("--rebuild", action="store_true", help="play the rung games and write the file")
-    parser.add_argument("--output", default=str(LADDER_FILE), help=f"the rung file (default: {LADDER_FILE})")
+    parser.add_argument("--output", default=None, help="the rung file (default: the board's shipped one)")
+    for name, default in (("rows", 6), ("columns", 7), ("inarow", 4)):
+        parser.add_argument(f"--{name}", type=int, default=default, help=f"the board's {name} (default: {default})")
     parser.add_argument("--seed", type=int, default=0, help="game i of every rung pair uses seed SEED + i")
     parser.add_argument("--num-processes", type=int, default=None, help="default: all usable cores")
 
     def command() -> None:
         args = parser.parse_args(argv)
+        board = {"rows": args.rows, "columns": args.columns, "inarow": args.inarow}
+        if args.output is None:
+            if shipped_ladder(board) is None:
+                raise UserError(f"no ladder is shipped for {board_text(board)} boards; name one with --output")
+            args.output = str(shipped_ladder(board))
         if args.rebuild:
             from connectx_gym.runtime.processes import usable_cpu_count
 
@@ -369,11 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"--num-processes must be >= 1, got {args.num_processes}")
             processes = args.num_processes or usable_cpu_count()
             started = time.perf_counter()
-            ladder = rebuild(args.output, args.seed, processes)
+            ladder = rebuild(args.output, args.seed, processes, board=board)
             games = sum(pair.games for pair in ladder.pairs)
             print(f"wrote {args.output}: {len(ladder.pairs)} pairs, {games} games in "
                   f"{time.perf_counter() - started:.0f} s with {processes} process(es)")  # fmt: skip
-        print(rung_ratings_table(load_ladder(args.output)))
+        print(rung_ratings_table(load_ladder(args.output, board=board)))
 
     return run_command(command)
 

@@ -5,8 +5,10 @@ games (of 200 greedy games against ``alphabeta:2`` from the empty board only 28 
 A suite file has one JSON object a line, ``{"moves": [0, 3], "ply": 2, "score": -2}``: the 0-based
 columns played from the empty board (``ply`` and ``score`` are optional; ``ply``, when given, must
 equal the number of moves). Blank lines are skipped. Every opening must be legal on the board
-played, leave the game unfinished, and appear once. The shipped suite (``connectx_gym.data.OPENINGS_FILE``)
-is for 6x7 boards with 4 in a row.
+played, leave the game unfinished, and appear once. Suites are shipped for 6x7 boards with 4 in a
+row (``connectx_gym.data.OPENINGS_FILE``, balanced by the perfect solver) and 5x6 boards with 4 in
+a row (balanced by an alpha-beta search: ``balanced_openings``, ``python -m
+connectx_gym.evaluation.openings``).
 
 With a suite of ``N`` openings, game ``g`` of a pairing plays opening ``(g // 2) % N`` (counted from
 the start of the file), the evaluated agent moving first when ``g`` is even, so every opening is
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectx_gym.data import DATA_BOARD, OPENINGS_FILE
+from connectx_gym.data import DATA_BOARD, SUITE_BOARDS, openings_file
 from connectx_gym.errors import UserError
 from connectx_gym.game.bitboard import EMPTY, Position, geometry
 from connectx_gym.game.checkpoint_opponent import board_text
@@ -66,11 +68,16 @@ def suite_digest(openings: Sequence[Opening]) -> str:
 
 
 def is_suite_board(board: dict[str, int]) -> bool:
-    return all(int(board[key]) == value for key, value in SUITE_BOARD.items())
+    """Whether a suite is shipped for ``board``."""
+    return openings_file(board) is not None
+
+
+def suite_boards_text() -> str:
+    return " and ".join(f"{r}x{c} with {k} in a row" for r, c, k in SUITE_BOARDS)
 
 
 def default_openings(board: dict[str, int]) -> str:
-    """``suite`` on the shipped suite's 6x7 board with 4 in a row, ``none`` (the empty board) elsewhere."""
+    """``suite`` on a board with a shipped suite, ``none`` (the empty board) elsewhere."""
     return SUITE if is_suite_board(board) else NONE
 
 
@@ -84,12 +91,13 @@ def resolve_openings(choice: str | None, board: dict[str, int]) -> OpeningSuite 
     if choice == NONE:
         return None
     if choice == SUITE:
-        if not is_suite_board(board):
+        path = openings_file(board)
+        if path is None:
             raise UserError(
-                f"--openings suite: the shipped opening suite is for 6x7 boards with 4 in a row, not the "
+                f"--openings suite: opening suites are shipped for {suite_boards_text()} boards, not the "
                 f"{board_text(board)} board; use --openings none or a suite file for this board"
             )
-        return OpeningSuite(tuple(load_openings(OPENINGS_FILE, board)), SUITE)
+        return OpeningSuite(tuple(load_openings(path, board)), SUITE)
     return OpeningSuite(tuple(load_openings(choice, board)), choice)
 
 
@@ -157,3 +165,73 @@ def check_opening(moves: Sequence[int], board: dict[str, int]) -> None:
         if position.play(column) is not None:
             finished = "a draw" if position.winner == EMPTY else f"won by player {position.winner}"
             raise ValueError(f"the game is over after move {ply} ({finished}); an opening must leave it unfinished")
+
+
+def balanced_openings(board: dict[str, int], count: int, depth: int = 8, plies: Sequence[int] = (2, 3, 4)) -> list:
+    """A suite for a board without a perfect solver: of every position reached in ``plies`` moves (a
+    position and its mirror image counted once), the ``count`` that an alpha-beta search to ``depth``
+    scores closest to even, as many from each ply (a ply with too few passes its share on to the
+    next); positions it finds decided are left out.
+
+    :return: suite file entries ``{"moves", "ply", "score"}`` (``score``: the search's, for the player to move)
+    """
+    import itertools
+
+    from connectx_gym.game.solver import alphabeta_scores
+    from connectx_gym.game.teacher import DECIDED
+
+    shape = geometry(int(board["rows"]), int(board["columns"]), int(board["inarow"]))
+    columns = shape.columns
+    chosen: list[dict] = []
+    for index, ply in enumerate(plies):
+        quota = -(-(count - len(chosen)) // (len(plies) - index))
+        seen: set[tuple[int, ...]] = set()
+        scored = []
+        for moves in itertools.product(range(columns), repeat=ply):
+            position = Position(shape)
+            if any(not position.is_legal(c) or position.play(c) is not None for c in moves):
+                continue
+            cells = tuple(position.to_kaggle())
+            mirror = tuple(v for r in range(shape.rows) for v in reversed(cells[r * columns : (r + 1) * columns]))
+            if cells in seen or mirror in seen:
+                continue
+            seen.add(cells)
+            best = max(alphabeta_scores(position, depth).values())
+            if abs(best) < DECIDED:
+                scored.append((abs(best), moves, best))
+        scored.sort()
+        chosen += [{"moves": list(moves), "ply": ply, "score": int(best)} for _, moves, best in scored[:quota]]
+    return chosen[:count]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m connectx_gym.evaluation.openings``: write a balanced suite for a board (``balanced_openings``)."""
+    import sys
+
+    from connectx_gym.cli import ArgumentParser, run_command
+
+    parser = ArgumentParser(
+        prog="python -m connectx_gym.evaluation.openings",
+        description="Write an opening suite of the positions an alpha-beta search finds most balanced.",
+    )
+    parser.add_argument("--rows", type=int, default=5)
+    parser.add_argument("--columns", type=int, default=6)
+    parser.add_argument("--inarow", type=int, default=4)
+    parser.add_argument("--count", type=int, default=60, help="openings (default: 60, a third each of 2, 3, 4 plies)")
+    parser.add_argument("--depth", type=int, default=8, help="the search's depth (default: 8)")
+    parser.add_argument("-o", "--output", required=True, help="the suite file (JSON lines)")
+
+    def command() -> None:
+        args = parser.parse_args(argv)
+        board = {"rows": args.rows, "columns": args.columns, "inarow": args.inarow}
+        openings = balanced_openings(board, args.count, args.depth)
+        text = "".join(json.dumps(entry) + "\n" for entry in openings)
+        Path(args.output).write_text(text, encoding="utf-8")
+        load_openings(args.output, board)  # the written file is a valid suite
+        print(f"wrote {len(openings)} openings to {args.output}", file=sys.stderr)
+
+    return run_command(command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
