@@ -173,6 +173,13 @@ def test_quick_yaml_loads_and_is_small():
     assert cfg.train.eval_opponents == ("random",) and cfg.train.eval_games == 10
 
 
+def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
+    config = load_config(CONFIGS / "mcts-5x6.yaml").resolved()
+    assert (config.env.rows, config.env.columns, config.env.inarow) == (5, 6, 4)
+    assert config.kickstart.teacher == "mcts" and config.kickstart.value_coef > 0 and config.kickstart.coef > 0
+    assert config.kickstart.decay_steps == config.train.total_timesteps
+
+
 def test_strong_yaml_is_the_default_recipe_longer_with_a_deeper_teacher():
     strong, default = config_to_dict(load_config(CONFIGS / "strong.yaml")), config_to_dict(load_config())
     changed = {

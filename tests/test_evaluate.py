@@ -185,6 +185,8 @@ def test_match_prints_a_table_and_writes_json_and_csv(capsys, tmp_path, checkpoi
         1,
         "--num-processes",
         1,
+        "--openings",
+        "none",  # 5x6 boards start from their suite by default
         "--json",
         tmp_path / "out.json",
         "--csv",
@@ -296,6 +298,8 @@ def test_replay_writes_kaggles_html_player_and_a_move_list(capsys, tmp_path, che
         1,
         "--replay-game",
         2,
+        "--openings",
+        "none",
         "--json",
         tmp_path / "r.json",
     )
