@@ -251,11 +251,14 @@ def load_checkpoint(path) -> NumpyPolicy:
     :raises connectx_gym.runtime.checkpoints.CheckpointError: if the file is missing, corrupt, not a
         checkpoint, untrusted, or its weights do not fit its board
     """
-    from connectx_gym.runtime.checkpoints import checkpoints_trusted, load_model, read_metadata, read_network
+    from connectx_gym.runtime.checkpoints import UntrustedCheckpointError, checkpoints_trusted, load_model, read_network
 
-    if read_metadata(path) is None and checkpoints_trusted():
+    try:
+        metadata, weights = read_network(path)
+    except UntrustedCheckpointError:
+        if not checkpoints_trusted():
+            raise
         return from_sb3_model(load_model(path))
-    metadata, weights = read_network(path)
     return policy_from_metadata(path, metadata, weights)
 
 

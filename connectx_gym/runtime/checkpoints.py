@@ -226,7 +226,10 @@ def read_metadata(path: os.PathLike | str) -> dict | None:
     with zipfile.ZipFile(path) as archive:
         if METADATA_MEMBER not in archive.namelist():
             return None
-        raw = archive.read(METADATA_MEMBER)
+        return _parse_metadata(path, archive.read(METADATA_MEMBER))
+
+
+def _parse_metadata(path: Path, raw: bytes) -> dict:
     try:
         metadata = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
@@ -241,25 +244,26 @@ def read_metadata(path: os.PathLike | str) -> dict | None:
     return metadata
 
 
-def untrusted_error(path: os.PathLike | str) -> CheckpointError:
-    return CheckpointError(
+class UntrustedCheckpointError(CheckpointError):
+    """A checkpoint without ``connectx_gym.json``: only SB3's unpickling loader can read it."""
+
+
+def untrusted_error(path: os.PathLike | str) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
         f"checkpoint '{path}' has no {METADATA_MEMBER} (saved before connectx_gym wrote one, or not by "
         f"connectx_gym): loading it would unpickle objects from the file, which can run code; if you trust "
         f"it, pass {TRUST_FLAG} (or set {TRUST_ENV}=1)"
     )
 
 
-def read_policy_weights(path: os.PathLike | str) -> dict:
-    """The policy's weights (``policy.pth``) as numpy arrays, read with ``torch.load(weights_only=True)``,
-    which refuses anything but tensors and plain containers.
+def _policy_weights(path: Path, raw: bytes) -> dict:
+    """``policy.pth`` as numpy arrays, read with ``torch.load(weights_only=True)``, which refuses anything
+    but tensors and plain containers.
 
     :raises CheckpointError: if the member is not a plain state dict of tensors
     """
     import torch
 
-    path = verify_checkpoint(path)
-    with zipfile.ZipFile(path) as archive:
-        raw = archive.read("policy.pth")
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for what it refuses
@@ -273,16 +277,18 @@ def read_policy_weights(path: os.PathLike | str) -> dict:
 
 
 def read_network(path: os.PathLike | str) -> tuple[dict, dict]:
-    """``(metadata, weights)`` of a checkpoint, without unpickling anything from it: the weights' names
-    and shapes must be those its metadata lists.
+    """``(metadata, weights)`` of a checkpoint, without unpickling anything from it (the file verified
+    and opened once): the weights' names and shapes must be those its metadata lists.
 
-    :raises CheckpointError: if the file has no metadata (naming ``--trust-checkpoint``), or its
-        weights do not match the metadata
+    :raises UntrustedCheckpointError: if the file has no metadata (naming ``--trust-checkpoint``)
+    :raises CheckpointError: if the file is not an intact checkpoint, or its weights do not match the metadata
     """
-    metadata = read_metadata(path)
-    if metadata is None:
-        raise untrusted_error(path)
-    weights = read_policy_weights(path)
+    path = verify_checkpoint(path)
+    with zipfile.ZipFile(path) as archive:
+        if METADATA_MEMBER not in archive.namelist():
+            raise untrusted_error(path)
+        metadata = _parse_metadata(path, archive.read(METADATA_MEMBER))
+        weights = _policy_weights(path, archive.read("policy.pth"))
     listed = metadata.get("weights")
     if not isinstance(listed, dict):
         raise CheckpointError(f"checkpoint '{path}': {METADATA_MEMBER} lists no weights")

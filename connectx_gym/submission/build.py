@@ -319,10 +319,8 @@ def _load_policy(checkpoint: Path):
     """The checkpoint's ``NumpyPolicy``; anything that is not a connectx_gym policy is a ``UserError``."""
     # imported on use, as before the split: --help and bad arguments need neither
     from connectx_gym.game.numpy_policy import load_checkpoint
-    from connectx_gym.runtime.checkpoints import verify_checkpoint
 
-    verify_checkpoint(checkpoint)
-    try:
+    try:  # load_checkpoint verifies the file first
         policy = load_checkpoint(checkpoint)
     except UserError:
         raise
