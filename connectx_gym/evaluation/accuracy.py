@@ -415,6 +415,11 @@ def network_values(agent: Any, labels: LabelledPositions) -> np.ndarray | None:
     policy = getattr(agent, "policy", None)
     if policy is None or not callable(getattr(policy, "values", None)):
         return None
+    return policy_values(policy, labels)
+
+
+def policy_values(policy: Any, labels: LabelledPositions) -> np.ndarray:
+    """A network's (``NumpyPolicy``'s) value of every position, from the side to move."""
     planes, _ = labels.planes_and_masks()
     return np.concatenate([policy.values(planes[start : start + 1024]) for start in range(0, len(planes), 1024)])
 

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from connectx_gym.runtime.quiet import quiet_import_sb3
@@ -32,7 +31,7 @@ from connectx_gym.evaluation.accuracy import (  # noqa: E402
     batch_policy_moves,
     grade,
     load_positions,
-    network_values,
+    policy_values,
     value_accuracy,
 )
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
@@ -317,9 +316,7 @@ class EvaluationCallback(BaseCallback):
         value head's sign matches the solver's on decided (and on lost) positions, logged as ``eval/...``."""
         policy = sb3_batch_policy(self.model)
         result = grade(self.accuracy, batch_policy_moves(self.accuracy, policy))
-        values = value_accuracy(
-            self.accuracy, network_values(SimpleNamespace(policy=from_sb3_model(self.model)), self.accuracy)
-        )
+        values = value_accuracy(self.accuracy, policy_values(from_sb3_model(self.model), self.accuracy))
         rates = {
             "perfect_move_rate": result.overall.rate("perfect"),
             "good_move_rate": result.overall.rate("good"),

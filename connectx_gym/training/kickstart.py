@@ -106,7 +106,7 @@ def mirrored(samples: TeacherSamples, flip: np.ndarray) -> TeacherSamples:
 def kickstart_coef(config: Any, steps: int) -> float:
     """The teacher term's weight after ``steps`` steps: ``coef`` decaying linearly to 0 at ``decay_steps``
     (``schedule: constant``: ``coef`` throughout)."""
-    if config.coef > 0 and getattr(config, "schedule", "linear") == "constant":
+    if config.coef > 0 and config.schedule == "constant":
         return config.coef
     if config.coef <= 0 or steps >= config.decay_steps:
         return 0.0

@@ -174,7 +174,7 @@ class Learner:
 
         model = self.model
         coef = kickstart_coef(self.kickstart, model.num_timesteps) if self.kickstart is not None else 0.0
-        value_coef = getattr(self.kickstart, "value_coef", 0.0) if coef > 0 else 0.0
+        value_coef = self.kickstart.value_coef if coef > 0 else 0.0
         if coef > 0 or self.mirror:
             train_with_teacher(model, coef, value_coef)
         else:
@@ -194,7 +194,7 @@ class Learner:
         """Send the ``mcts`` teacher's search over the learner's current network to the workers, at the
         start and every ``refresh_steps``; called only while no acting thread runs, as above."""
         kickstart, step = self.kickstart, self.model.num_timesteps
-        if kickstart is None or getattr(kickstart, "teacher", None) != "mcts":
+        if kickstart is None or kickstart.teacher != "mcts":
             return
         if self.snapshot_step is not None and step - self.snapshot_step < kickstart.refresh_steps:
             return
