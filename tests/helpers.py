@@ -91,6 +91,13 @@ def tiny_model(
     return model
 
 
+def tiny_checkpoint(path, board: dict[str, int], **kwargs) -> Path:
+    """``tiny_model(board, **kwargs)`` saved at ``path`` as the trainer saves it (with its metadata)."""
+    from connectx_gym.runtime.checkpoints import save_model
+
+    return save_model(tiny_model(board, **kwargs), path)
+
+
 def gravity_fill(geometry, stones_wanted: int, rng):
     """``stones_wanted`` stones dropped into random legal columns, alternating marks, lines ignored.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import random_positions, tiny_model
+from helpers import random_positions, tiny_checkpoint
 
 from connectx_gym.errors import SpecError, UserError
 from connectx_gym.evaluation.match import match_result_from_games, play_opponent_game, play_opponent_games
@@ -24,9 +24,7 @@ BOARD = {"rows": 5, "columns": 6, "inarow": 4}
 
 def train_tiny_checkpoint(path, board=BOARD, steps=64, seed=0):
     """A few PPO steps of a tiny CNN policy, saved like the trainer does (board recorded)."""
-    from connectx_gym.runtime.checkpoints import save_model
-
-    save_model(tiny_model(board, seed=seed, steps=steps), path)
+    tiny_checkpoint(path, board, seed=seed, steps=steps)
     return path
 
 

@@ -50,11 +50,9 @@ class Payload:
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> bytes:
     """A tiny checkpoint as the trainer saves it (with its metadata), as bytes."""
-    from helpers import tiny_model
+    from helpers import tiny_checkpoint
 
-    path = tmp_path_factory.mktemp("saved") / "tiny.zip"
-    save_model(tiny_model(BOARD), path)
-    return path.read_bytes()
+    return tiny_checkpoint(tmp_path_factory.mktemp("saved") / "tiny.zip", BOARD).read_bytes()
 
 
 def rewrite(source: bytes, path: Path, replace: dict[str, bytes | None]) -> Path:

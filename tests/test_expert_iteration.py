@@ -16,17 +16,16 @@ from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.mcts_agent import MctsAgent
 from connectx_gym.game.numpy_policy import load_checkpoint
 from connectx_gym.game.teacher import search_targets
-from connectx_gym.runtime.checkpoints import read_network, save_model
+from connectx_gym.runtime.checkpoints import read_network
 
 BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 
 
 @pytest.fixture(scope="module")
 def tiny_agent(tmp_path_factory):
-    from helpers import tiny_model
+    from helpers import tiny_checkpoint
 
-    path = tmp_path_factory.mktemp("ei") / "tiny.zip"
-    save_model(tiny_model(BOARD), path)
+    path = tiny_checkpoint(tmp_path_factory.mktemp("ei") / "tiny.zip", BOARD)
     return MctsAgent(load_checkpoint(path), simulations=16), path
 
 

@@ -9,7 +9,7 @@ import pickle
 
 import numpy as np
 import pytest
-from helpers import random_positions, tiny_model
+from helpers import random_positions, tiny_checkpoint
 
 from connectx_gym import evaluate as ev
 from connectx_gym.errors import SpecError
@@ -25,11 +25,7 @@ BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from connectx_gym.runtime.checkpoints import save_model
-
-    path = tmp_path_factory.mktemp("mcts") / "model.zip"
-    save_model(tiny_model(BOARD, steps=64), path)
-    return str(path)
+    return str(tiny_checkpoint(tmp_path_factory.mktemp("mcts") / "model.zip", BOARD, steps=64))
 
 
 @pytest.fixture(scope="module")

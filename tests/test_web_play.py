@@ -17,7 +17,6 @@ from connectx_gym.game.bitboard import Position, geometry
 from connectx_gym.game.planes import encode_position
 from connectx_gym.game.specs import make_agent
 from connectx_gym.play import main as play_main
-from connectx_gym.runtime.checkpoints import save_model
 from connectx_gym.web.browser import headless_chromium, missing_reason
 from connectx_gym.web.server import GameSession, make_server
 
@@ -26,11 +25,9 @@ BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from helpers import tiny_model
+    from helpers import tiny_checkpoint
 
-    path = tmp_path_factory.mktemp("web") / "tiny.zip"
-    save_model(tiny_model(BOARD, steps=64), path)
-    return str(path)
+    return str(tiny_checkpoint(tmp_path_factory.mktemp("web") / "tiny.zip", BOARD, steps=64))
 
 
 class Server:
