@@ -315,3 +315,23 @@ def test_a_bad_suite_file_is_one_line_naming_the_file_and_line(capsys, tmp_path)
         f"error: opening suite '{path}', line 2: move 1 (column 9) is illegal on the 6x7 with 4 in a row board; "
         "legal columns were [0, 1, 2, 3, 4, 5, 6]\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "0"], "--count must be an integer >= 1, got 0"),
+        (["--rows", "0"], "--rows must be an integer >= 1, got 0"),
+        (["--rows", "2", "--columns", "2", "--inarow", "2"], "no undecided opening of 2-4 stones on the 2x2"),
+    ],
+)
+def test_the_suite_command_refuses_bad_input_and_writes_nothing(capsys, tmp_path, args, message):
+    from connectx_gym.evaluation.openings import main
+
+    output = tmp_path / "suite.jsonl"
+    assert main([*args, "-o", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not output.exists()
+    assert main(["-o", str(tmp_path / "missing" / "suite.jsonl")]) == 2
+    assert "the folder" in capsys.readouterr().err

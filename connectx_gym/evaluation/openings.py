@@ -222,12 +222,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", required=True, help="the suite file (JSON lines)")
 
     def command() -> None:
+        from connectx_gym.runtime.files import write_atomic
+
         args = parser.parse_args(argv)
+        for name in ("rows", "columns", "inarow", "count", "depth"):
+            if getattr(args, name) < 1:
+                raise UserError(f"--{name} must be an integer >= 1, got {getattr(args, name)}")
+        folder = Path(args.output).resolve().parent
+        if not folder.is_dir():
+            raise UserError(f"-o {args.output!r}: the folder {str(folder)!r} does not exist")
         board = {"rows": args.rows, "columns": args.columns, "inarow": args.inarow}
         openings = balanced_openings(board, args.count, args.depth)
+        if not openings:
+            raise UserError(f"no undecided opening of 2-4 stones on the {board_text(board)} board; nothing written")
+        for entry in openings:  # what is written is a valid suite
+            check_opening(entry["moves"], board)
         text = "".join(json.dumps(entry) + "\n" for entry in openings)
-        Path(args.output).write_text(text, encoding="utf-8")
-        load_openings(args.output, board)  # the written file is a valid suite
+        try:
+            write_atomic(args.output, text.encode("utf-8"))
+        except OSError as error:
+            raise UserError(f"cannot write {args.output!r}: {error.strerror or error}") from None
         print(f"wrote {len(openings)} openings to {args.output}", file=sys.stderr)
 
     return run_command(command)
