@@ -8,6 +8,9 @@ run's sessions (the time between a segment's last logged rollout and its interru
     python benchmarks/recipe_curves.py default=models/default strong=models/strong \\
         --plot models/pretrained/accuracy_curves.png
 
+A run that started from another's model (``train.init_from``) is drawn after it with
+``--continues LABEL=EARLIER``: its minutes start where the earlier run's last evaluation is.
+
 The last line printed is one JSON object with each run's evaluations (minutes, steps, rates).
 """
 
@@ -22,7 +25,7 @@ RATES = (("perfect", "eval/perfect_move_rate"), ("good", "eval/good_move_rate"))
 
 
 def curve(run_dir: Path) -> list[dict[str, float]]:
-    """``{minutes, steps, perfect, good[, alphabeta2]}`` at every evaluation of a run."""
+    """``{minutes, steps, perfect, good[, alphabeta2, value_sign]}`` at every evaluation of a run."""
     with open(run_dir / "progress.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     points, offset, last = [], 0.0, 0.0
@@ -39,6 +42,8 @@ def curve(run_dir: Path) -> list[dict[str, float]]:
         point.update({name: float(row[column]) for name, column in RATES})
         if row.get("eval/win_rate/alphabeta:2"):
             point["alphabeta2"] = float(row["eval/win_rate/alphabeta:2"])
+        if row.get("eval/value_sign_decided"):
+            point["value_sign"] = float(row["eval/value_sign_decided"])
         points.append(point)
     return points
 
@@ -56,13 +61,22 @@ def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
         axes[0].plot(
             minutes, [100 * p["good"] for p in points], ls="--", color=line[0].get_color(), label=f"{label}: good"
         )
+        signed = [p for p in points if "value_sign" in p]
+        if signed:
+            axes[0].plot(
+                [p["minutes"] for p in signed],
+                [100 * p["value_sign"] for p in signed],
+                ls=":",
+                color=line[0].get_color(),
+                label=f"{label}: value sign right (decided)",
+            )
         ladder = [p for p in points if "alphabeta2" in p]
         if ladder:
             axes[1].plot(
                 [p["minutes"] for p in ladder], [100 * p["alphabeta2"] for p in ladder], marker="o", ms=3, label=label
             )
-    axes[0].set_ylabel("moves on the 3,500 shipped positions (%)")
-    axes[1].set_ylabel("win rate vs alphabeta:2, trainer's evaluation,\nempty board (%)")
+    axes[0].set_ylabel("% of the 3,500 shipped positions")
+    axes[1].set_ylabel("win rate vs alphabeta:2,\nthe trainer's evaluation (%)")
     for axis in axes:
         axis.set_xlabel("wall-clock minutes of training (2 CPU cores)")
         axis.grid(alpha=0.3)
@@ -77,6 +91,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="LABEL=RUN_DIR, one per run")
     parser.add_argument("--plot", required=True, help="the PNG to write")
+    parser.add_argument(
+        "--continues",
+        action="append",
+        default=[],
+        metavar="LABEL=EARLIER",
+        help="the run LABEL started from EARLIER's model: its minutes count on from EARLIER's last evaluation",
+    )
     args = parser.parse_args()
     curves = {}
     for item in args.runs:
@@ -84,6 +105,13 @@ def main() -> None:
         if not directory:
             parser.error(f"expected LABEL=RUN_DIR, got {item!r}")
         curves[label] = curve(Path(directory))
+    for item in args.continues:
+        label, _, earlier = item.partition("=")
+        if label not in curves or earlier not in curves or not curves[earlier]:
+            parser.error(f"--continues {item!r}: expected LABEL=EARLIER, two labels of runs given")
+        start = curves[earlier][-1]["minutes"]
+        for point in curves[label]:
+            point["minutes"] = round(point["minutes"] + start, 2)
     plot(curves, Path(args.plot))
     print(f"plot: {args.plot}")
     print(json.dumps(curves))

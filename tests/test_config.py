@@ -37,8 +37,10 @@ from connectx_gym.config import (
 from connectx_gym.config import training as config_training
 from connectx_gym.errors import ConfigError, UserError
 from connectx_gym.runtime.processes import usable_cpu_count
+from connectx_gym.training.builders import check_init_from
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
 
 # The defaults: the trainer brief's values, with the tuned recipe (opponent mixture, curriculum,
 # run length and intervals) replacing them where the recipe differs.
@@ -180,24 +182,17 @@ def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
     assert config.kickstart.decay_steps == config.train.total_timesteps
 
 
-def test_strong_yaml_is_the_default_recipe_longer_with_a_deeper_teacher():
-    strong, default = config_to_dict(load_config(CONFIGS / "strong.yaml")), config_to_dict(load_config())
-    changed = {
-        f"{section}.{key}"
-        for section, values in strong.items()
-        for key, value in values.items()
-        if value != default[section][key]
-    }
-    assert changed == {
-        "kickstart.depth",
-        "kickstart.decay_steps",
-        "train.total_timesteps",
-        "train.checkpoint_every",
-        "train.eval_every",
-    }
-    assert strong["kickstart"]["depth"] > default["kickstart"]["depth"]
-    assert strong["kickstart"]["decay_steps"] == strong["train"]["total_timesteps"]  # the teacher stays to the end
-    assert strong["train"]["total_timesteps"] > default["train"]["total_timesteps"]
+def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():
+    strong = load_config(CONFIGS / "strong.yaml")
+    default = load_config()
+    assert strong.kickstart.teacher == "mcts" and strong.kickstart.schedule == "constant"
+    assert strong.kickstart.coef > 0 and strong.kickstart.value_coef > 0 and 0 < strong.kickstart.search_share <= 1
+    assert strong.env == default.env and strong.policy == default.policy  # the default game and network
+    # it continues from a tracked checkpoint, which a fresh clone has and the trainer accepts
+    base = Path(strong.train.init_from)
+    assert base.parent == Path("models/pretrained") and (ROOT / base).is_file()
+    check_init_from(dataclasses.replace(strong, train=dataclasses.replace(strong.train, init_from=str(ROOT / base))))
+    assert strong.train.checkpoint_every < strong.train.total_timesteps
 
 
 def test_config_is_frozen_and_hashable():
