@@ -179,7 +179,8 @@ def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
     config = load_config(CONFIGS / "mcts-5x6.yaml").resolved()
     assert (config.env.rows, config.env.columns, config.env.inarow) == (5, 6, 4)
     assert config.kickstart.teacher == "mcts" and config.kickstart.value_coef > 0 and config.kickstart.coef > 0
-    assert config.kickstart.decay_steps == config.train.total_timesteps
+    assert config.kickstart.schedule == "constant" and config.train.init_from is None  # from scratch
+    assert config.train.checkpoint_every < config.train.total_timesteps
 
 
 def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():

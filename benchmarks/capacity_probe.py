@@ -1,0 +1,228 @@
+"""Is the network's size what holds the student under its teacher? A supervised probe of capacity.
+
+Positions come from games of a checkpoint's own sampled policy (a few random moves first). Each is
+labelled as the ``mcts`` kickstarting teacher labels it: 64 simulations over that checkpoint, its
+visit distribution and root value (``teacher.search_targets``). Each of ``--networks`` (the
+trainer's ``BoardCNN`` with policy and value heads as SB3 builds them) is fitted from scratch to
+those targets for the same number of epochs. Each is then graded on the shipped labelled positions
+(greedy perfect/good moves and its value's sign), beside the teacher itself and the checkpoint.
+
+    python benchmarks/capacity_probe.py models/pretrained/model.zip [--positions 40000] [--epochs 10]
+        [--networks 64,64:128 64,64,64,64:128 128,128,128:256] [--simulations 64] [--seed 0]
+
+If a larger network fits the same targets better on the held-out shipped positions, the network's
+size is a limit; if both land together under the teacher, the data or the compute is. Prints a
+table, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from multiprocessing import get_context
+
+import numpy as np
+
+from connectx_gym.evaluation.accuracy import grade, load_positions, policy_values, value_accuracy
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.mcts_agent import MctsAgent
+from connectx_gym.game.numpy_policy import load_checkpoint
+from connectx_gym.game.planes import encode_position, legal_mask
+from connectx_gym.game.teacher import search_targets
+from connectx_gym.runtime.processes import single_threaded_blas
+
+
+def sample_positions(policy, count: int, seed: int, games: int = 256, max_random: int = 4) -> list[Position]:
+    """``count`` distinct unfinished positions from games of the policy's sampled moves (``games`` in
+    lockstep), each game opening with 0 to ``max_random`` uniformly random moves."""
+    rng = np.random.default_rng(seed)
+    shape = geometry(**policy.board)
+    seen: set[tuple[int, int]] = set()
+    out: list[Position] = []
+
+    def fresh() -> tuple[Position, int]:
+        return Position(shape), int(rng.integers(0, max_random + 1))
+
+    live = [fresh() for _ in range(games)]
+    while len(out) < count:
+        planes = np.stack([encode_position(p) for p, _ in live])
+        masks = np.stack([legal_mask(shape, p.mask) for p, _ in live])
+        logits = np.where(masks, policy.logits(planes), -np.inf)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        for i, (position, random_left) in enumerate(live):
+            key = (position.mask, position.stones[1])
+            if key not in seen and len(out) < count:
+                seen.add(key)
+                out.append(position.copy())
+            if random_left:
+                column = int(rng.choice(np.flatnonzero(masks[i])))
+            else:
+                column = int(rng.choice(len(probs[i]), p=probs[i]))
+            position.play(column)
+            live[i] = fresh() if position.done else (position, max(random_left - 1, 0))
+    return out
+
+
+def _label_chunk(job):
+    checkpoint, simulations, positions = job
+    with single_threaded_blas():
+        agent = MctsAgent(load_checkpoint(checkpoint), simulations=simulations, group=16)
+        targets = []
+        for start in range(0, len(positions), 16):
+            targets.extend(search_targets(result) for result in agent.search(positions[start : start + 16]))
+    return targets
+
+
+def label(checkpoint: str, positions: list[Position], simulations: int, processes: int = 2):
+    """The teacher's (distribution, value) of every position, on ``processes`` processes."""
+    chunks = [positions[i::processes] for i in range(processes)]
+    with get_context("forkserver").Pool(processes) as pool:
+        parts = pool.map(_label_chunk, [(checkpoint, simulations, chunk) for chunk in chunks])
+    order = [None] * len(positions)
+    for i, part in enumerate(parts):
+        order[i::processes] = part
+    return np.stack([p for p, _ in order]), np.array([v for _, v in order], dtype=np.float32)
+
+
+def build_net(shape, channels, heads: int):
+    """The trainer's ``BoardCNN`` with a policy and a value head of ``heads`` units each, as SB3 builds them."""
+    import torch
+    from gymnasium import spaces
+
+    from connectx_gym.training.policy import BoardCNN
+
+    features = BoardCNN(spaces.Box(0, 1, shape=shape, dtype=np.float32), channels=channels)
+    width = features.features_dim
+
+    def head(out: int):
+        return torch.nn.Sequential(torch.nn.Linear(width, heads), torch.nn.ReLU(), torch.nn.Linear(heads, out))
+
+    return torch.nn.ModuleDict({"features": features, "pi": head(shape[2]), "v": head(1)})
+
+
+def fit(net, planes, masks, targets, values, epochs: int, seed: int, batch: int = 256) -> float:
+    """Adam on cross-entropy to the visit distributions plus squared error to the root values; returns the
+    last epoch's mean loss."""
+    import torch
+
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x, m = torch.as_tensor(planes), torch.as_tensor(masks)
+    p, v = torch.as_tensor(targets), torch.as_tensor(values)
+    rng = np.random.default_rng(seed)
+    loss_sum = 0.0
+    for _ in range(epochs):
+        loss_sum, order = 0.0, torch.as_tensor(rng.permutation(len(x)))
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            features = net["features"](x[idx])
+            logits = net["pi"](features).masked_fill(~m[idx], -1e9)
+            loss = -(p[idx] * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            loss = loss + torch.nn.functional.mse_loss(net["v"](features).squeeze(1), v[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(idx)
+    return loss_sum / len(x)
+
+
+def grade_net(net, labels) -> dict[str, float]:
+    import torch
+
+    planes, masks = labels.planes_and_masks()
+    with torch.no_grad():
+        features = net["features"](torch.as_tensor(planes))
+        logits = net["pi"](features).masked_fill(~torch.as_tensor(masks), -1e9).numpy()
+        values = net["v"](features).squeeze(1).numpy()
+    return rates(labels, logits.argmax(axis=1).tolist(), values)
+
+
+def rates(labels, moves, values) -> dict[str, float]:
+    accuracy, signs = grade(labels, moves), value_accuracy(labels, values)
+    return {
+        "perfect": accuracy.overall.rate("perfect"),
+        "good": accuracy.overall.rate("good"),
+        "value_decided": signs.rate(signs.overall, "decided"),
+        "value_lost": signs.rate(signs.overall, "lost"),
+    }
+
+
+def parse_network(text: str) -> tuple[tuple[int, ...], int]:
+    """``"64,64:128"`` -> ``((64, 64), 128)``; ValueError unless every number is positive."""
+    channels, heads = text.split(":")
+    size = tuple(int(c) for c in channels.split(","))
+    if not size or min(size) < 1 or int(heads) < 1:
+        raise ValueError(text)
+    return size, int(heads)
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--positions", type=int, default=40000)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--networks",
+        nargs="+",
+        default=["64,64:128", "64,64,64,64:128", "128,128,128:256"],
+        help="each network as CHANNELS:HEAD_UNITS (default: the shipped 64,64:128, a deeper and a wider one)",
+    )
+    parser.add_argument("--simulations", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        networks = [parse_network(text) for text in args.networks]
+    except ValueError:
+        parser.error(f"--networks takes CHANNELS:HEAD_UNITS such as 64,64:128, got {args.networks}")
+    if args.positions < 1 or args.epochs < 1 or args.simulations < 1:
+        parser.error("--positions, --epochs and --simulations must be positive")
+    torch.set_num_threads(2)
+    policy, labels = load_checkpoint(args.checkpoint), load_positions()
+    rows, clock = [], time.perf_counter()
+    positions = sample_positions(policy, args.positions, args.seed)
+    targets, values = label(args.checkpoint, positions, args.simulations)
+    planes = np.stack([encode_position(p) for p in positions])
+    masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
+    print(
+        f"{len(positions)} positions labelled by {args.simulations} simulations in {time.perf_counter() - clock:.0f} s"
+    )
+    greedy = np.asarray(
+        [
+            int(np.argmax(np.where(m, lg, -np.inf)))
+            for lg, m in zip(policy.logits(labels.planes_and_masks()[0]), labels.planes_and_masks()[1])
+        ]
+    )
+    rows.append({"network": "the checkpoint itself", **rates(labels, greedy.tolist(), policy_values(policy, labels))})
+    teacher = _label_chunk((args.checkpoint, args.simulations, labels.positions()))
+    moves = [int(np.argmax(p)) for p, _ in teacher]
+    rows.append(
+        {"network": f"its {args.simulations}-simulation teacher", **rates(labels, moves, [v for _, v in teacher])}
+    )
+    for size, heads in networks:
+        net = build_net(planes.shape[1:], size, heads)
+        params = sum(p.numel() for p in net.parameters())
+        start = time.perf_counter()
+        loss = fit(net, planes, masks, targets, values, args.epochs, args.seed)
+        rows.append(
+            {
+                "network": f"CNN {list(size)}, heads {heads}: {params / 1e3:.0f}k parameters",
+                "loss": round(loss, 4),
+                "fit_seconds": round(time.perf_counter() - start, 1),
+                **grade_net(net, labels),
+            }
+        )
+    print(f"{'network':<48} perfect   good   value decided   value lost")
+    for row in rows:
+        print(
+            f"{row['network']:<48} {100 * row['perfect']:6.1f}% {100 * row['good']:6.1f}% "
+            f"{100 * row['value_decided']:12.1f}% {100 * row['value_lost']:11.1f}%"
+        )
+    print(json.dumps({"checkpoint": args.checkpoint, "positions": len(positions), "epochs": args.epochs, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
