@@ -115,6 +115,8 @@ SPEC_DEFAULTS = {
         search_share=1.0,
         refresh_steps=100_000,
         value_coef=0.0,
+        teacher_network=None,
+        teacher_network_steps=1_000_000,
         schedule="linear",
     ),
     "ray": dict(address=None, num_cpus_per_worker=1.0),
@@ -194,6 +196,22 @@ def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():
     assert base.parent == Path("models/pretrained") and (ROOT / base).is_file()
     check_init_from(dataclasses.replace(strong, train=dataclasses.replace(strong.train, init_from=str(ROOT / base))))
     assert strong.train.checkpoint_every < strong.train.total_timesteps
+
+
+def test_strong_deep_yaml_grows_a_deeper_network_from_the_shipped_model():
+    from connectx_gym.training.builders import check_teacher_network
+
+    deep = load_config(CONFIGS / "strong-deep.yaml")
+    default = load_config()
+    assert deep.env == default.env and len(deep.policy.cnn_channels) > len(default.policy.cnn_channels)
+    assert deep.kickstart.teacher == "mcts" and deep.train.init_from is None
+    teacher = Path(deep.kickstart.teacher_network)
+    assert teacher == Path("models/pretrained/model.zip") and (ROOT / teacher).is_file()
+    check_teacher_network(
+        dataclasses.replace(deep, kickstart=dataclasses.replace(deep.kickstart, teacher_network=str(ROOT / teacher)))
+    )
+    assert deep.kickstart.teacher_network_steps < deep.train.total_timesteps
+    assert deep.train.checkpoint_every < deep.train.total_timesteps
 
 
 def test_config_is_frozen_and_hashable():

@@ -121,6 +121,56 @@ def test_a_run_refreshes_the_snapshot_and_learns_the_search_values(tmp_path, mon
     assert mse[4.0] < mse[0.0]
 
 
+def test_teacher_network_is_searched_first_then_the_learners_own(tmp_path, monkeypatch):
+    """kickstart.teacher_network: the workers search that checkpoint's network (another shape than the
+    learner's) once, for its first teacher_network_steps, then the learner's snapshots as usual."""
+    from helpers import tiny_checkpoint
+
+    from connectx_gym.envs.vec import ChunkedVecEnv
+    from connectx_gym.training.loop import run
+
+    teacher = tiny_checkpoint(
+        tmp_path / "teacher.zip",
+        BOARD,
+        settings=dict(features="cnn", cnn_channels=[6, 6], kernel_size=3, net_arch=[12], activation="relu"),
+    )
+    sent = []
+    original = ChunkedVecEnv.set_attr
+
+    def recording(self, name, value, indices=None):
+        if name == "teacher_agent":
+            sent.append(value.policy.arrays())
+        return original(self, name, value, indices)
+
+    monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)
+    overrides = [*MCTS, f"kickstart.teacher_network={teacher}", "kickstart.teacher_network_steps=96"]
+    config = tiny(*overrides, "kickstart.refresh_steps=32", "train.total_timesteps=192", "train.overlap=true")
+    run(config, tmp_path / "run", None)
+    _, weights = read_network(teacher)
+    # step 0: the teacher network, kept while its phase lasts (no refresh at 32 or 64); at 96 and 128 and
+    # 160: the learner's 4-channel network
+    assert len(sent) == 4
+    assert "features_extractor.cnn.2.weight" in sent[0]  # the teacher's two conv layers
+    for name, array in sent[0].items():
+        np.testing.assert_array_equal(array, weights[name])
+    assert all(arrays["features_extractor.cnn.0.weight"].shape[0] == 4 for arrays in sent[1:])
+
+
+def test_teacher_network_config_errors(tiny_agent, tmp_path):
+    from connectx_gym.training.builders import check_teacher_network
+
+    _, path = tiny_agent
+    with pytest.raises(ConfigError, match=r"kickstart.teacher_network='t.zip' needs kickstart.teacher=mcts"):
+        tiny("kickstart.coef=1.0", "kickstart.teacher_network=t.zip")
+    check_teacher_network(tiny(*MCTS, f"kickstart.teacher_network={path}"))
+    with pytest.raises(ConfigError, match="kickstart.teacher_network: checkpoint 'nope.zip' does not exist"):
+        check_teacher_network(tiny(*MCTS, "kickstart.teacher_network=nope.zip"))
+    with pytest.raises(ConfigError, match="was trained on the board"):
+        check_teacher_network(tiny(*MCTS, f"kickstart.teacher_network={path}", "env.rows=5", "env.columns=6"))
+    with pytest.raises(ConfigError, match="teacher_network_steps"):
+        tiny(*MCTS, "kickstart.teacher_network_steps=0")
+
+
 def test_init_from_starts_a_run_from_a_checkpoints_weights(tiny_agent, tmp_path):
     from connectx_gym.training.builders import build_model, build_vec_env, check_init_from
 

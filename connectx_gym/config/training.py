@@ -377,6 +377,16 @@ class KickstartConfig(Section):
         "searched position, added to the loss while the teacher runs; 0 = the value head learns PPO's returns only.",
         ge=0,
     )
+    teacher_network: str | None = config_field(
+        None,
+        "mcts teacher: a checkpoint of this board whose network the search runs over for the first "
+        "teacher_network_steps steps, in place of the learner's snapshot (read safely; its network may have "
+        "another shape than the policy section's, so a larger network can grow from a smaller trained one). "
+        "null = the learner's own network throughout.",
+    )
+    teacher_network_steps: int = config_field(
+        1_000_000, "mcts teacher: steps for which teacher_network is searched; then the learner's snapshots.", ge=1
+    )
     schedule: Literal["linear", "constant"] = config_field(
         "linear",
         "The teacher's weight: linear falls from coef to 0 at decay_steps (the teacher then stops), "
@@ -388,6 +398,11 @@ class KickstartConfig(Section):
             raise ConfigError(
                 f"{self.section}.value_coef={self.value_coef} needs {self.section}.teacher=mcts (the search's root "
                 f"values are its targets), got teacher={self.teacher!r}"
+            )
+        if self.teacher_network and self.teacher != "mcts":
+            raise ConfigError(
+                f"{self.section}.teacher_network={self.teacher_network!r} needs {self.section}.teacher=mcts "
+                f"(its network is what the search runs over), got teacher={self.teacher!r}"
             )
 
 

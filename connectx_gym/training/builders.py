@@ -173,6 +173,30 @@ def check_init_from(config: Config) -> None:
             )
 
 
+def check_teacher_network(config: Config) -> None:
+    """Fail unless ``kickstart.teacher_network`` (if set) is a checkpoint of this board with its metadata
+    (read safely; any network shape).
+
+    :raises ConfigError: naming the checkpoint and what does not fit
+    """
+    from connectx_gym.errors import ConfigError
+    from connectx_gym.game.numpy_policy import load_checkpoint
+    from connectx_gym.runtime.checkpoints import CheckpointError
+
+    path = config.kickstart.teacher_network
+    if not path:
+        return
+    try:
+        board = load_checkpoint(path).board
+    except CheckpointError as error:
+        raise ConfigError(f"kickstart.teacher_network: {error}") from None
+    if board != env_board(config):
+        raise ConfigError(
+            f"kickstart.teacher_network={path!r} was trained on the board {board}, "
+            f"this config trains on {env_board(config)}"
+        )
+
+
 def start_from_checkpoint(model: Any, path: str) -> None:
     """Load a checkpoint's network weights (``train.init_from``, checked by ``check_init_from``) into ``model``."""
     import torch

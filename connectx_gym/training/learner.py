@@ -35,7 +35,8 @@ search teacher's move distribution that came with its observation (``info["teach
 update adds the teacher term while its weight is above 0. With ``train.overlap: false`` the
 rollouts are collected in the main thread, one after the other, as SB3 does. The ``mcts`` teacher
 searches a snapshot of the learner's network, sent to the workers at the start and every
-``kickstart.refresh_steps`` steps, between rollouts; its root values (``info["teacher_value"]``)
+``kickstart.refresh_steps`` steps, between rollouts (or, for the first ``teacher_network_steps``,
+the fixed network of ``kickstart.teacher_network``); its root values (``info["teacher_value"]``)
 are stored too, for the value term.
 """
 
@@ -87,6 +88,8 @@ class Learner:
         self.last_teacher_value: np.ndarray | None = None
         #: the step of the ``mcts`` teacher's snapshot in the workers (None: not sent yet)
         self.snapshot_step: int | None = None
+        #: whether that snapshot is ``kickstart.teacher_network``'s fixed network
+        self.snapshot_fixed = False
         seed = 0 if model.seed is None else int(model.seed)
         self.generator = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET + int(model.num_timesteps))
         self.stop_event = threading.Event()
@@ -192,18 +195,22 @@ class Learner:
 
     def _refresh_snapshot(self) -> None:
         """Send the ``mcts`` teacher's search over the learner's current network to the workers, at the
-        start and every ``refresh_steps``; called only while no acting thread runs, as above."""
+        start and every ``refresh_steps`` (over ``teacher_network`` instead, once, for its first
+        ``teacher_network_steps``); called only while no acting thread runs, as above."""
         kickstart, step = self.kickstart, self.model.num_timesteps
         if kickstart is None or kickstart.teacher != "mcts":
             return
-        if self.snapshot_step is not None and step - self.snapshot_step < kickstart.refresh_steps:
-            return
+        fixed = bool(kickstart.teacher_network) and step < kickstart.teacher_network_steps
+        if self.snapshot_step is not None and fixed == self.snapshot_fixed:
+            if fixed or step - self.snapshot_step < kickstart.refresh_steps:
+                return
         from connectx_gym.game.mcts_agent import MctsAgent
-        from connectx_gym.game.numpy_policy import from_sb3_model
+        from connectx_gym.game.numpy_policy import from_sb3_model, load_checkpoint
 
-        agent = MctsAgent(from_sb3_model(self.model), simulations=kickstart.simulations, name="mcts-teacher")
+        network = load_checkpoint(kickstart.teacher_network) if fixed else from_sb3_model(self.model)
+        agent = MctsAgent(network, simulations=kickstart.simulations, name="mcts-teacher")
         self.model.env.set_attr("teacher_agent", agent)
-        self.snapshot_step = step
+        self.snapshot_step, self.snapshot_fixed = step, fixed
 
     # ------------------------------------------------------------------ the acting thread
     def _start(self) -> None:

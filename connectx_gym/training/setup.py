@@ -90,10 +90,11 @@ def prepare_run(
         path = config_path_or_default(config_path)
     config = load_config(path, overrides).resolved()
     check_opponents(config)
-    if not resume_dir:
-        from connectx_gym.training.builders import check_init_from
+    from connectx_gym.training.builders import check_init_from, check_teacher_network
 
+    if not resume_dir:
         check_init_from(config)
+    check_teacher_network(config)
     check_ray(config)
     if resume_dir:
         found = newest_valid_checkpoint(run_dir)
