@@ -2,7 +2,8 @@
 
 Positions come from games of a checkpoint's own sampled policy (a few random moves first). Each is
 labelled as the ``mcts`` kickstarting teacher labels it: 64 simulations over that checkpoint, its
-visit distribution and root value (``teacher.search_targets``). Each of ``--networks`` (the
+visit distribution and root value (the sampling and labelling of ``python -m connectx_gym.distil``,
+``connectx_gym.training.distillation``). Each of ``--networks`` (the
 trainer's ``BoardCNN`` with policy and value heads as SB3 builds them) is fitted from scratch to
 those targets for the same number of epochs. Each is then graded on the shipped labelled positions
 (greedy perfect/good moves and its value's sign), beside the teacher itself and the checkpoint.
@@ -20,70 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from multiprocessing import get_context
 
 import numpy as np
 
 from connectx_gym.evaluation.accuracy import grade, load_positions, policy_values, value_accuracy
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.mcts_agent import MctsAgent
 from connectx_gym.game.numpy_policy import load_checkpoint
 from connectx_gym.game.planes import encode_position, legal_mask
-from connectx_gym.game.teacher import search_targets
-from connectx_gym.runtime.processes import single_threaded_blas
-
-
-def sample_positions(policy, count: int, seed: int, games: int = 256, max_random: int = 4) -> list[Position]:
-    """``count`` distinct unfinished positions from games of the policy's sampled moves (``games`` in
-    lockstep), each game opening with 0 to ``max_random`` uniformly random moves."""
-    rng = np.random.default_rng(seed)
-    shape = geometry(**policy.board)
-    seen: set[tuple[int, int]] = set()
-    out: list[Position] = []
-
-    def fresh() -> tuple[Position, int]:
-        return Position(shape), int(rng.integers(0, max_random + 1))
-
-    live = [fresh() for _ in range(games)]
-    while len(out) < count:
-        planes = np.stack([encode_position(p) for p, _ in live])
-        masks = np.stack([legal_mask(shape, p.mask) for p, _ in live])
-        logits = np.where(masks, policy.logits(planes), -np.inf)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        for i, (position, random_left) in enumerate(live):
-            key = (position.mask, position.stones[1])
-            if key not in seen and len(out) < count:
-                seen.add(key)
-                out.append(position.copy())
-            if random_left:
-                column = int(rng.choice(np.flatnonzero(masks[i])))
-            else:
-                column = int(rng.choice(len(probs[i]), p=probs[i]))
-            position.play(column)
-            live[i] = fresh() if position.done else (position, max(random_left - 1, 0))
-    return out
-
-
-def _label_chunk(job):
-    checkpoint, simulations, positions = job
-    with single_threaded_blas():
-        agent = MctsAgent(load_checkpoint(checkpoint), simulations=simulations, group=16)
-        targets = []
-        for start in range(0, len(positions), 16):
-            targets.extend(search_targets(result) for result in agent.search(positions[start : start + 16]))
-    return targets
-
-
-def label(checkpoint: str, positions: list[Position], simulations: int, processes: int = 2):
-    """The teacher's (distribution, value) of every position, on ``processes`` processes."""
-    chunks = [positions[i::processes] for i in range(processes)]
-    with get_context("forkserver").Pool(processes) as pool:
-        parts = pool.map(_label_chunk, [(checkpoint, simulations, chunk) for chunk in chunks])
-    order = [None] * len(positions)
-    for i, part in enumerate(parts):
-        order[i::processes] = part
-    return np.stack([p for p, _ in order]), np.array([v for _, v in order], dtype=np.float32)
+from connectx_gym.training.distillation import label_chunk, label_positions, sample_positions
 
 
 def build_net(shape, channels, heads: int):
@@ -184,7 +128,7 @@ def main() -> None:
     policy, labels = load_checkpoint(args.checkpoint), load_positions()
     rows, clock = [], time.perf_counter()
     positions = sample_positions(policy, args.positions, args.seed)
-    targets, values = label(args.checkpoint, positions, args.simulations)
+    targets, values = label_positions(args.checkpoint, positions, args.simulations)
     planes = np.stack([encode_position(p) for p in positions])
     masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
     print(
@@ -197,7 +141,7 @@ def main() -> None:
         ]
     )
     rows.append({"network": "the checkpoint itself", **rates(labels, greedy.tolist(), policy_values(policy, labels))})
-    teacher = _label_chunk((args.checkpoint, args.simulations, labels.positions()))
+    teacher = label_chunk((args.checkpoint, args.simulations, labels.positions()))
     moves = [int(np.argmax(p)) for p, _ in teacher]
     rows.append(
         {"network": f"its {args.simulations}-simulation teacher", **rates(labels, moves, [v for _, v in teacher])}

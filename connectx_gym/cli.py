@@ -31,6 +31,30 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+def integer_option(option: str, value: object, minimum: int) -> int:
+    """The integer an option's text names; a ``UserError`` naming the option and the text otherwise."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise UserError(f"{option} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_help: str, example: str) -> None:
+    """``--config FILE`` and the repeatable ``--set SECTION.KEY=VALUE`` of the commands that read a config."""
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"override one config value (repeatable), e.g. --set {example}",
+    )
+
+
 def run_command(command: Callable[[], int | None]) -> int:
     """Run ``command`` and map its outcome to an exit code.
 

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from connectx_gym.cli import ArgumentParser, run_command
+from connectx_gym.cli import ArgumentParser, integer_option, run_command
 from connectx_gym.data.book import BOOK_PLIES
 from connectx_gym.errors import UserError
 from connectx_gym.game.checkpoint_opponent import board_text
@@ -81,15 +81,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.search_ms = check_search_ms(args.search_ms)
     if args.check:
         require_kaggle("--check (it plays the file through kaggle_environments)")
-    for name, option, minimum in (("check_games", "--check-games", 1), ("seed", "--seed", 0)):
-        value = getattr(args, name)
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            number = None
-        if number is None or number < minimum:
-            raise UserError(f"{option} must be an integer >= {minimum}, got {value!r}")
-        setattr(args, name, number)
+    args.check_games = integer_option("--check-games", args.check_games, 1)
+    args.seed = integer_option("--seed", args.seed, 0)
     return args
 
 

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from connectx_gym.cli import ArgumentParser, run_command
+from connectx_gym.cli import ArgumentParser, add_config_options, run_command
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 from connectx_gym.training.loop import run
 from connectx_gym.training.setup import DEFAULT_CONFIG, prepare_run
@@ -27,17 +27,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m connectx_gym.train",
         description="Train a MaskablePPO ConnectX agent on batched rollouts from parallel env workers.",
     )
-    parser.add_argument(
-        "--config",
-        help=f"YAML config file (default: {DEFAULT_CONFIG} if present, else built-in defaults)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value (repeatable), e.g. --set ppo.learning_rate=1e-4",
+    add_config_options(
+        parser,
+        f"YAML config file (default: {DEFAULT_CONFIG} if present, else built-in defaults)",
+        "ppo.learning_rate=1e-4",
     )
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     add_trust_option(parser)  # for checkpoint:/mcts: opponents and teachers named in the config

@@ -198,19 +198,15 @@ def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():
     assert strong.train.checkpoint_every < strong.train.total_timesteps
 
 
-def test_strong_deep_yaml_grows_a_deeper_network_from_the_shipped_model():
-    from connectx_gym.training.builders import check_teacher_network
-
+def test_strong_deep_yaml_continues_a_deeper_network_distilled_from_the_shipped_model():
     deep = load_config(CONFIGS / "strong-deep.yaml")
     default = load_config()
     assert deep.env == default.env and len(deep.policy.cnn_channels) > len(default.policy.cnn_channels)
-    assert deep.kickstart.teacher == "mcts" and deep.train.init_from is None
-    teacher = Path(deep.kickstart.teacher_network)
-    assert teacher == Path("models/pretrained/model.zip") and (ROOT / teacher).is_file()
-    check_teacher_network(
-        dataclasses.replace(deep, kickstart=dataclasses.replace(deep.kickstart, teacher_network=str(ROOT / teacher)))
-    )
-    assert deep.kickstart.teacher_network_steps < deep.train.total_timesteps
+    assert deep.kickstart.teacher == "mcts" and deep.kickstart.value_coef > 0 and deep.kickstart.teacher_network is None
+    # it starts from what the distil command in its header writes (from the tracked model), not from a tracked file
+    header = (CONFIGS / "strong-deep.yaml").read_text(encoding="utf-8").split("\npolicy:")[0]
+    assert "python -m connectx_gym.distil models/pretrained/model.zip --config configs/strong-deep.yaml" in header
+    assert f"-o {deep.train.init_from}" in header and (ROOT / "models/pretrained/model.zip").is_file()
     assert deep.train.checkpoint_every < deep.train.total_timesteps
 
 

@@ -41,6 +41,7 @@ LAYERS = (
     "submission",
     "sweeps",
     "train",
+    "distil",
     "evaluate",
     "export",
     "tune",

@@ -1,0 +1,180 @@
+"""``python -m connectx_gym.distil``: fit a network of the config's shape to a trained checkpoint's search.
+
+Positions from the checkpoint's own sampled games are labelled by the ``mcts`` teacher over it
+(the visit distribution and root value of ``--simulations`` simulations) and a fresh network of
+the config's ``policy`` section is fitted to them (:mod:`connectx_gym.training.distillation`).
+The result is a trainer checkpoint with its metadata, to continue with expert iteration from
+(``--set train.init_from=OUT.zip``): so a deeper or wider network than the checkpoint's starts
+where the checkpoint stands instead of from scratch. Everything is checked before the work
+starts; bad input is one ``error:`` line and exit 2, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from connectx_gym.cli import ArgumentParser, add_config_options, integer_option, run_command
+from connectx_gym.errors import UserError
+from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
+from connectx_gym.training.setup import DEFAULT_CONFIG
+
+#: (option, default, minimum, help) of the integer options
+INTEGER_OPTIONS = (
+    ("--positions", 120_000, 1, "positions to label"),
+    ("--epochs", 10, 1, "passes over them"),
+    ("--simulations", 64, 1, "simulations of each position's search"),
+    ("--seed", 0, 0, "seed of the sampled games and of the fit"),
+)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = ArgumentParser(
+        prog="python -m connectx_gym.distil",
+        description="Fit a network of the config's policy shape to the mcts search over a trained checkpoint, "
+        "and save it as a checkpoint to start a run from (train.init_from).",
+    )
+    parser.add_argument("teacher", help="the trained checkpoint .zip whose search labels the positions (any shape)")
+    parser.add_argument("-o", "--output", required=True, help="the checkpoint .zip to write")
+    add_config_options(
+        parser,
+        f"YAML config whose env and policy sections shape the network (default: {DEFAULT_CONFIG} if present, "
+        "else built-in defaults)",
+        "policy.cnn_channels=[64,64,64,64]",
+    )
+    for option, default, _, text in INTEGER_OPTIONS:
+        parser.add_argument(option, default=str(default), metavar="N", help=f"{text} (default: {default})")
+    parser.add_argument("--learning-rate", default="0.001", metavar="X", help="Adam's learning rate (default: 0.001)")
+    parser.add_argument(
+        "--num-processes", default=None, metavar="N", help="processes labelling positions (default: usable cores)"
+    )
+    add_trust_option(parser)
+    args = parser.parse_args(argv)
+    for option, _, minimum, _ in INTEGER_OPTIONS:
+        name = option[2:].replace("-", "_")
+        setattr(args, name, integer_option(option, getattr(args, name), minimum))
+    if args.num_processes is not None:
+        args.num_processes = integer_option("--num-processes", args.num_processes, 1)
+    try:
+        rate = float(args.learning_rate)
+    except ValueError:
+        rate = -1.0
+    if not 0 < rate < float("inf"):
+        raise UserError(f"--learning-rate must be a number > 0, got {args.learning_rate!r}")
+    args.learning_rate = rate
+    _check_output(args.output, args.teacher)
+    return args
+
+
+def _check_output(output: str, teacher: str) -> None:
+    if not output.lower().endswith(".zip"):
+        raise UserError(f"--output must name a .zip file, got {output!r}")
+    if os.path.abspath(output) == os.path.abspath(teacher):
+        raise UserError(f"--output {output!r} is the teacher checkpoint itself; name another file")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UserError(f"--output {output!r}: cannot write to the folder {folder!r}")
+
+
+def _shape(policy) -> str:
+    layers = f"CNN {list(policy.cnn_channels)}" if policy.features == "cnn" else "MLP"
+    return f"{layers}, heads {list(policy.net_arch)}"
+
+
+def build_student(config, seed: int):
+    """A fresh ``MaskablePPO`` with the config's policy network on its board (its PPO settings unused)."""
+    from connectx_gym.runtime.quiet import quiet_import_sb3
+
+    quiet_import_sb3()
+    from sb3_contrib import MaskablePPO
+
+    from connectx_gym.envs.vec import make_vec_env
+    from connectx_gym.training.builders import env_board
+    from connectx_gym.training.policy import policy_kwargs
+
+    board, policy = env_board(config), config.policy
+    venv = make_vec_env(
+        dict(board, opponent="random"), parallel_episodes=1, num_processes=1, use_multiprocessing=False, seed=seed
+    )
+    model = MaskablePPO(
+        "MlpPolicy",
+        venv,
+        policy_kwargs=policy_kwargs(
+            policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation
+        ),
+        n_steps=config.ppo.n_steps,
+        batch_size=config.ppo.n_steps,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    model.connectx_board = board
+    return model
+
+
+def distil(args: argparse.Namespace) -> None:
+    """The command: check the config and teacher, then sample, label, fit, grade and save."""
+    import torch
+
+    from connectx_gym.config import load_config
+    from connectx_gym.evaluation.accuracy import LABEL_BOARD
+    from connectx_gym.game.numpy_policy import from_sb3_model, load_checkpoint
+    from connectx_gym.runtime.checkpoints import save_model
+    from connectx_gym.runtime.processes import usable_cpu_count
+    from connectx_gym.training import distillation as d
+    from connectx_gym.training.builders import env_board
+    from connectx_gym.training.setup import config_path_or_default
+
+    config = load_config(config_path_or_default(args.config), args.overrides).resolved()
+    teacher = load_checkpoint(args.teacher)
+    if teacher.board != env_board(config):
+        raise UserError(
+            f"teacher {args.teacher!r} plays on the board {teacher.board}, the config's is {env_board(config)}"
+        )
+    processes = args.num_processes or usable_cpu_count()
+    torch.set_num_threads(processes)
+    start = time.perf_counter()
+    positions = d.sample_positions(teacher, args.positions, args.seed)
+    print(f"sampled {len(positions):,} positions from {args.teacher}'s games ({d.elapsed(start)})", flush=True)
+
+    def labelled(done: int, total: int) -> None:
+        print(f"labelled {done:,}/{total:,} positions ({args.simulations} simulations; {d.elapsed(start)})", flush=True)
+
+    targets, values = d.label_positions(args.teacher, positions, args.simulations, processes, labelled)
+    data = d.Dataset.of(positions, targets, values)
+    model = build_student(config, args.seed)
+    size = sum(p.numel() for p in model.policy.parameters())
+
+    def fitted(epoch: int, loss: float) -> None:
+        print(f"epoch {epoch}/{args.epochs}: loss {loss:.4f} ({d.elapsed(start)})", flush=True)
+
+    d.fit_policy(model.policy, data, args.epochs, args.seed, args.learning_rate, progress=fitted)
+    if env_board(config) == LABEL_BOARD:
+        rates = d.grade_policy(from_sb3_model(model))
+        print(
+            f"greedy on the shipped positions: perfect {100 * rates['perfect']:.1f}%, good {100 * rates['good']:.1f}%; "
+            f"value sign right on {100 * rates['value_decided']:.1f}% of decided, {100 * rates['value_lost']:.1f}% "
+            "of lost positions"
+        )
+    save_model(model, args.output)
+    print(
+        f"wrote {args.output}: {_shape(config.policy)}, "
+        f"{size:,} parameters ({d.elapsed(start)}); start a run from it with --set train.init_from={args.output}"
+    )
+
+
+def _run(argv: Sequence[str] | None) -> None:
+    args = parse_args(argv)
+    with trusted_checkpoints(args.trust_checkpoint):
+        distil(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(lambda: _run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

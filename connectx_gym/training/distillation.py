@@ -1,0 +1,199 @@
+"""Distillation: a network of any shape fitted to the ``mcts`` teacher's targets over a trained checkpoint.
+
+``python -m connectx_gym.distil`` (and ``benchmarks/capacity_probe.py``) run these steps:
+
+1. :func:`sample_positions`: distinct unfinished positions from games of the teacher checkpoint's
+   own sampled policy, each game opening with a few uniformly random moves;
+2. :func:`label_positions`: each labelled as the ``mcts`` kickstarting teacher labels it
+   (``teacher.search_targets``): the visit distribution and the root value of a PUCT search over
+   the checkpoint, on several processes;
+3. :func:`fit_policy`: a fresh network of the config's ``policy`` section fitted to those targets
+   with Adam (cross-entropy to the distributions plus squared error to the values);
+4. the fitted network saved as a trainer checkpoint (with its metadata), to start a run from with
+   ``train.init_from``: a larger network grows from a smaller trained one in minutes, where
+   ``kickstart.teacher_network`` teaches it on PPO's rollouts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+
+from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.game.planes import encode_position, legal_mask
+
+#: positions per labelling task (a progress line after each)
+LABEL_CHUNK = 2000
+#: positions searched together in one batched search
+SEARCH_GROUP = 16
+
+
+def sample_positions(policy, count: int, seed: int, games: int = 256, max_random: int = 4) -> list[Position]:
+    """``count`` distinct unfinished positions from games of the policy's sampled moves (``games`` in
+    lockstep), each game opening with 0 to ``max_random`` uniformly random moves."""
+    rng = np.random.default_rng(seed)
+    shape = geometry(**policy.board)
+    seen: set[tuple[int, int]] = set()
+    out: list[Position] = []
+
+    def fresh() -> tuple[Position, int]:
+        return Position(shape), int(rng.integers(0, max_random + 1))
+
+    live = [fresh() for _ in range(games)]
+    while len(out) < count:
+        planes = np.stack([encode_position(p) for p, _ in live])
+        masks = np.stack([legal_mask(shape, p.mask) for p, _ in live])
+        logits = np.where(masks, policy.logits(planes), -np.inf)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        for i, (position, random_left) in enumerate(live):
+            key = (position.mask, position.stones[1])
+            if key not in seen and len(out) < count:
+                seen.add(key)
+                out.append(position.copy())
+            if random_left:
+                column = int(rng.choice(np.flatnonzero(masks[i])))
+            else:
+                column = int(rng.choice(len(probs[i]), p=probs[i]))
+            position.play(column)
+            live[i] = fresh() if position.done else (position, max(random_left - 1, 0))
+    return out
+
+
+def label_chunk(job: tuple[str, int, list[Position]]) -> list[tuple[np.ndarray, float]]:
+    """The teacher's targets of some positions: a search of ``simulations`` over the checkpoint, in batches."""
+    from connectx_gym.game.mcts_agent import MctsAgent
+    from connectx_gym.game.numpy_policy import load_checkpoint
+    from connectx_gym.game.teacher import search_targets
+    from connectx_gym.runtime.processes import single_threaded_blas
+
+    checkpoint, simulations, positions = job
+    with single_threaded_blas():
+        agent = MctsAgent(load_checkpoint(checkpoint), simulations=simulations, group=SEARCH_GROUP)
+        targets = []
+        for start in range(0, len(positions), SEARCH_GROUP):
+            batch = positions[start : start + SEARCH_GROUP]
+            targets.extend(search_targets(result) for result in agent.search(batch))
+    return targets
+
+
+def label_positions(
+    checkpoint: str,
+    positions: list[Position],
+    simulations: int,
+    processes: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's (distributions ``(N, columns)``, values ``(N,)``) of every position, searched on
+    ``processes`` processes in chunks of ``LABEL_CHUNK``; ``progress(done, total)`` after each chunk."""
+    chunks = [positions[i : i + LABEL_CHUNK] for i in range(0, len(positions), LABEL_CHUNK)]
+    jobs = [(checkpoint, simulations, chunk) for chunk in chunks]
+    targets: list[tuple[np.ndarray, float]] = []
+    if processes <= 1:
+        results: Any = map(label_chunk, jobs)
+        pool = None
+    else:
+        pool = get_context("forkserver").Pool(processes)
+        results = pool.imap(label_chunk, jobs)
+    try:
+        for part in results:
+            targets.extend(part)
+            if progress is not None:
+                progress(len(targets), len(positions))
+    finally:
+        if pool is not None:
+            pool.terminate()
+    return np.stack([p for p, _ in targets]), np.array([v for _, v in targets], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Encoded positions and their targets: planes ``(N, 4, rows, columns)``, legal masks, the teacher's
+    distributions and values."""
+
+    planes: np.ndarray
+    masks: np.ndarray
+    targets: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, positions: list[Position], targets: np.ndarray, values: np.ndarray) -> Dataset:
+        planes = np.stack([encode_position(p) for p in positions])
+        masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
+        return cls(planes, masks, targets, values)
+
+
+def fit_policy(
+    policy: Any,
+    data: Dataset,
+    epochs: int,
+    seed: int,
+    learning_rate: float = 1e-3,
+    batch: int = 256,
+    progress: Callable[[int, float], None] | None = None,
+) -> float:
+    """Fit an SB3 ``MaskableActorCriticPolicy`` to the data with Adam: cross-entropy of its masked move
+    distribution to the targets plus squared error of its value to the values. ``progress(epoch, loss)``
+    after each epoch; returns the last epoch's mean loss."""
+    import torch
+
+    from connectx_gym.training.policy import masked_forward
+
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+    x, m = torch.as_tensor(data.planes), torch.as_tensor(data.masks)
+    p, v = torch.as_tensor(data.targets), torch.as_tensor(data.values)
+    rng = np.random.default_rng(seed)
+    policy.set_training_mode(True)
+    mean_loss = 0.0
+    for epoch in range(1, epochs + 1):
+        total, order = 0.0, torch.as_tensor(rng.permutation(len(x)))
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            values, distribution = masked_forward(policy, x[idx], m[idx])
+            log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
+            loss = -(p[idx] * log_probs).sum(dim=1).mean() + torch.nn.functional.mse_loss(values.squeeze(1), v[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        mean_loss = total / len(x)
+        if progress is not None:
+            progress(epoch, mean_loss)
+    policy.set_training_mode(False)
+    return mean_loss
+
+
+def grade_policy(network: Any) -> dict[str, float]:
+    """A ``NumpyPolicy``'s greedy perfect- and good-move rates and its value's sign on the shipped
+    solver-labelled positions (6x7 boards with 4 in a row)."""
+    from connectx_gym.evaluation.accuracy import (
+        batch_policy_moves,
+        grade,
+        load_positions,
+        policy_values,
+        value_accuracy,
+    )
+
+    labels = load_positions()
+
+    def act(planes: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return np.where(masks, network.logits(planes), -np.inf).argmax(axis=1)
+
+    accuracy = grade(labels, batch_policy_moves(labels, act))
+    signs = value_accuracy(labels, policy_values(network, labels))
+    return {
+        "perfect": accuracy.overall.rate("perfect"),
+        "good": accuracy.overall.rate("good"),
+        "value_decided": signs.rate(signs.overall, "decided"),
+        "value_lost": signs.rate(signs.overall, "lost"),
+    }
+
+
+def elapsed(start: float) -> str:
+    return f"{time.perf_counter() - start:.0f} s"
