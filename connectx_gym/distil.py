@@ -120,7 +120,7 @@ def distil(args: argparse.Namespace) -> None:
     import torch
 
     from connectx_gym.config import load_config
-    from connectx_gym.evaluation.accuracy import LABEL_BOARD
+    from connectx_gym.evaluation.accuracy import LABEL_BOARD, greedy_rates
     from connectx_gym.game.numpy_policy import from_sb3_model, load_checkpoint
     from connectx_gym.runtime.checkpoints import save_model
     from connectx_gym.runtime.processes import usable_cpu_count
@@ -153,7 +153,7 @@ def distil(args: argparse.Namespace) -> None:
 
     d.fit_policy(model.policy, data, args.epochs, args.seed, args.learning_rate, progress=fitted)
     if env_board(config) == LABEL_BOARD:
-        rates = d.grade_policy(from_sb3_model(model))
+        rates = greedy_rates(from_sb3_model(model))
         print(
             f"greedy on the shipped positions: perfect {100 * rates['perfect']:.1f}%, good {100 * rates['good']:.1f}%; "
             f"value sign right on {100 * rates['value_decided']:.1f}% of decided, {100 * rates['value_lost']:.1f}% "

@@ -449,3 +449,21 @@ def value_table(result: ValueAccuracy) -> str:
         "all three classes",
     ]
     return format_table(headers, rows, right=[False] + [True] * 6)
+
+
+def greedy_rates(network: Any, labels: LabelledPositions | None = None) -> dict[str, float]:
+    """A network's (``NumpyPolicy``'s) greedy perfect- and good-move rates and its value's sign on the
+    labelled positions (default: the shipped ones; 6x7 boards with 4 in a row)."""
+    labels = load_positions() if labels is None else labels
+
+    def act(planes: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return np.where(masks, network.logits(planes), -np.inf).argmax(axis=1)
+
+    accuracy = grade(labels, batch_policy_moves(labels, act))
+    signs = value_accuracy(labels, policy_values(network, labels))
+    return {
+        "perfect": accuracy.overall.rate("perfect"),
+        "good": accuracy.overall.rate("good"),
+        "value_decided": signs.rate(signs.overall, "decided"),
+        "value_lost": signs.rate(signs.overall, "lost"),
+    }

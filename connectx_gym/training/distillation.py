@@ -98,7 +98,10 @@ def label_positions(
         results: Any = map(label_chunk, jobs)
         pool = None
     else:
-        pool = get_context("forkserver").Pool(processes)
+        from connectx_gym.runtime.processes import single_threaded_children
+
+        with single_threaded_children():  # the workers (and a forkserver this starts) run one BLAS thread
+            pool = get_context("forkserver").Pool(processes)
         results = pool.imap(label_chunk, jobs)
     try:
         for part in results:
@@ -167,32 +170,6 @@ def fit_policy(
             progress(epoch, mean_loss)
     policy.set_training_mode(False)
     return mean_loss
-
-
-def grade_policy(network: Any) -> dict[str, float]:
-    """A ``NumpyPolicy``'s greedy perfect- and good-move rates and its value's sign on the shipped
-    solver-labelled positions (6x7 boards with 4 in a row)."""
-    from connectx_gym.evaluation.accuracy import (
-        batch_policy_moves,
-        grade,
-        load_positions,
-        policy_values,
-        value_accuracy,
-    )
-
-    labels = load_positions()
-
-    def act(planes: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return np.where(masks, network.logits(planes), -np.inf).argmax(axis=1)
-
-    accuracy = grade(labels, batch_policy_moves(labels, act))
-    signs = value_accuracy(labels, policy_values(network, labels))
-    return {
-        "perfect": accuracy.overall.rate("perfect"),
-        "good": accuracy.overall.rate("good"),
-        "value_decided": signs.rate(signs.overall, "decided"),
-        "value_lost": signs.rate(signs.overall, "lost"),
-    }
 
 
 def elapsed(start: float) -> str:
