@@ -48,7 +48,7 @@ from connectx_gym.config import load_config  # noqa: E402
 from connectx_gym.envs.vec import make_vec_env  # noqa: E402
 from connectx_gym.game.planes import NUM_PLANES  # noqa: E402
 from connectx_gym.training.builders import env_kwargs, ppo_kwargs  # noqa: E402
-from connectx_gym.training.policy import policy_kwargs  # noqa: E402
+from connectx_gym.training.policy import config_policy_kwargs  # noqa: E402
 
 #: a null episode ends every this many steps, about the length of a real game against random
 NULL_EPISODE_LENGTH = 11
@@ -157,13 +157,10 @@ def short_rollouts(config, n_envs: int):
 
 def measure(name: str, venv: VecEnv, config, rollouts: int) -> float:
     """Steps/s of MaskablePPO with the config's PPO settings on ``venv`` after one warm-up rollout."""
-    policy = config.policy
     model = MaskablePPO(
         "MlpPolicy",
         VecMonitor(venv),
-        policy_kwargs=policy_kwargs(
-            policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation
-        ),
+        policy_kwargs=config_policy_kwargs(config.policy),
         seed=0,
         device="cpu",
         **ppo_kwargs(config),

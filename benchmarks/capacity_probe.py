@@ -24,10 +24,9 @@ import time
 
 import numpy as np
 
-from connectx_gym.evaluation.accuracy import grade, load_positions, policy_values, value_accuracy
+from connectx_gym.evaluation.accuracy import greedy_rates, load_positions, move_and_value_rates
 from connectx_gym.game.numpy_policy import load_checkpoint
-from connectx_gym.game.planes import encode_position, legal_mask
-from connectx_gym.training.distillation import label_chunk, label_positions, sample_positions
+from connectx_gym.training.distillation import Dataset, label_chunk, label_positions, sample_positions
 
 
 def build_net(shape, channels, heads: int):
@@ -80,17 +79,7 @@ def grade_net(net, labels) -> dict[str, float]:
         features = net["features"](torch.as_tensor(planes))
         logits = net["pi"](features).masked_fill(~torch.as_tensor(masks), -1e9).numpy()
         values = net["v"](features).squeeze(1).numpy()
-    return rates(labels, logits.argmax(axis=1).tolist(), values)
-
-
-def rates(labels, moves, values) -> dict[str, float]:
-    accuracy, signs = grade(labels, moves), value_accuracy(labels, values)
-    return {
-        "perfect": accuracy.overall.rate("perfect"),
-        "good": accuracy.overall.rate("good"),
-        "value_decided": signs.rate(signs.overall, "decided"),
-        "value_lost": signs.rate(signs.overall, "lost"),
-    }
+    return move_and_value_rates(labels, logits.argmax(axis=1).tolist(), values)
 
 
 def parse_network(text: str) -> tuple[tuple[int, ...], int]:
@@ -129,28 +118,24 @@ def main() -> None:
     rows, clock = [], time.perf_counter()
     positions = sample_positions(policy, args.positions, args.seed)
     targets, values = label_positions(args.checkpoint, positions, args.simulations)
-    planes = np.stack([encode_position(p) for p in positions])
-    masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
+    data = Dataset.of(positions, targets, values)
     print(
         f"{len(positions)} positions labelled by {args.simulations} simulations in {time.perf_counter() - clock:.0f} s"
     )
-    greedy = np.asarray(
-        [
-            int(np.argmax(np.where(m, lg, -np.inf)))
-            for lg, m in zip(policy.logits(labels.planes_and_masks()[0]), labels.planes_and_masks()[1])
-        ]
-    )
-    rows.append({"network": "the checkpoint itself", **rates(labels, greedy.tolist(), policy_values(policy, labels))})
+    rows.append({"network": "the checkpoint itself", **greedy_rates(policy, labels)})
     teacher = label_chunk((args.checkpoint, args.simulations, labels.positions()))
     moves = [int(np.argmax(p)) for p, _ in teacher]
     rows.append(
-        {"network": f"its {args.simulations}-simulation teacher", **rates(labels, moves, [v for _, v in teacher])}
+        {
+            "network": f"its {args.simulations}-simulation teacher",
+            **move_and_value_rates(labels, moves, [v for _, v in teacher]),
+        }
     )
     for size, heads in networks:
-        net = build_net(planes.shape[1:], size, heads)
+        net = build_net(data.planes.shape[1:], size, heads)
         params = sum(p.numel() for p in net.parameters())
         start = time.perf_counter()
-        loss = fit(net, planes, masks, targets, values, args.epochs, args.seed)
+        loss = fit(net, data.planes, data.masks, data.targets, data.values, args.epochs, args.seed)
         rows.append(
             {
                 "network": f"CNN {list(size)}, heads {heads}: {params / 1e3:.0f}k parameters",

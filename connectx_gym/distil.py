@@ -79,6 +79,10 @@ def _check_output(output: str, teacher: str) -> None:
         raise UserError(f"--output {output!r}: cannot write to the folder {folder!r}")
 
 
+def _elapsed(start: float) -> str:
+    return f"{time.perf_counter() - start:.0f} s"
+
+
 def _shape(policy) -> str:
     layers = f"CNN {list(policy.cnn_channels)}" if policy.features == "cnn" else "MLP"
     return f"{layers}, heads {list(policy.net_arch)}"
@@ -93,18 +97,16 @@ def build_student(config, seed: int):
 
     from connectx_gym.envs.vec import make_vec_env
     from connectx_gym.training.builders import env_board
-    from connectx_gym.training.policy import policy_kwargs
+    from connectx_gym.training.policy import config_policy_kwargs
 
-    board, policy = env_board(config), config.policy
+    board = env_board(config)
     venv = make_vec_env(
         dict(board, opponent="random"), parallel_episodes=1, num_processes=1, use_multiprocessing=False, seed=seed
     )
     model = MaskablePPO(
         "MlpPolicy",
         venv,
-        policy_kwargs=policy_kwargs(
-            policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation
-        ),
+        policy_kwargs=config_policy_kwargs(config.policy),
         n_steps=config.ppo.n_steps,
         batch_size=config.ppo.n_steps,
         seed=seed,
@@ -138,10 +140,10 @@ def distil(args: argparse.Namespace) -> None:
     torch.set_num_threads(processes)
     start = time.perf_counter()
     positions = d.sample_positions(teacher, args.positions, args.seed)
-    print(f"sampled {len(positions):,} positions from {args.teacher}'s games ({d.elapsed(start)})", flush=True)
+    print(f"sampled {len(positions):,} positions from {args.teacher}'s games ({_elapsed(start)})", flush=True)
 
     def labelled(done: int, total: int) -> None:
-        print(f"labelled {done:,}/{total:,} positions ({args.simulations} simulations; {d.elapsed(start)})", flush=True)
+        print(f"labelled {done:,}/{total:,} positions ({args.simulations} simulations; {_elapsed(start)})", flush=True)
 
     targets, values = d.label_positions(args.teacher, positions, args.simulations, processes, labelled)
     data = d.Dataset.of(positions, targets, values)
@@ -149,7 +151,7 @@ def distil(args: argparse.Namespace) -> None:
     size = sum(p.numel() for p in model.policy.parameters())
 
     def fitted(epoch: int, loss: float) -> None:
-        print(f"epoch {epoch}/{args.epochs}: loss {loss:.4f} ({d.elapsed(start)})", flush=True)
+        print(f"epoch {epoch}/{args.epochs}: loss {loss:.4f} ({_elapsed(start)})", flush=True)
 
     d.fit_policy(model.policy, data, args.epochs, args.seed, args.learning_rate, progress=fitted)
     if env_board(config) == LABEL_BOARD:
@@ -162,7 +164,7 @@ def distil(args: argparse.Namespace) -> None:
     save_model(model, args.output)
     print(
         f"wrote {args.output}: {_shape(config.policy)}, "
-        f"{size:,} parameters ({d.elapsed(start)}); start a run from it with --set train.init_from={args.output}"
+        f"{size:,} parameters ({_elapsed(start)}); start a run from it with --set train.init_from={args.output}"
     )
 
 

@@ -451,19 +451,24 @@ def value_table(result: ValueAccuracy) -> str:
     return format_table(headers, rows, right=[False] + [True] * 6)
 
 
-def greedy_rates(network: Any, labels: LabelledPositions | None = None) -> dict[str, float]:
-    """A network's (``NumpyPolicy``'s) greedy perfect- and good-move rates and its value's sign on the
-    labelled positions (default: the shipped ones; 6x7 boards with 4 in a row)."""
-    labels = load_positions() if labels is None else labels
-
-    def act(planes: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return np.where(masks, network.logits(planes), -np.inf).argmax(axis=1)
-
-    accuracy = grade(labels, batch_policy_moves(labels, act))
-    signs = value_accuracy(labels, policy_values(network, labels))
+def move_and_value_rates(labels: LabelledPositions, moves: Sequence[int | None], values: Any) -> dict[str, float]:
+    """The perfect- and good-move rates of one move per position and the sign accuracy of one value per
+    position, as one flat dict (``perfect``, ``good``, ``value_decided``, ``value_lost``)."""
+    accuracy, signs = grade(labels, moves), value_accuracy(labels, values)
     return {
         "perfect": accuracy.overall.rate("perfect"),
         "good": accuracy.overall.rate("good"),
         "value_decided": signs.rate(signs.overall, "decided"),
         "value_lost": signs.rate(signs.overall, "lost"),
     }
+
+
+def greedy_rates(network: Any, labels: LabelledPositions | None = None) -> dict[str, float]:
+    """``move_and_value_rates`` of a network's (``NumpyPolicy``'s) greedy moves and value on the labelled
+    positions (default: the shipped ones; 6x7 boards with 4 in a row)."""
+    labels = load_positions() if labels is None else labels
+
+    def act(planes: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return np.where(masks, network.logits(planes), -np.inf).argmax(axis=1)
+
+    return move_and_value_rates(labels, batch_policy_moves(labels, act), policy_values(network, labels))

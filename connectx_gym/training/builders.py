@@ -94,18 +94,15 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
     from sb3_contrib import MaskablePPO
 
     from connectx_gym.runtime.checkpoints import load_model
-    from connectx_gym.training.policy import policy_kwargs
+    from connectx_gym.training.policy import config_policy_kwargs
 
     if resume:
         model = load_model(resume[1], env=venv, device=config.train.device)
     else:
-        policy = config.policy
         model = MaskablePPO(
             "MlpPolicy",
             venv,
-            policy_kwargs=policy_kwargs(
-                policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation
-            ),
+            policy_kwargs=config_policy_kwargs(config.policy),
             seed=config.train.seed,
             device=config.train.device,
             verbose=0,
@@ -127,14 +124,14 @@ def policy_shapes(config: Config) -> dict[str, list[int]]:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
     from connectx_gym.game.planes import NUM_PLANES
-    from connectx_gym.training.policy import policy_kwargs
+    from connectx_gym.training.policy import config_policy_kwargs
 
-    env, policy = config.env, config.policy
+    env = config.env
     built = MaskableActorCriticPolicy(
         spaces.Box(0.0, 1.0, (NUM_PLANES, env.rows, env.columns)),
         spaces.Discrete(env.columns),
         lambda _: 0.0,
-        **policy_kwargs(policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation),
+        **config_policy_kwargs(config.policy),
     )
     return {name: list(tensor.shape) for name, tensor in built.state_dict().items()}
 

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -170,7 +169,3 @@ def fit_policy(
             progress(epoch, mean_loss)
     policy.set_training_mode(False)
     return mean_loss
-
-
-def elapsed(start: float) -> str:
-    return f"{time.perf_counter() - start:.0f} s"

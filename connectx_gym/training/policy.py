@@ -85,3 +85,8 @@ def policy_kwargs(
     else:
         raise ValueError(f"policy features must be cnn or mlp, got {features!r}")
     return kwargs
+
+
+def config_policy_kwargs(policy: Any) -> dict[str, Any]:
+    """``policy_kwargs`` of a config's ``policy`` section."""
+    return policy_kwargs(policy.features, policy.cnn_channels, policy.kernel_size, policy.net_arch, policy.activation)
