@@ -132,6 +132,7 @@ def main() -> None:
         }
     )
     for size, heads in networks:
+        torch.manual_seed(args.seed)  # the initial weights too: the same seed gives the same table
         net = build_net(data.planes.shape[1:], size, heads)
         params = sum(p.numel() for p in net.parameters())
         start = time.perf_counter()
