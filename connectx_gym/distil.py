@@ -6,20 +6,27 @@ the config's ``policy`` section is fitted to them (:mod:`connectx_gym.training.d
 The result is a trainer checkpoint with its metadata, to continue with expert iteration from
 (``--set train.init_from=OUT.zip``): so a deeper or wider network than the checkpoint's starts
 where the checkpoint stands instead of from scratch. Everything is checked before the work
-starts; bad input is one ``error:`` line and exit 2, and nothing is written.
+starts; bad input is one ``error:`` line and exit 2, and nothing is written. Ctrl-C, SIGTERM or
+SIGHUP saves the work done so far beside the output (``OUT.zip.partial``: the positions, their
+labels, the fit after its last epoch) and exits with the shell's code for the signal; the same
+command with ``--resume`` continues it and ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from connectx_gym.cli import ArgumentParser, add_config_options, integer_option, run_command
 from connectx_gym.errors import UserError
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
+from connectx_gym.runtime.stopping import announce, as_stopped, guard_output, stop_signals
 from connectx_gym.training.setup import DEFAULT_CONFIG
 
 #: (option, default, minimum, help) of the integer options
@@ -50,6 +57,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", default="0.001", metavar="X", help="Adam's learning rate (default: 0.001)")
     parser.add_argument(
         "--num-processes", default=None, metavar="N", help="processes labelling positions (default: usable cores)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the work a stopped run of the same command saved beside its output (OUT.zip.partial)",
     )
     add_trust_option(parser)
     args = parser.parse_args(argv)
@@ -117,8 +129,72 @@ def build_student(config, seed: int):
     return model
 
 
-def distil(args: argparse.Namespace) -> None:
-    """The command: check the config and teacher, then sample, label, fit, grade and save."""
+def _open_work(args: argparse.Namespace, settings: dict, saved_at):
+    """The work to continue (``--resume``) or a fresh one; saved work is never overwritten."""
+    from connectx_gym.training.distil_work import DistilWork
+
+    if args.resume:
+        work = DistilWork.load(saved_at, settings)
+        print(f"resuming from {saved_at}: {work.progress(args.epochs)}", flush=True)
+        return work
+    if saved_at.exists():
+        raise UserError(
+            f"'{saved_at}' holds the work of a stopped distil to {args.output!r}: continue it with --resume, "
+            "or delete it to start again"
+        )
+    return DistilWork(settings)
+
+
+def _sample_and_label(args: argparse.Namespace, teacher, work, saved_at, processes: int, start: float) -> list:
+    """Sample the positions (unless the work has them) and label those not yet labelled, saving as it goes."""
+    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.training import distillation as d
+    from connectx_gym.training.distil_work import SAVE_EVERY
+
+    if work.boards is None:
+        sampled = d.sample_positions(teacher, args.positions, args.seed)
+        work.boards = np.array([p.to_kaggle() for p in sampled], dtype=np.int8)
+        work.save(saved_at)
+        print(f"sampled {len(sampled):,} positions from {args.teacher}'s games ({_elapsed(start)})", flush=True)
+    positions = work.positions(geometry(**teacher.board))
+    saved = time.perf_counter()
+    for part in d.label_chunks(args.teacher, positions[work.labelled :], args.simulations, processes):
+        work.labels.extend(part)  # one call: a signal cannot split a chunk's labels
+        if time.perf_counter() - saved >= SAVE_EVERY:
+            work.save(saved_at)
+            saved = time.perf_counter()
+        print(
+            f"labelled {work.labelled:,}/{len(positions):,} positions ({args.simulations} simulations; "
+            f"{_elapsed(start)})",
+            flush=True,
+        )
+    return positions
+
+
+def _fit(args: argparse.Namespace, config, positions: list, work, saved_at, start: float):
+    """The student, fitted for the epochs the work has not done yet; the work is saved after each."""
+    from connectx_gym.training import distillation as d
+
+    model = build_student(config, args.seed)
+    fit = d.PolicyFit(
+        model.policy, d.Dataset.of(positions, *d.stack_targets(work.labels)), args.seed, args.learning_rate
+    )
+    if work.fit is not None:
+        fit.restore(work.fit)
+    while fit.epoch < args.epochs:
+        loss = fit.run_epoch()
+        work.fit = fit.state()
+        work.save(saved_at)
+        print(f"epoch {fit.epoch}/{args.epochs}: loss {loss:.4f} ({_elapsed(start)})", flush=True)
+    return model
+
+
+def distil(args: argparse.Namespace) -> int:
+    """The command: check the config, teacher and saved work, then sample, label, fit, grade and save.
+
+    A stop signal saves the work done so far (:mod:`connectx_gym.training.distil_work`) and returns
+    the shell's exit code for it; ``--resume`` continues from that work.
+    """
     import torch
 
     from connectx_gym.config import load_config
@@ -126,35 +202,46 @@ def distil(args: argparse.Namespace) -> None:
     from connectx_gym.game.numpy_policy import from_sb3_model, load_checkpoint
     from connectx_gym.runtime.checkpoints import save_model
     from connectx_gym.runtime.processes import usable_cpu_count
-    from connectx_gym.training import distillation as d
     from connectx_gym.training.builders import env_board
+    from connectx_gym.training.distil_work import file_digest, work_path
     from connectx_gym.training.setup import config_path_or_default
 
     config = load_config(config_path_or_default(args.config), args.overrides).resolved()
     teacher = load_checkpoint(args.teacher)
-    if teacher.board != env_board(config):
-        raise UserError(
-            f"teacher {args.teacher!r} plays on the board {teacher.board}, the config's is {env_board(config)}"
-        )
+    board = env_board(config)
+    if teacher.board != board:
+        raise UserError(f"teacher {args.teacher!r} plays on the board {teacher.board}, the config's is {board}")
+    settings = {
+        "teacher_sha256": file_digest(args.teacher),
+        "board": board,
+        "policy": dataclasses.asdict(config.policy),
+        "positions": args.positions,
+        "simulations": args.simulations,
+        "seed": args.seed,
+        "learning_rate": args.learning_rate,
+    }
+    saved_at = work_path(args.output)
+    work = _open_work(args, settings, saved_at)
     processes = args.num_processes or usable_cpu_count()
     torch.set_num_threads(processes)
     start = time.perf_counter()
-    positions = d.sample_positions(teacher, args.positions, args.seed)
-    print(f"sampled {len(positions):,} positions from {args.teacher}'s games ({_elapsed(start)})", flush=True)
-
-    def labelled(done: int, total: int) -> None:
-        print(f"labelled {done:,}/{total:,} positions ({args.simulations} simulations; {_elapsed(start)})", flush=True)
-
-    targets, values = d.label_positions(args.teacher, positions, args.simulations, processes, labelled)
-    data = d.Dataset.of(positions, targets, values)
-    model = build_student(config, args.seed)
+    try:
+        with stop_signals():
+            positions = _sample_and_label(args, teacher, work, saved_at, processes, start)
+            model = _fit(args, config, positions, work, saved_at, start)
+    except KeyboardInterrupt as error:
+        stop = as_stopped(error)
+        if work.boards is None:
+            announce(f"\n{stop.reason} while sampling positions: nothing to save yet; run the command again")
+            return stop.exit_code
+        work.save(saved_at)
+        announce(
+            f"\n{stop.reason}: saved {saved_at} ({work.progress(args.epochs)}); continue with the same command and "
+            "--resume"
+        )
+        return stop.exit_code
     size = sum(p.numel() for p in model.policy.parameters())
-
-    def fitted(epoch: int, loss: float) -> None:
-        print(f"epoch {epoch}/{args.epochs}: loss {loss:.4f} ({_elapsed(start)})", flush=True)
-
-    d.fit_policy(model.policy, data, args.epochs, args.seed, args.learning_rate, progress=fitted)
-    if env_board(config) == LABEL_BOARD:
+    if board == LABEL_BOARD:
         rates = greedy_rates(from_sb3_model(model))
         print(
             f"greedy on the shipped positions: perfect {100 * rates['perfect']:.1f}%, good {100 * rates['good']:.1f}%; "
@@ -162,20 +249,23 @@ def distil(args: argparse.Namespace) -> None:
             "of lost positions"
         )
     save_model(model, args.output)
+    saved_at.unlink(missing_ok=True)
     print(
         f"wrote {args.output}: {_shape(config.policy)}, "
         f"{size:,} parameters ({_elapsed(start)}); start a run from it with --set train.init_from={args.output}"
     )
+    return 0
 
 
-def _run(argv: Sequence[str] | None) -> None:
+def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
     with trusted_checkpoints(args.trust_checkpoint):
-        distil(args)
+        return distil(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(lambda: _run(argv))
+    with guard_output():
+        return run_command(lambda: _run(argv))
 
 
 if __name__ == "__main__":

@@ -66,8 +66,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--host",
         default=None,
-        help="with --web: the address to serve on (default: 127.0.0.1, this machine only); any other host lets "
-        "everyone who can reach it play and drive the agent, with no authentication",
+        help="with --web: the address to serve on (default: 127.0.0.1, this machine only); any other host prints "
+        "a URL with a random token, which every API call must carry",
     )
     add_trust_option(parser)
     args = parser.parse_args(argv)

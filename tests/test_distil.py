@@ -113,3 +113,90 @@ def test_bad_paths_are_refused(teacher, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "must name a .zip file" in err and "the teacher checkpoint itself" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _weights(path):
+    return read_network(path)[1]
+
+
+def _same(one, two) -> bool:
+    return one.keys() == two.keys() and all(np.array_equal(one[name], two[name]) for name in one)
+
+
+def test_a_stop_while_labelling_saves_and_resume_ends_as_an_uninterrupted_run(teacher, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from connectx_gym.training.distil_work import work_path
+
+    monkeypatch.setattr(distillation, "LABEL_CHUNK", 40)  # before both runs: the batching of a chunk's searches
+    whole = tmp_path / "whole.zip"
+    assert main([teacher, "-o", str(whole), *SMALL, *SHAPE]) == 0
+    calls, hung_up = [], []
+    label_chunk = distillation.label_chunk
+
+    def hang_up_in_the_second_chunk(job):
+        calls.append(len(job[2]))
+        if len(calls) == 2 and not hung_up:
+            hung_up.append(True)
+            os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed
+        return label_chunk(job)
+
+    monkeypatch.setattr(distillation, "label_chunk", hang_up_in_the_second_chunk)
+    out = tmp_path / "student.zip"
+    capsys.readouterr()
+    assert main([teacher, "-o", str(out), *SMALL, *SHAPE]) == 129
+    err = capsys.readouterr().err
+    partial = work_path(out)
+    assert f"stopped by SIGHUP: saved {partial} (labelled 40/120 positions); continue with" in err
+    assert partial.is_file() and not out.exists()
+    # the work is not overwritten by a fresh start
+    assert main([teacher, "-o", str(out), *SMALL, *SHAPE]) == 2
+    assert "continue it with --resume" in capsys.readouterr().err
+    calls.clear()
+    assert main([teacher, "-o", str(out), *SMALL, *SHAPE, "--resume"]) == 0
+    assert calls == [40, 40]  # only the 80 positions not yet labelled were searched
+    assert "resuming from" in capsys.readouterr().out
+    assert _same(_weights(out), _weights(whole)) and not partial.exists()
+
+
+def test_a_stop_while_fitting_resumes_after_the_last_epoch(teacher, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from connectx_gym.training.distil_work import work_path
+
+    whole = tmp_path / "whole.zip"
+    assert main([teacher, "-o", str(whole), *SMALL, *SHAPE]) == 0
+    run_epoch = distillation.PolicyFit.run_epoch
+
+    def interrupt_the_second_epoch(fit):
+        if fit.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return run_epoch(fit)
+
+    monkeypatch.setattr(distillation.PolicyFit, "run_epoch", interrupt_the_second_epoch)
+    out = tmp_path / "student.zip"
+    assert main([teacher, "-o", str(out), *SMALL, *SHAPE]) == 130
+    assert "(labelled 120 positions, fitted 1/3 epochs)" in capsys.readouterr().err
+    monkeypatch.setattr(distillation.PolicyFit, "run_epoch", run_epoch)
+    assert main([teacher, "-o", str(out), *SMALL, *SHAPE, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch 1/3" not in printed and "epoch 3/3" in printed
+    assert _same(_weights(out), _weights(whole)) and not work_path(out).exists()
+
+
+def test_resume_with_other_settings_or_without_work_is_one_line(teacher, tmp_path, monkeypatch, capsys):
+    from connectx_gym.training.distil_work import DistilWork, work_path
+
+    out = tmp_path / "student.zip"
+    assert main([teacher, "-o", str(out), *SMALL, "--resume"]) == 2
+    assert "--resume: no saved work at" in capsys.readouterr().err
+    work_path(out).write_bytes(b"not a work file")
+    assert main([teacher, "-o", str(out), *SMALL, "--resume"]) == 2
+    assert "is not a distil work file" in capsys.readouterr().err
+    DistilWork({"seed": 5, "board": BOARD}).save(work_path(out))
+    assert main([teacher, "-o", str(out), *SMALL, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume:") and "seed 5 -> 0" in err and err.count("\n") == 1
+    assert not out.exists()

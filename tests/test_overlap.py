@@ -142,7 +142,7 @@ def test_a_callback_that_stops_training_stops_the_overlapped_loop(tmp_path):
 
 
 @pytest.mark.parametrize("overlap, then", [(True, False), (False, True)])
-def test_ctrl_c_in_either_mode_saves_exits_0_and_resumes_in_the_other(tmp_path, overlap, then):
+def test_ctrl_c_in_either_mode_saves_exits_130_and_resumes_in_the_other(tmp_path, overlap, then):
     process = subprocess.Popen(
         train_command(
             "train.run_name=interrupted",
@@ -167,7 +167,7 @@ def test_ctrl_c_in_either_mode_saves_exits_0_and_resumes_in_the_other(tmp_path, 
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()  # never leave a trainer behind, whatever failed
-    assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr
     assert "interrupted: saved" in stderr and "Traceback" not in stderr
     result = run_train(
         tmp_path,

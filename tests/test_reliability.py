@@ -180,7 +180,6 @@ def test_train_bad_input_one_line_no_files(tmp_path, monkeypatch, capsys, args, 
     main = train_module.main
     # a case that validated would train for minutes: fail at once instead
     monkeypatch.setattr(train_module, "run", lambda *a: pytest.fail(f"{args} passed validation"))
-    monkeypatch.setattr(train_module.signal, "signal", lambda *a: None)
     work, names = _prepare(tmp_path)
     monkeypatch.chdir(work)
     contents = CONFIG_FILES if "{cfg}" in args else [(None, needles)]

@@ -4,6 +4,7 @@ both training modes: test_overlap.py)."""
 from __future__ import annotations
 
 import csv
+import signal
 import subprocess
 import sys
 
@@ -126,7 +127,7 @@ def test_run_with_a_failed_worker_saves_and_raises(tmp_path, capsys):
     "outcome, code, err",
     [
         ("done", 0, ""),
-        ("interrupted", 0, ""),
+        ("interrupted", 130, ""),
         ("failed", 1, "\nerror: env worker 0 died\nsaved x.zip; continue with --resume r\n"),
         ("bad input", 2, "error: cannot write to run directory 'r'\n"),
     ],
@@ -142,10 +143,9 @@ def test_main_exit_codes(tmp_path, monkeypatch, capsys, outcome, code, err):
             raise TrainingFailed("env worker 0 died\nsaved x.zip; continue with --resume r")
         if outcome == "bad input":
             raise UserError("cannot write to run directory 'r'")
-        return TrainResult(run_dir, 64, None, None, interrupted=outcome == "interrupted")
+        return TrainResult(run_dir, 64, None, None, stopped_by=signal.SIGINT if outcome == "interrupted" else None)
 
     monkeypatch.setattr(train_module, "run", run)
-    monkeypatch.setattr(train_module.signal, "signal", lambda *a: None)
     monkeypatch.chdir(tmp_path)
     assert train_module.main(["--config", QUICK]) == code
     assert capsys.readouterr().err == err

@@ -33,22 +33,26 @@ def checkpoint(tmp_path_factory):
 class Server:
     """A session's server on a free loopback port, serving from a thread."""
 
-    def __init__(self, session: GameSession) -> None:
-        self.session = session
-        self.httpd = make_server(session, port=0)
+    def __init__(self, session: GameSession, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+        self.session, self.host = session, host
+        self.httpd = make_server(session, host, port=0, timeout=timeout)
         self.port = self.httpd.server_port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://127.0.0.1:{self.port}/" if self.host == "127.0.0.1" else self.httpd.url
 
     def request(self, method: str, path: str, body: bytes | str | None = None, headers=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        connection.request(method, path, body=body, headers=headers or {})
+        """One request as the page sends it (a POST as JSON), with ``headers`` added or replacing those."""
+        sent = {"Content-Type": "application/json"} if method == "POST" else {}
+        sent.update(headers or {})
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        connection.request(method, path, body=body, headers=sent)
         response = connection.getresponse()
-        document = json.loads(response.read() or b"{}")
+        raw = response.read()
+        document = json.loads(raw or b"{}") if response.getheader("Content-Type") == "application/json" else raw
         connection.close()
         return response.status, document
 
@@ -64,8 +68,8 @@ class Server:
 def served():
     servers = []
 
-    def start(agent, human_first=True, board=BOARD, label="agent"):
-        server = Server(GameSession(agent, label, board, seed=0, human_first=human_first))
+    def start(agent, human_first=True, board=BOARD, label="agent", host="127.0.0.1", timeout=10.0):
+        server = Server(GameSession(agent, label, board, seed=0, human_first=human_first), host, timeout)
         servers.append(server)
         return server
 
@@ -201,6 +205,151 @@ def test_a_taken_port_is_one_line(served):
         make_server(server.session, port=server.port)
 
 
+# ---------------------------------------------------------------------------------------------- who it answers
+MOVE = json.dumps({"column": 3, "ply": 0})
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.1:1", "localhost.evil.example", ""])
+def test_a_foreign_host_is_refused(served, host):
+    """DNS rebinding: a foreign page whose name now points at 127.0.0.1 sends its own name as Host."""
+    server = served(leftmost())
+    for method, path, body in (("GET", "/api/state", None), ("GET", "/", None), ("POST", "/api/move", MOVE)):
+        status, document = server.request(method, path, body, {"Host": host})
+        assert status == 403 and "does not answer for the host" in document["error"]
+    assert server.session.moves == []
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "[::1]", "LOCALHOST"])
+def test_every_loopback_name_with_the_port_is_served(served, name):
+    server = served(leftmost())
+    assert server.request("GET", "/api/state", headers={"Host": f"{name}:{server.port}"})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "headers, words",
+    [
+        ({"Content-Type": "text/plain", "Origin": "http://evil.example"}, "application/json, got 'text/plain'"),
+        ({"Content-Type": "text/plain"}, "application/json, got 'text/plain'"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "application/json"),
+        ({"Content-Type": ""}, "got 'no type'"),
+        ({"Origin": "http://evil.example"}, "requests from 'http://evil.example' are not this page's own"),
+        ({"Origin": "null"}, "are not this page's own"),
+        ({"Origin": "https://127.0.0.1"}, "are not this page's own"),
+    ],
+)
+def test_a_cross_site_state_change_is_refused_and_changes_nothing(served, headers, words):
+    """What a page on another site can send without a CORS preflight (a text/plain or form POST), and a
+    JSON POST naming a foreign Origin."""
+    server = served(leftmost())
+    for path in ("/api/move", "/api/new", "/api/undo"):
+        status, document = server.request("POST", path, MOVE, headers)
+        assert status == 403 and words in document["error"]
+    assert server.session.moves == [] and server.session.games == 1
+
+
+def test_the_pages_own_origin_and_a_charset_may_change_state(served):
+    server = served(leftmost())
+    own = {"Origin": f"http://127.0.0.1:{server.port}", "Content-Type": "application/json; charset=utf-8"}
+    status, state = server.request("POST", "/api/move", MOVE, own)
+    assert status == 200 and state["moves"][0] == 3
+
+
+def test_served_on_another_host_the_api_needs_the_token(served):
+    server = served(leftmost(), host="127.0.0.2")
+    token = server.httpd.access.token
+    assert server.url == f"http://127.0.0.2:{server.port}/?token={token}" and len(token) >= 32
+    assert server.request("GET", "/")[0] == 200  # the page itself is no secret
+    for method, path, body in (("GET", "/api/state", None), ("POST", "/api/move", MOVE)):
+        for headers in ({}, {"Authorization": "token wrong"}, {"Authorization": f"Bearer {token}"}):
+            status, document = server.request(method, path, body, headers)
+            assert status == 403 and "needs the token" in document["error"]
+        assert server.request(method, f"{path}?token=x{token}", body)[0] == 403
+    assert server.session.moves == []
+    assert server.request("GET", f"/api/state?token={token}")[0] == 200
+    status, state = server.request("POST", "/api/move", MOVE, {"Authorization": f"token {token}"})
+    assert status == 200 and state["moves"][0] == 3
+    # its own host and the loopback names, each with the port
+    assert server.request("GET", f"/api/state?token={token}", headers={"Host": f"localhost:{server.port}"})[0] == 200
+    assert server.request("GET", f"/api/state?token={token}", headers={"Host": "127.0.0.3"})[0] == 403
+
+
+@pytest.mark.parametrize("length", ["-1", "-99999", "ten", "1e3", "0x10"])
+def test_a_bad_content_length_is_a_400(served, length):
+    server = served(leftmost())
+    status, document = server.request("POST", "/api/move", MOVE, {"Content-Length": length})
+    assert status == 400 and "bad Content-Length" in document["error"]
+    assert server.request("GET", "/api/state")[1]["moves"] == []
+
+
+def _raw(server, request: bytes):
+    import socket
+
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    raw.sendall(request)
+    return raw
+
+
+def _post_head(server, length: int) -> bytes:
+    return (
+        f"POST /api/move HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_shorter_than_announced_is_a_400_or_dropped(served):
+    import socket
+
+    server = served(leftmost(), timeout=0.5)
+    # the client says it has finished sending: 400
+    with _raw(server, _post_head(server, 100) + b'{"column": 3') as raw:
+        raw.shutdown(socket.SHUT_WR)
+        answer = b"".join(iter(lambda: raw.recv(4096), b""))
+    assert answer.startswith(b"HTTP/1.0 400") and b"the body has 12 of 100 bytes" in answer
+    # the client keeps the connection open and sends no more: dropped after the timeout, no answer
+    with _raw(server, _post_head(server, 100) + b'{"column": 3') as raw:
+        started = time.monotonic()
+        assert raw.recv(4096) == b""
+        assert time.monotonic() - started < 20
+    assert server.request("GET", "/api/state")[1]["moves"] == []
+
+
+def test_a_silent_client_holds_up_no_one_and_is_dropped(served):
+    server = served(leftmost(), timeout=1.0)
+    silent = [_raw(server, b"") for _ in range(3)] + [_raw(server, b"GET /api/sta")]
+    try:
+        started = time.monotonic()
+        status, state = server.post("/api/move", {"column": 3, "ply": 0})
+        assert status == 200 and state["moves"][0] == 3
+        assert time.monotonic() - started < 0.9  # answered while the silent ones still hold their connections
+        for raw in silent:
+            assert raw.recv(4096) == b""  # closed by the server after its timeout
+    finally:
+        for raw in silent:
+            raw.close()
+
+
+def test_the_command_with_host_prints_a_token_url_and_the_api_wants_it(tmp_path):
+    child = subprocess.Popen(
+        [sys.executable, "-m", "connectx_gym.play", "random", "--web", "--host", "127.0.0.2", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = child.stdout.readline().rsplit(" at ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.2:") and "/?token=" in url
+        assert "has this URL (its token)" in child.stdout.readline()
+        port, token = int(url.split(":")[2].split("/")[0]), url.split("token=")[1]
+        connection = http.client.HTTPConnection("127.0.0.2", port, timeout=30)
+        connection.request("GET", "/api/state")
+        assert connection.getresponse().status == 403
+        connection.request("GET", f"/api/state?token={token}")
+        assert connection.getresponse().status == 200
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
 # ---------------------------------------------------------------------------------------------- the page
 needs_browser = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
 
@@ -310,4 +459,14 @@ def test_new_game_seat_and_undo_on_the_page(browser, served):
     browser.find_element("id", "undo").click()
     time.sleep(0.2)
     assert wait_until_idle(browser) == 1 and len(server.session.moves) == 1
+    assert browser.find_element("id", "error").text == ""
+
+
+@needs_browser
+def test_the_page_with_its_token_plays_on_another_host(browser, served):
+    server = served(leftmost(), host="127.0.0.2")
+    browser.get(server.url)
+    assert wait_until_idle(browser) == 0
+    browser.find_element("css selector", ".column[data-col='3']").click()
+    assert wait_until_idle(browser, 2) == 2 and server.session.moves[0] == 3
     assert browser.find_element("id", "error").text == ""

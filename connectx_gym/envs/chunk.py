@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 import connectx_gym.envs.connectx as _env  # noqa: F401
 from connectx_gym.envs import profiling
 from connectx_gym.runtime.processes import limit_threads
+from connectx_gym.runtime.stopping import ignore_stop_signals
 
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray]
 
@@ -191,8 +191,7 @@ def worker_main(remote, parent_remote, env_fns_bytes: bytes) -> None:
     error the worker exits, so the parent can report it instead of waiting forever.
     """
     parent_remote.close()
-    # Ctrl-C goes to the whole process group; the parent decides how to stop the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
     limit_threads()
     chunk: EnvChunk | None = None
     try:

@@ -21,6 +21,7 @@ import numpy as np
 
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
+from connectx_gym.runtime.stopping import ignore_stop_signals
 
 #: policy interface: (observations [n, planes, rows, columns], legal masks [n, columns]) -> columns [n]
 BatchPolicy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -324,10 +325,8 @@ def init_batch_worker(
 def init_batch_worker_process(
     agents: Sequence[Any], games: int, seed: int, board: Any, openings: Sequence[Sequence[int]] | None = None
 ) -> None:
-    """``init_batch_worker`` in a pool worker, which leaves Ctrl-C to the parent (no traceback spam)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """``init_batch_worker`` in a pool worker, which leaves Ctrl-C and a hang-up to the parent (no traceback spam)."""
+    ignore_stop_signals()
     init_batch_worker(agents, games, seed, board, openings)
 
 

@@ -16,7 +16,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -81,6 +82,27 @@ def label_chunk(job: tuple[str, int, list[Position]]) -> list[tuple[np.ndarray, 
     return targets
 
 
+def label_chunks(
+    checkpoint: str, positions: list[Position], simulations: int, processes: int = 2
+) -> Iterator[list[tuple[np.ndarray, float]]]:
+    """The teacher's targets of ``positions`` in chunks of ``LABEL_CHUNK``, in order, searched on
+    ``processes`` processes; closing the generator early (a stop) ends the workers."""
+    jobs = [(checkpoint, simulations, positions[i : i + LABEL_CHUNK]) for i in range(0, len(positions), LABEL_CHUNK)]
+    if processes <= 1:
+        yield from map(label_chunk, jobs)
+        return
+    from connectx_gym.runtime.processes import single_threaded_children
+    from connectx_gym.runtime.stopping import ignore_stop_signals
+
+    with single_threaded_children():  # the workers (and a forkserver this starts) run one BLAS thread
+        # the parent decides when labelling stops: a Ctrl-C or hang-up to the group leaves the workers alone
+        pool = get_context("forkserver").Pool(processes, initializer=ignore_stop_signals)
+    try:
+        yield from pool.imap(label_chunk, jobs)
+    finally:
+        pool.terminate()
+
+
 def label_positions(
     checkpoint: str,
     positions: list[Position],
@@ -88,28 +110,18 @@ def label_positions(
     processes: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher's (distributions ``(N, columns)``, values ``(N,)``) of every position, searched on
-    ``processes`` processes in chunks of ``LABEL_CHUNK``; ``progress(done, total)`` after each chunk."""
-    chunks = [positions[i : i + LABEL_CHUNK] for i in range(0, len(positions), LABEL_CHUNK)]
-    jobs = [(checkpoint, simulations, chunk) for chunk in chunks]
+    """The teacher's (distributions ``(N, columns)``, values ``(N,)``) of every position
+    (:func:`label_chunks`); ``progress(done, total)`` after each chunk."""
     targets: list[tuple[np.ndarray, float]] = []
-    if processes <= 1:
-        results: Any = map(label_chunk, jobs)
-        pool = None
-    else:
-        from connectx_gym.runtime.processes import single_threaded_children
+    for part in label_chunks(checkpoint, positions, simulations, processes):
+        targets.extend(part)
+        if progress is not None:
+            progress(len(targets), len(positions))
+    return stack_targets(targets)
 
-        with single_threaded_children():  # the workers (and a forkserver this starts) run one BLAS thread
-            pool = get_context("forkserver").Pool(processes)
-        results = pool.imap(label_chunk, jobs)
-    try:
-        for part in results:
-            targets.extend(part)
-            if progress is not None:
-                progress(len(targets), len(positions))
-    finally:
-        if pool is not None:
-            pool.terminate()
+
+def stack_targets(targets: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(distribution, value)`` pairs as the arrays ``(N, columns)`` and ``(N,)``."""
     return np.stack([p for p, _ in targets]), np.array([v for _, v in targets], dtype=np.float32)
 
 
@@ -130,6 +142,63 @@ class Dataset:
         return cls(planes, masks, targets, values)
 
 
+class PolicyFit:
+    """Fitting an SB3 ``MaskableActorCriticPolicy`` to a :class:`Dataset` with Adam, one epoch at a time:
+    cross-entropy of its masked move distribution to the targets plus squared error of its value to
+    the values. :meth:`state` and :meth:`restore` carry the weights, Adam's moments, the shuffling
+    generator and the epoch, so a fit resumed after any epoch ends exactly as an uninterrupted one."""
+
+    def __init__(self, policy: Any, data: Dataset, seed: int, learning_rate: float = 1e-3, batch: int = 256) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        self.policy, self.batch, self.epoch = policy, batch, 0
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+        self.rng = np.random.default_rng(seed)
+        self.x, self.m = torch.as_tensor(data.planes), torch.as_tensor(data.masks)
+        self.p, self.v = torch.as_tensor(data.targets), torch.as_tensor(data.values)
+
+    def run_epoch(self) -> float:
+        """One pass over the data in a fresh random order; returns its mean loss."""
+        import torch
+
+        from connectx_gym.training.policy import masked_forward
+
+        x, m, p, v = self.x, self.m, self.p, self.v
+        self.policy.set_training_mode(True)
+        total, order = 0.0, torch.as_tensor(self.rng.permutation(len(x)))
+        for start in range(0, len(x), self.batch):
+            idx = order[start : start + self.batch]
+            values, distribution = masked_forward(self.policy, x[idx], m[idx])
+            log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
+            loss = -(p[idx] * log_probs).sum(dim=1).mean() + torch.nn.functional.mse_loss(values.squeeze(1), v[idx])
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(idx)
+        self.policy.set_training_mode(False)
+        self.epoch += 1
+        return total / len(x)
+
+    def state(self) -> dict[str, Any]:
+        """A copy of everything the next epochs depend on (plain tensors, numbers and dicts)."""
+        return copy.deepcopy(
+            {
+                "epoch": self.epoch,
+                "policy": self.policy.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state,
+            }
+        )
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state`."""
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.epoch = int(state["epoch"])
+
+
 def fit_policy(
     policy: Any,
     data: Dataset,
@@ -139,33 +208,12 @@ def fit_policy(
     batch: int = 256,
     progress: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Fit an SB3 ``MaskableActorCriticPolicy`` to the data with Adam: cross-entropy of its masked move
-    distribution to the targets plus squared error of its value to the values. ``progress(epoch, loss)``
-    after each epoch; returns the last epoch's mean loss."""
-    import torch
-
-    from connectx_gym.training.policy import masked_forward
-
-    torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
-    x, m = torch.as_tensor(data.planes), torch.as_tensor(data.masks)
-    p, v = torch.as_tensor(data.targets), torch.as_tensor(data.values)
-    rng = np.random.default_rng(seed)
-    policy.set_training_mode(True)
+    """Fit ``policy`` to the data for ``epochs`` (:class:`PolicyFit`); ``progress(epoch, loss)`` after
+    each epoch; returns the last epoch's mean loss."""
+    fit = PolicyFit(policy, data, seed, learning_rate, batch)
     mean_loss = 0.0
-    for epoch in range(1, epochs + 1):
-        total, order = 0.0, torch.as_tensor(rng.permutation(len(x)))
-        for start in range(0, len(x), batch):
-            idx = order[start : start + batch]
-            values, distribution = masked_forward(policy, x[idx], m[idx])
-            log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
-            loss = -(p[idx] * log_probs).sum(dim=1).mean() + torch.nn.functional.mse_loss(values.squeeze(1), v[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        mean_loss = total / len(x)
+    while fit.epoch < epochs:
+        mean_loss = fit.run_epoch()
         if progress is not None:
-            progress(epoch, mean_loss)
-    policy.set_training_mode(False)
+            progress(fit.epoch, mean_loss)
     return mean_loss

@@ -2,8 +2,9 @@
 
 ``run`` writes the config into the run directory, builds the vec env and the model (new, or the
 checkpoint being resumed), trains with the callbacks of ``make_callbacks`` and saves a last
-checkpoint and the final model. Ctrl-C (and SIGTERM, which the train command turns into Ctrl-C)
-saves a checkpoint and returns normally; a failed env worker saves one and raises
+checkpoint and the final model. Ctrl-C (and SIGTERM and SIGHUP, which the train command turns into
+:class:`~connectx_gym.runtime.stopping.Stopped`) saves a checkpoint and returns a result that names
+the signal; a failed env worker saves one and raises
 ``TrainingFailed``. Both the train command and the tuner's trials call it.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from connectx_gym.config import Config, save_config
 from connectx_gym.errors import TrainingFailed, WorkerError
 from connectx_gym.runtime.checkpoints import save_model
+from connectx_gym.runtime.stopping import Stopped, announce, as_stopped
 from connectx_gym.training.builders import build_model, build_vec_env, make_logger
 from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
 from connectx_gym.training.learner import Learner
@@ -34,14 +36,24 @@ class TrainResult:
     :param steps: the model's step count at the end (the start step if no model was built)
     :param checkpoint: the last checkpoint saved (None if none was)
     :param final_model: ``final_model.zip`` (None when interrupted)
-    :param interrupted: whether Ctrl-C or SIGTERM stopped it
+    :param stopped_by: the signal that stopped it (SIGINT for Ctrl-C), None when it ran to the end
     """
 
     run_dir: Path
     steps: int
     checkpoint: Path | None
     final_model: Path | None
-    interrupted: bool = False
+    stopped_by: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal stopped the run before its last step."""
+        return self.stopped_by is not None
+
+    @property
+    def exit_code(self) -> int:
+        """The train command's exit status: 0 when done, else the shell's code for the signal (130 for Ctrl-C)."""
+        return 0 if self.stopped_by is None else Stopped(self.stopped_by).exit_code
 
 
 def run(
@@ -94,13 +106,15 @@ def run(
             file=sys.stderr,
         )
         return TrainResult(run_dir, model.num_timesteps, checkpoint, final_model)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        stop = as_stopped(error)
         close_progress_bars(callbacks)
         if model is None:
-            return TrainResult(run_dir, start_step, None, None, interrupted=True)
+            announce(f"\n{stop.reason} before training started: nothing to save")
+            return TrainResult(run_dir, start_step, None, None, stopped_by=stop.signum)
         path = save_checkpoint(model, run_dir, state)
-        print(f"\ninterrupted: saved {path}; continue with --resume {run_dir}", file=sys.stderr)
-        return TrainResult(run_dir, model.num_timesteps, path, None, interrupted=True)
+        announce(f"\n{stop.reason}: saved {path}; continue with --resume {run_dir}")
+        return TrainResult(run_dir, model.num_timesteps, path, None, stopped_by=stop.signum)
     except WorkerError as error:
         close_progress_bars(callbacks)
         raise _failed(error, model, run_dir, state) from error

@@ -14,17 +14,31 @@ One game lives in a :class:`GameSession`; a standard-library HTTP server serves 
 Bad requests (an illegal column, a move out of turn, a malformed body) are answered with HTTP 400
 or 409 and ``{"error": ...}``, which the page shows; nothing a request sends stops the server. It
 binds to 127.0.0.1 unless told another host.
+
+The page answers only itself (:class:`Access`), as Jupyter's local server does: a request whose
+``Host`` is not an address the server serves on is refused with 403 (DNS rebinding); a state
+change must be ``Content-Type: application/json`` and, when the browser names an ``Origin``, come
+from the page's own origin (so another site open in the same browser cannot post a move); and
+served on another host than the loopback address, every API call must carry the random token of
+the URL the console printed (``?token=...`` or ``Authorization: token ...``). A negative or
+malformed ``Content-Length`` is a 400, a body shorter than announced or a client that sends nothing
+is dropped after ``REQUEST_TIMEOUT`` seconds; each connection has its own thread, so a slow client holds
+up no one else.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -36,6 +50,12 @@ SEATS = ("first", "second")
 #: the largest request body read (a move is a few bytes)
 MAX_BODY = 4096
 LOOPBACK = "127.0.0.1"
+#: the names of this machine's loopback address that a browser on it may put in ``Host``
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+#: addresses that mean every interface: the browser's ``Host`` can then be any of this machine's names
+WILDCARDS = ("0.0.0.0", "::", "")
+#: seconds a connection may take to send its request (a silent or slow client is then dropped)
+REQUEST_TIMEOUT = 10.0
 
 
 class RequestError(Exception):
@@ -190,15 +210,101 @@ class GameSession:
         }
 
 
+@dataclass(frozen=True)
+class Access:
+    """Who the server answers.
+
+    :param hosts: the ``Host`` header values it serves (``name:port``); empty: any (a wildcard address,
+        where the token guards the API instead)
+    :param token: the token every API call must carry; None on the loopback address
+    """
+
+    hosts: frozenset[str]
+    token: str | None
+
+    @classmethod
+    def serving(cls, host: str, port: int) -> Access:
+        """The access of a server on ``host:port``: loopback names only and no token on 127.0.0.1; on
+        another host, that host too and a fresh random token."""
+        if host in WILDCARDS:
+            return cls(frozenset(), secrets.token_urlsafe(24))
+        shown = (f"[{host}]" if ":" in host and not host.startswith("[") else host).lower()
+        names = {*LOOPBACK_NAMES, shown}
+        hosts = {f"{name}:{port}" for name in names} | ({*names} if port == 80 else set())
+        return cls(frozenset(hosts), None if host == LOOPBACK else secrets.token_urlsafe(24))
+
+    def refusal(self, method: str, path: str, headers: Any) -> str | None:
+        """Why a request is refused with 403, or None when it may go on.
+
+        :param headers: the request's headers (``get(name)``)
+        """
+        host = (headers.get("Host") or "").strip().lower()
+        if self.hosts and host not in self.hosts:
+            return f"this server does not answer for the host {host!r}"
+        api = path.startswith("/api/")
+        if api and self.token is not None and not self._has_token(path, headers):
+            return "this page needs the token of the URL that play --web printed (?token=...)"
+        if method != "GET":
+            content_type = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if content_type != "application/json":
+                return f"a state change must be sent as application/json, got {content_type or 'no type'!r}"
+            origin = headers.get("Origin")
+            if origin is not None and origin.strip().lower() != f"http://{host}":
+                return f"requests from {origin!r} are not this page's own"
+        return None
+
+    def _has_token(self, path: str, headers: Any) -> bool:
+        assert self.token is not None
+        given = parse_qs(urlsplit(path).query).get("token", [""])[0]
+        authorization = (headers.get("Authorization") or "").strip()
+        if authorization.lower().startswith("token "):
+            given = authorization[6:].strip()
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+
 def page() -> bytes:
     return resources.files("connectx_gym.web").joinpath("page.html").read_bytes()
 
 
-def make_handler(session: GameSession) -> type[BaseHTTPRequestHandler]:
-    """The request handler class bound to ``session``."""
+def read_json_body(headers: Any, rfile: Any) -> dict[str, Any]:
+    """A request's JSON object body, read by its ``Content-Length`` (none: ``{}``).
+
+    :raises RequestError: a negative, non-numeric or too large length, a body shorter than announced
+        (the client closed its side), or a body that is not a JSON object
+    :raises TimeoutError: the body did not come within the connection's timeout
+    """
+    announced = headers.get("Content-Length") or "0"
+    try:
+        length = int(announced)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise RequestError(f"malformed request: bad Content-Length {announced!r}")
+    if length > MAX_BODY:
+        raise RequestError(f"request body too large ({length} bytes; at most {MAX_BODY})")
+    raw = rfile.read(length) if length else b"{}"
+    if len(raw) < length:
+        raise RequestError(f"malformed request: the body has {len(raw)} of {length} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise RequestError("malformed request: the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise RequestError("malformed request: the body must be a JSON object")
+    return body
+
+
+def make_handler(
+    session: GameSession, access: Access, request_timeout: float = REQUEST_TIMEOUT
+) -> type[BaseHTTPRequestHandler]:
+    """The request handler class bound to ``session``, answering what ``access`` allows.
+
+    :param request_timeout: seconds a connection may take to send its request line, headers or body
+    """
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "connectx_gym"
+        timeout = request_timeout  # the socket's: a silent or slow client is dropped, not waited for
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
             pass  # quiet: the terminal shows what matters
@@ -214,7 +320,17 @@ def make_handler(session: GameSession) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: HTTPStatus, document: dict[str, Any]) -> None:
             self._send(status, json.dumps(document).encode(), "application/json")
 
+        def _refused(self) -> bool:
+            """Answer 403 (and say so) if ``access`` refuses this request."""
+            reason = access.refusal(self.command, self.path, self.headers)
+            if reason is not None:
+                self.close_connection = True
+                self._json(HTTPStatus.FORBIDDEN, {"error": reason})
+            return reason is not None
+
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            if self._refused():
+                return
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, page(), "text/html; charset=utf-8")
@@ -225,9 +341,11 @@ def make_handler(session: GameSession) -> type[BaseHTTPRequestHandler]:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            if self._refused():
+                return
             path = self.path.split("?", 1)[0]
             try:
-                body = self._body()
+                body = read_json_body(self.headers, self.rfile)
                 with session.lock:
                     if path == "/api/new":
                         seat = body.get("seat", "first")
@@ -244,52 +362,61 @@ def make_handler(session: GameSession) -> type[BaseHTTPRequestHandler]:
                         raise RequestError(f"no such action: {path}", HTTPStatus.NOT_FOUND)
                     state = session.state()
             except RequestError as error:
+                self.close_connection = True  # after a framing error the rest of the stream means nothing
                 self._json(error.status, {"error": str(error)})
+                return
+            except TimeoutError:
+                self.close_connection = True  # the body never came: drop the connection
                 return
             except Exception as error:  # never let one request stop the server
                 self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}"})
                 return
             self._json(HTTPStatus.OK, state)
 
-        def _body(self) -> dict[str, Any]:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                raise RequestError("malformed request: bad Content-Length") from None
-            if length > MAX_BODY:
-                raise RequestError(f"request body too large ({length} bytes; at most {MAX_BODY})")
-            raw = self.rfile.read(length) if length else b"{}"
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise RequestError("malformed request: the body must be a JSON object") from None
-            if not isinstance(body, dict):
-                raise RequestError("malformed request: the body must be a JSON object")
-            return body
-
     return Handler
 
 
-def make_server(session: GameSession, host: str = LOOPBACK, port: int = 8000) -> ThreadingHTTPServer:
+class GameServer(ThreadingHTTPServer):
+    """The HTTP server of one :class:`GameSession`; :attr:`access` says whom it answers."""
+
+    daemon_threads = True
+    access: Access
+
+    @property
+    def url(self) -> str:
+        """The page's address to open, with its token when it needs one."""
+        host = self.server_address[0]
+        shown = "localhost" if host in (LOOPBACK, *WILDCARDS) else host
+        token = "" if self.access.token is None else f"?token={self.access.token}"
+        return f"http://{shown}:{self.server_port}/{token}"
+
+
+def make_server(
+    session: GameSession, host: str = LOOPBACK, port: int = 8000, timeout: float = REQUEST_TIMEOUT
+) -> GameServer:
     """The HTTP server of ``session`` on ``host:port`` (port 0: any free port), not yet serving.
 
+    :param timeout: seconds a connection may take to send a request before it is dropped
     :raises UserError: if the address cannot be bound (in use, or not this machine's)
     """
     try:
-        server = ThreadingHTTPServer((host, port), make_handler(session))
+        server = GameServer((host, port), BaseHTTPRequestHandler, bind_and_activate=True)
     except OSError as error:
         raise UserError(f"cannot serve on {host}:{port} ({error.strerror or error}); pick another --port") from None
-    server.daemon_threads = True
+    server.access = Access.serving(host, server.server_port)
+    server.RequestHandlerClass = make_handler(session, server.access, timeout)
     return server
 
 
 def serve(session: GameSession, host: str = LOOPBACK, port: int = 8000, say=print) -> None:
     """Serve ``session`` until Ctrl-C (then it says ``stopped`` and returns)."""
     server = make_server(session, host, port)
-    shown_host = "localhost" if host == LOOPBACK else host
-    say(f"playing {session.label} on a {board_text(session.board)} board at http://{shown_host}:{server.server_port}/")
+    say(f"playing {session.label} on a {board_text(session.board)} board at {server.url}")
     if host != LOOPBACK:
-        say(f"warning: serving on {host}: anyone who can reach it can play and drive the agent (no authentication)")
+        say(
+            f"warning: serving on {host}: anyone who can reach it and has this URL (its token) can play and drive "
+            "the agent"
+        )
     say("Ctrl-C stops the server")
     try:
         server.serve_forever()
