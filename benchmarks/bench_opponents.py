@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from connectx_gym.agents.checkpoint import CheckpointOpponent
+from connectx_gym.agents.selfplay import pool
 from connectx_gym.envs.chunk import EnvChunk
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.checkpoint_opponent import CheckpointOpponent
-from connectx_gym.game.selfplay import pool
-from connectx_gym.game.solver import clear_caches
+from connectx_gym.search.alphabeta import clear_caches
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "models" / "pretrained" / "model.zip"
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from connectx_gym.evaluation.accuracy import load_positions
-from connectx_gym.game.solver import alphabeta_move
+from connectx_gym.search.alphabeta import alphabeta_move
 
 
 def timed_moves(positions, depth: int, pure_python: bool) -> tuple[float, list[int]]:

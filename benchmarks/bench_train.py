@@ -46,7 +46,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor  
 
 from connectx_gym.config import load_config  # noqa: E402
 from connectx_gym.envs.vec import make_vec_env  # noqa: E402
-from connectx_gym.game.planes import NUM_PLANES  # noqa: E402
+from connectx_gym.rules.planes import NUM_PLANES  # noqa: E402
 from connectx_gym.training.builders import env_kwargs, ppo_kwargs  # noqa: E402
 from connectx_gym.training.policy import config_policy_kwargs  # noqa: E402
 

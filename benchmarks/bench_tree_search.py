@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from connectx_gym.agents.mcts import BATCH, C_PUCT, FPU_REDUCTION, LOCKSTEP_BATCH
 from connectx_gym.evaluation.accuracy import load_positions
-from connectx_gym.game.mcts_agent import BATCH, C_PUCT, FPU_REDUCTION, LOCKSTEP_BATCH
-from connectx_gym.game.numpy_policy import load_checkpoint
-from connectx_gym.game.tree_search import TreeSearch
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime.processes import single_threaded_blas
+from connectx_gym.search.puct import TreeSearch
 
 #: the shipped model (the benchmarks run from a checkout)
 PRETRAINED_MODEL = Path(__file__).resolve().parent.parent / "models" / "pretrained" / "model.zip"

@@ -21,8 +21,8 @@ import time
 
 from selenium.webdriver.support.ui import WebDriverWait
 
+from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.evaluation.plan import build_agent
-from connectx_gym.game.mcts_agent import MctsAgent
 from connectx_gym.web.browser import headless_chromium
 from connectx_gym.web.server import GameSession, make_server
 

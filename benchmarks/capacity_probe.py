@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from connectx_gym.evaluation.accuracy import greedy_rates, load_positions, move_and_value_rates
-from connectx_gym.game.numpy_policy import load_checkpoint
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.training.distillation import Dataset, label_chunk, label_positions, sample_positions
 
 

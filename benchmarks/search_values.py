@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
+from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.evaluation.accuracy import LabelledPositions, load_positions, policy_values, value_accuracy
-from connectx_gym.game.mcts_agent import MctsAgent
-from connectx_gym.game.numpy_policy import load_checkpoint
-from connectx_gym.game.teacher import search_targets
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime.processes import single_threaded_blas
+from connectx_gym.search.targets import search_targets
 
 
 def root_values(policy, labels: LabelledPositions, simulations: int, group: int = 16) -> np.ndarray:

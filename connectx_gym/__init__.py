@@ -9,7 +9,7 @@ from __future__ import annotations
 import gymnasium
 
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.bitboard import Geometry, Position, geometry
+from connectx_gym.rules.bitboard import Geometry, Position, geometry
 
 __version__ = "0.1.0"
 ENV_ID = "ConnectX-v0"

@@ -147,7 +147,7 @@ def _open_work(args: argparse.Namespace, settings: dict, saved_at):
 
 def _sample_and_label(args: argparse.Namespace, teacher, work, saved_at, processes: int, start: float) -> list:
     """Sample the positions (unless the work has them) and label those not yet labelled, saving as it goes."""
-    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.rules.bitboard import geometry
     from connectx_gym.training import distillation as d
     from connectx_gym.training.distil_work import SAVE_EVERY
 
@@ -199,7 +199,7 @@ def distil(args: argparse.Namespace) -> int:
 
     from connectx_gym.config import load_config
     from connectx_gym.evaluation.accuracy import LABEL_BOARD, greedy_rates
-    from connectx_gym.game.numpy_policy import from_sb3_model, load_checkpoint
+    from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
     from connectx_gym.runtime.checkpoints import save_model
     from connectx_gym.runtime.processes import usable_cpu_count
     from connectx_gym.training.builders import env_board

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectx_gym.agents.checkpoint import board_text
+from connectx_gym.agents.kaggle import require_kaggle
+from connectx_gym.agents.specs import BARE_PATH_NOTE
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.evaluation.ladder import ladder_plan, report_ladder
@@ -51,9 +54,6 @@ from connectx_gym.evaluation.report import (
     write_text,
 )
 from connectx_gym.evaluation.results import PairingResult, pairing_results, score_matrices
-from connectx_gym.game.checkpoint_opponent import board_text
-from connectx_gym.game.kaggle_agent import require_kaggle
-from connectx_gym.game.specs import BARE_PATH_NOTE
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 from connectx_gym.runtime.processes import usable_cpu_count
 from connectx_gym.runtime.ray_cluster import cluster_cpus, import_ray

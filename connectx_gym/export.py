@@ -18,11 +18,11 @@ import sys
 import time
 from collections.abc import Sequence
 
+from connectx_gym.agents.checkpoint import board_text
+from connectx_gym.agents.kaggle import require_kaggle
 from connectx_gym.cli import ArgumentParser, integer_option, run_command
 from connectx_gym.data.book import BOOK_PLIES
 from connectx_gym.errors import UserError
-from connectx_gym.game.checkpoint_opponent import board_text
-from connectx_gym.game.kaggle_agent import require_kaggle
 from connectx_gym.runtime.checkpoints import (
     METADATA_MEMBER,
     TRUST_FLAG,

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.checkpoint import board_text, network_view
+from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.match import GameRecord
 from connectx_gym.evaluation.plan import build_agent, resolve_board
 from connectx_gym.evaluation.results import PairingResult
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, Position, geometry
-from connectx_gym.game.checkpoint_opponent import board_text, network_view
-from connectx_gym.game.mcts_agent import MctsAgent
+from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, Position, geometry
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 
 QUIT = ("q", "quit", "exit")
@@ -91,7 +91,7 @@ def _check_replay_path(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UserError(f"--replay {path!r}: cannot write to the folder {folder!r}")
-    from connectx_gym.game.kaggle_agent import require_kaggle
+    from connectx_gym.agents.kaggle import require_kaggle
 
     require_kaggle("--replay (Kaggle's HTML player)")
 

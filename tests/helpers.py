@@ -140,7 +140,7 @@ def assert_same(a, b):
 
 def random_positions(board: dict[str, int], count: int, seed: int) -> list:
     """``count`` positions of games in progress on ``board``, reached by seeded random legal moves."""
-    from connectx_gym.game.bitboard import Position, geometry
+    from connectx_gym.rules.bitboard import Position, geometry
 
     rng = np.random.default_rng(seed)
     found = []
@@ -157,9 +157,9 @@ def random_positions(board: dict[str, int], count: int, seed: int) -> list:
 
 def win_rate_against_random(checkpoint: Path, games: int = 200) -> float:
     """The greedy win rate of a checkpoint against ``random`` on 6x7 boards, over ``games`` seeded games."""
+    from connectx_gym.agents.specs import make_agent, make_opponent
     from connectx_gym.evaluation.match import match_result_from_games, play_opponent_games
-    from connectx_gym.game.bitboard import geometry
-    from connectx_gym.game.specs import make_agent, make_opponent
+    from connectx_gym.rules.bitboard import geometry
 
     played = play_opponent_games(
         make_agent(str(checkpoint)), make_opponent("random"), games, seed=0, board=geometry(6, 7, 4)

@@ -25,9 +25,9 @@ from connectx_gym.evaluation.accuracy import (
     load_positions,
     phase_of,
 )
-from connectx_gym.game import oracle
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.solver import WIN_SCORE, alphabeta_scores
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.search import solver as oracle
+from connectx_gym.search.alphabeta import WIN_SCORE, alphabeta_scores
 
 HAS_SOLVER = oracle.solver_available()
 needs_solver = pytest.mark.skipif(
@@ -231,7 +231,7 @@ def test_solver_is_perfect_and_weak_solver_keeps_the_result():
 
 @needs_solver
 def test_solver_opponent_draws_ties_from_the_games_rng_and_pickles():
-    from connectx_gym.game.specs import make_opponent
+    from connectx_gym.agents.specs import make_opponent
 
     solver = make_opponent("solver")
     assert solver.name == "solver" and make_opponent("solver:weak").name == "solver:weak"
@@ -247,7 +247,7 @@ def test_solver_opponent_draws_ties_from_the_games_rng_and_pickles():
 
 @needs_solver
 def test_solver_refuses_other_boards():
-    from connectx_gym.game.specs import make_opponent
+    from connectx_gym.agents.specs import make_opponent
 
     with pytest.raises(oracle.SolverBoardError, match="only 6x7 boards with 4 in a row, not 5x6 with 4 in a row"):
         make_opponent("solver").act(Position(geometry(5, 6, 4)), np.random.default_rng(0))
@@ -272,8 +272,8 @@ def test_missing_solver_extra_is_one_error_line_from_the_cli(tmp_path):
 
 
 def test_bad_solver_spec_argument():
+    from connectx_gym.agents.specs import parse_spec
     from connectx_gym.errors import SpecError
-    from connectx_gym.game.specs import parse_spec
 
     with pytest.raises(SpecError, match="solver takes no argument or 'weak', got 'strong'"):
         parse_spec("solver:strong")

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from helpers import random_positions, tiny_checkpoint
 
+from connectx_gym.agents import checkpoint as checkpoint_agents
+from connectx_gym.agents import specs
+from connectx_gym.agents.specs import OpponentSpec, make_agent, make_opponent, parse_spec, resolve_bare_path
 from connectx_gym.errors import SpecError, UserError
 from connectx_gym.evaluation.match import match_result_from_games, play_opponent_game, play_opponent_games
-from connectx_gym.game import checkpoint_opponent, specs
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.specs import OpponentSpec, make_agent, make_opponent, parse_spec, resolve_bare_path
+from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.runtime.checkpoints import CheckpointError
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}
@@ -87,7 +88,7 @@ def test_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
 # ---------------------------------------------------------------------------------------- checkpoint agent
 def test_checkpoint_agent_plays_legal_greedy_moves(checkpoint):
     agent = make_agent(checkpoint)
-    assert isinstance(agent, checkpoint_opponent.CheckpointOpponent)
+    assert isinstance(agent, checkpoint_agents.CheckpointOpponent)
     assert agent.board == BOARD and agent.name == f"checkpoint:{checkpoint}"
     assert make_opponent(f"checkpoint:{checkpoint}") == agent
     rng = np.random.default_rng(0)
@@ -100,7 +101,7 @@ def test_checkpoint_agent_plays_legal_greedy_moves(checkpoint):
 
 
 def test_checkpoint_agent_prefers_its_best_logit_among_legal_columns(checkpoint):
-    from connectx_gym.game.planes import encode_position
+    from connectx_gym.rules.planes import encode_position
 
     agent = make_agent(checkpoint)
     position = Position(geometry(**BOARD))
@@ -118,10 +119,10 @@ def test_checkpoint_agent_prefers_its_best_logit_among_legal_columns(checkpoint)
 def test_checkpoint_agent_refuses_another_board_size(checkpoint):
     agent = make_agent(checkpoint)
     with pytest.raises(
-        checkpoint_opponent.BoardMismatchError, match=r"trained on a 5x6 with 4 in a row board.*6x7 with 4 in a row"
+        checkpoint_agents.BoardMismatchError, match=r"trained on a 5x6 with 4 in a row board.*6x7 with 4 in a row"
     ):
         agent.act(Position(geometry(6, 7, 4)), np.random.default_rng(0))
-    with pytest.raises(checkpoint_opponent.BoardMismatchError, match="5x6 with 3 in a row"):
+    with pytest.raises(checkpoint_agents.BoardMismatchError, match="5x6 with 3 in a row"):
         agent.act(Position(geometry(5, 6, 3)), np.random.default_rng(0))
     # in a game, refusing forfeits, like any opponent that raises
     record = play_opponent_game(
@@ -139,7 +140,7 @@ def test_checkpoint_agent_pickles_as_numpy_weights_without_torch(checkpoint, tmp
         assert clone.act(position, None) == agent.act(position, None)
     (tmp_path / "agent.pkl").write_bytes(payload)
     code = (
-        "import pickle, sys; from connectx_gym.game.bitboard import Position, geometry\n"
+        "import pickle, sys; from connectx_gym.rules.bitboard import Position, geometry\n"
         f"agent = pickle.load(open({str(tmp_path / 'agent.pkl')!r}, 'rb'))\n"
         "print(agent.act(Position(geometry(5, 6, 4)), None),\n"
         "      'torch' in sys.modules, 'stable_baselines3' in sys.modules)"

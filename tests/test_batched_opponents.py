@@ -10,11 +10,11 @@ import pytest
 from helpers import tiny_model
 from test_selfplay import tiny_policy
 
+from connectx_gym.agents.checkpoint import CheckpointOpponent
+from connectx_gym.agents.selfplay import pool, reset_pools
 from connectx_gym.envs.chunk import EnvChunk
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.checkpoint_opponent import CheckpointOpponent
-from connectx_gym.game.numpy_policy import from_sb3_model
-from connectx_gym.game.selfplay import pool, reset_pools
+from connectx_gym.inference.numpy_policy import from_sb3_model
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Unit and property tests for the rules core (``connectx_gym.game.bitboard``) and the planes.
+"""Unit and property tests for the rules core (``connectx_gym.rules.bitboard``) and the planes.
 
 A naive grid reference (``_grid_has_line``) and brute force over empty cells serve as oracles;
 the Kaggle differential lives in ``test_kaggle_differential.py``.
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectx_gym.game.bitboard import (
+from connectx_gym.rules.bitboard import (
     EMPTY,
     FIRST_MARK,
     SECOND_MARK,
@@ -20,7 +20,7 @@ from connectx_gym.game.bitboard import (
     geometry,
     other_mark,
 )
-from connectx_gym.game.planes import (
+from connectx_gym.rules.planes import (
     NUM_PLANES,
     PLANE_FIRST,
     PLANE_OTHER,

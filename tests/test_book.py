@@ -27,8 +27,8 @@ from connectx_gym.data.book import (
     position_number,
 )
 from connectx_gym.errors import UserError
-from connectx_gym.game import oracle
-from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.search import solver as oracle
 
 needs_solver = pytest.mark.skipif(
     not oracle.solver_available(), reason='the solver extra is not installed (pip install -e ".[solver]")'

@@ -23,7 +23,7 @@ import torch
 
 from connectx_gym.evaluate import main as evaluate_main
 from connectx_gym.export import main as export_main
-from connectx_gym.game.numpy_policy import load_checkpoint
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime.checkpoints import (
     METADATA_MEMBER,
     TRUST_ENV,

@@ -8,7 +8,7 @@ import pytest
 
 from connectx_gym.config import load_config
 from connectx_gym.distil import main
-from connectx_gym.game.numpy_policy import load_checkpoint
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime.checkpoints import read_network
 from connectx_gym.training import distillation
 
@@ -67,7 +67,7 @@ def test_the_command_writes_a_checkpoint_of_the_configs_shape_fitted_to_the_sear
 
 def test_fitting_moves_the_network_toward_the_targets(teacher):
     from connectx_gym.distil import build_student
-    from connectx_gym.game.numpy_policy import from_sb3_model
+    from connectx_gym.inference.numpy_policy import from_sb3_model
 
     positions = distillation.sample_positions(load_checkpoint(teacher), 200, seed=0, games=16)
     targets, values = distillation.label_positions(teacher, positions, 8, processes=1)

@@ -9,8 +9,8 @@ from gymnasium.utils.env_checker import check_env
 
 import connectx_gym  # noqa: F401  (registers ConnectX-v0)
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.bitboard import FIRST_MARK, SECOND_MARK
-from connectx_gym.game.planes import PLANE_FIRST, PLANE_OTHER, PLANE_OWN
+from connectx_gym.rules.bitboard import FIRST_MARK, SECOND_MARK
+from connectx_gym.rules.planes import PLANE_FIRST, PLANE_OTHER, PLANE_OWN
 
 
 class ScriptedOpponent:
@@ -220,7 +220,7 @@ def test_render_modes(capsys):
 @pytest.mark.parametrize("size", [(6, 7, 4), (3, 5, 3), (1, 4, 2), (7, 3, 3)])
 def test_incremental_views_equal_views_rebuilt_from_the_rules(size):
     """The env updates obs, masks and board move by move; they must equal a fresh rebuild every step."""
-    from connectx_gym.game.planes import encode_position, legal_mask
+    from connectx_gym.rules.planes import encode_position, legal_mask
 
     rows, columns, inarow = size
     env = ConnectXEnv(rows=rows, columns=columns, inarow=inarow, opponent="random")

@@ -21,7 +21,7 @@ from connectx_gym.evaluation.match import loaded_heavy_modules
 from connectx_gym.evaluation.parallel import make_pool, play_pairings, split_batches
 from connectx_gym.evaluation.plan import build_agent
 from connectx_gym.evaluation.ratings import bradley_terry, wilson_interval
-from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.runtime import processes
 
 BOARD = {"rows": 5, "columns": 6, "inarow": 4}

@@ -9,14 +9,14 @@ import csv
 import numpy as np
 import pytest
 
+from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.config import load_config
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.errors import ConfigError
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.mcts_agent import MctsAgent
-from connectx_gym.game.numpy_policy import load_checkpoint
-from connectx_gym.game.teacher import search_targets
+from connectx_gym.inference.numpy_policy import load_checkpoint
+from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.runtime.checkpoints import read_network
+from connectx_gym.search.targets import search_targets
 
 BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 

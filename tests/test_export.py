@@ -19,10 +19,10 @@ import pytest
 from helpers import gravity_fill, tiny_model
 
 from connectx_gym.errors import UserError
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.numpy_policy import from_sb3_model
-from connectx_gym.game.planes import encode_position
-from connectx_gym.game.solver import WIN_SCORE, alphabeta_scores
+from connectx_gym.inference.numpy_policy import from_sb3_model
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.rules.planes import encode_position
+from connectx_gym.search.alphabeta import WIN_SCORE, alphabeta_scores
 from connectx_gym.submission import build as build_module
 from connectx_gym.submission.build import export, last_callable, load_submission, render_submission
 from connectx_gym.submission.check import check_submission
@@ -320,9 +320,9 @@ def test_search_respects_its_time_budget(search_namespace):
 
 
 def test_the_files_tree_search_is_the_packages_and_no_name_is_redefined():
-    """The embedded search is tree_search.py's code unchanged, and nothing else in the file reuses its
+    """The embedded search is search/puct.py's code unchanged, and nothing else in the file reuses its
     top-level names (a constant of the file's alpha-beta once shadowed the search's WIN)."""
-    from connectx_gym.game import search_board, tree_search
+    from connectx_gym.search import puct, puct_board
     from connectx_gym.submission.build import SEARCH_BOARD_IMPORT, tree_search_source
     from connectx_gym.submission.template import SUBMISSION_TEMPLATE
 
@@ -337,7 +337,7 @@ def test_the_files_tree_search_is_the_packages_and_no_name_is_redefined():
 
     embedded = tree_search_source()
     assert "connectx_gym" not in embedded
-    for module in (search_board, tree_search):
+    for module in (puct_board, puct):
         code = Path(module.__file__).read_text().split('"""', 2)[2].replace(SEARCH_BOARD_IMPORT, "").strip()
         assert code in embedded
     rest = SUBMISSION_TEMPLATE.replace("@@TREE_SEARCH@@", "").split('"""', 2)[2].split("'''")[0]

@@ -25,7 +25,7 @@ with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.St
     from kaggle_environments.envs.connectx import connectx as kaggle_connectx
     from kaggle_environments.utils import structify
 
-from connectx_gym.game.bitboard import EMPTY, Geometry, Position
+from connectx_gym.rules.bitboard import EMPTY, Geometry, Position
 
 # (rows, columns, inarow)
 SIZES = [

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from connectx_gym import evaluate, export, play
+from connectx_gym.agents import kaggle
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.errors import SpecError
-from connectx_gym.game import kaggle_agent
-from connectx_gym.game.specs import make_opponent
 
 HINT = 'install the extra: pip install -e ".[kaggle]"'
 
@@ -22,8 +22,8 @@ def without_kaggle(monkeypatch):
     for name in [m for m in sys.modules if m == "kaggle_environments" or m.startswith("kaggle_environments.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "kaggle_environments", None)
-    monkeypatch.setattr(kaggle_agent, "_KAGGLE", None)
-    assert not kaggle_agent.kaggle_available()
+    monkeypatch.setattr(kaggle, "_KAGGLE", None)
+    assert not kaggle.kaggle_available()
 
 
 @pytest.mark.parametrize("spec", ["kaggle:negamax", "kaggle:agent.py"])

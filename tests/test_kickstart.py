@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game import oracle
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.solver import WIN_SCORE
-from connectx_gym.game.teacher import distribution, move_value, search_distribution
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.search import solver as oracle
+from connectx_gym.search.alphabeta import WIN_SCORE
+from connectx_gym.search.targets import distribution, move_value, search_distribution
 
 BOARD = geometry(6, 7, 4)
 
@@ -231,7 +231,7 @@ def mirror_position(position: Position) -> Position:
 
 
 def test_mirrored_samples_are_the_mirrored_positions_with_their_own_teacher(collected):
-    from connectx_gym.game.planes import encode_position, legal_mask
+    from connectx_gym.rules.planes import encode_position, legal_mask
     from connectx_gym.training.kickstart import mirrored
 
     model, config = collected
@@ -296,8 +296,8 @@ def test_the_solver_teacher_is_refused_off_its_board_or_without_the_solver(monke
 def test_the_solver_teacher_is_perfect_from_book_and_solver_and_searches_between():
     """On positions of noisy games: up to 10 stones and from solver_from on, the distribution is even
     over exactly the solver's best columns; in between it is the alpha-beta teacher's."""
+    from connectx_gym.agents.specs import make_opponent
     from connectx_gym.envs.solver_teacher import solver_distribution
-    from connectx_gym.game.specs import make_opponent
 
     solver, player, rng = oracle.Oracle(), make_opponent("alphabeta:2:0.3"), np.random.default_rng(3)
     checked = {"book": 0, "solver": 0, "search": 0}

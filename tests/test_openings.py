@@ -19,7 +19,7 @@ from connectx_gym.evaluation.parallel import play_pairings
 from connectx_gym.evaluation.plan import build_agent
 from connectx_gym.evaluation.ratings import wilson_interval
 from connectx_gym.evaluation.results import PairingResult, score_matrices
-from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.rules.bitboard import Position, geometry
 
 BOARD_6X7 = {"rows": 6, "columns": 7, "inarow": 4}
 BOARD_5X6 = {"rows": 5, "columns": 6, "inarow": 4}
@@ -110,8 +110,8 @@ def test_the_suite_is_the_default_where_one_is_shipped_and_refused_elsewhere():
 
 def test_balanced_openings_are_distinct_undecided_and_spread_over_plies(tmp_path):
     from connectx_gym.evaluation.openings import balanced_openings, main
-    from connectx_gym.game.solver import alphabeta_scores
-    from connectx_gym.game.teacher import DECIDED
+    from connectx_gym.search.alphabeta import alphabeta_scores
+    from connectx_gym.search.targets import DECIDED
 
     board = {"rows": 4, "columns": 5, "inarow": 3}
     openings = balanced_openings(board, 12, depth=4, plies=(2, 3))

@@ -1,4 +1,4 @@
-"""Tests of ``connectx_gym.game.opponents``, ``specs`` and ``kaggle_agent``: spec parsing, building,
+"""Tests of ``connectx_gym.agents.opponents``, ``specs`` and ``kaggle_agent``: spec parsing, building,
 Kaggle agents, pickling, seeding."""
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from connectx_gym.errors import SpecError, UserError
-from connectx_gym.game import specs
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.kaggle_agent import KaggleAgentOpponent
-from connectx_gym.game.opponents import AlphaBetaOpponent, NegamaxOpponent, Opponent, OpponentError, RandomOpponent
-from connectx_gym.game.solver import kaggle_immediate_win, kaggle_negamax_scores
-from connectx_gym.game.specs import (
+from connectx_gym.agents import specs
+from connectx_gym.agents.kaggle import KaggleAgentOpponent
+from connectx_gym.agents.opponents import AlphaBetaOpponent, NegamaxOpponent, Opponent, OpponentError, RandomOpponent
+from connectx_gym.agents.specs import (
     OPPONENT_FORMS,
     OpponentKind,
     OpponentSpec,
@@ -25,6 +22,9 @@ from connectx_gym.game.specs import (
     parse_spec,
     register_opponent_kind,
 )
+from connectx_gym.errors import SpecError, UserError
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.search.alphabeta import kaggle_immediate_win, kaggle_negamax_scores
 
 
 def positions(count: int, seed: int, rows: int = 6, columns: int = 7, inarow: int = 4) -> list[Position]:
@@ -154,7 +154,7 @@ def test_forms_describe_every_kind():
 def test_parsing_and_building_solvers_do_not_import_kaggle():
     code = (
         "import sys\n"
-        "from connectx_gym.game.specs import parse_spec, make_opponent\n"
+        "from connectx_gym.agents.specs import parse_spec, make_opponent\n"
         "parse_spec('kaggle:negamax'); parse_spec('kaggle:x.py')\n"
         "for spec in ('random', 'negamax', 'alphabeta:3'): make_opponent(spec)\n"
         "assert not [m for m in sys.modules if m.startswith('kaggle_environments')]\n"

@@ -10,8 +10,8 @@ from pettingzoo.test import api_test, seed_test
 from pettingzoo.utils.env import AECEnv
 
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.planes import PLANE_OTHER, PLANE_OWN
 from connectx_gym.pettingzoo import env, raw_env
+from connectx_gym.rules.planes import PLANE_OTHER, PLANE_OWN
 
 BOARDS = [(6, 7, 4), (5, 4, 3), (4, 9, 5), (1, 5, 2), (7, 3, 3)]
 

@@ -11,8 +11,8 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from connectx_gym.game.bitboard import Position, geometry  # noqa: E402
 from connectx_gym.play import play_game, render  # noqa: E402
+from connectx_gym.rules.bitboard import Position, geometry  # noqa: E402
 
 PROMPT = r"your move \(0-6, q quits\): "
 #: a Kaggle agent file that always plays the leftmost free column

@@ -552,7 +552,7 @@ def fuzz_positions(board, count, seed):
     """Random gravity fills from empty to full-but-one (lines ignored), the mover by stone count."""
     from helpers import gravity_fill
 
-    from connectx_gym.game.bitboard import geometry
+    from connectx_gym.rules.bitboard import geometry
 
     g = geometry(board["rows"], board["columns"], board["inarow"])
     rng = np.random.default_rng(seed)
@@ -567,7 +567,7 @@ def fuzz_positions(board, count, seed):
 def test_exported_agent_never_plays_illegally_on_10000_fuzzed_positions():
     from helpers import tiny_model
 
-    from connectx_gym.game.numpy_policy import from_sb3_model
+    from connectx_gym.inference.numpy_policy import from_sb3_model
     from connectx_gym.submission.build import load_submission, render_submission
 
     checked = full_but_one = 0
@@ -584,7 +584,7 @@ def test_exported_agent_never_plays_illegally_on_10000_fuzzed_positions():
 def test_search_p99_stays_within_its_budget_plus_50_ms():
     from helpers import tiny_model
 
-    from connectx_gym.game.numpy_policy import from_sb3_model
+    from connectx_gym.inference.numpy_policy import from_sb3_model
     from connectx_gym.submission.build import load_submission, render_submission
 
     board = FUZZ_BOARDS[0]
@@ -604,9 +604,9 @@ def test_search_p99_stays_within_its_budget_plus_50_ms():
 def test_same_seed_gives_identical_evaluations_in_process_and_in_subprocesses(tmp_path):
     """Same config and seed: the subprocess and the in-process trainer produce checkpoints that
     play identical games (the chunked workers step the same episodes either way)."""
+    from connectx_gym.agents.specs import make_agent
     from connectx_gym.evaluation.match import play_opponent_games
-    from connectx_gym.game.bitboard import geometry
-    from connectx_gym.game.specs import make_agent
+    from connectx_gym.rules.bitboard import geometry
 
     outcomes = {}
     for name, multiprocess in (("sub", "true"), ("inproc", "false"), ("sub2", "true")):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from helpers import run_train, win_rate_against_random
 
+from connectx_gym.agents.opponents import MixtureOpponent
+from connectx_gym.agents.selfplay import SelfPlayOpponent, SnapshotPool, pool, reset_pools
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.numpy_policy import NumpyPolicy
-from connectx_gym.game.opponents import MixtureOpponent
-from connectx_gym.game.selfplay import SelfPlayOpponent, SnapshotPool, pool, reset_pools
-from connectx_gym.game.specs import make_opponent
+from connectx_gym.inference.numpy_policy import NumpyPolicy
+from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.training.curriculum import Curriculum
 from connectx_gym.training.pool_keeper import PoolKeeper, uses_selfplay
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import run_train, train_command
 
-from connectx_gym.game.numpy_policy import load_checkpoint
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime import stopping
 from connectx_gym.runtime.stopping import GuardedStream, Stopped, announce, guard_output, stop_signals
 

@@ -32,7 +32,10 @@ LAYERS = (
     "errors",
     "cli",
     "runtime",
-    "game",
+    "rules",
+    "search",
+    "inference",
+    "agents",
     "data",
     "config",
     "envs",
@@ -126,6 +129,14 @@ def test_module_imports_only_its_own_and_earlier_layers(name):
     rank = LAYERS.index(layer_of(name))
     later = sorted(t for t in imported_modules(name, MODULES[name]) if LAYERS.index(layer_of(t)) > rank)
     assert later == [], f"{name} imports a later layer: {later}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if layer_of(n) in ("rules", "search")))
+def test_rules_and_search_know_no_files_or_networks(name):
+    """The rules and the searches are handed positions and networks; checkpoint files, the machine and
+    network inference are the layers above them."""
+    imports = imported_modules(name, MODULES[name])
+    assert sorted(t for t in imports if layer_of(t) in ("runtime", "inference", "agents")) == []
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

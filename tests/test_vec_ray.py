@@ -115,9 +115,9 @@ def test_more_cpus_than_the_cluster_has_is_refused():
 @requires_ray
 def test_training_on_ray_equals_training_on_subprocesses(tmp_path):
     """The same config and seed give checkpoints that play identical games on either backend."""
+    from connectx_gym.agents.specs import make_agent
     from connectx_gym.evaluation.match import play_opponent_games
-    from connectx_gym.game.bitboard import geometry
-    from connectx_gym.game.specs import make_agent
+    from connectx_gym.rules.bitboard import geometry
 
     games = {}
     for backend in ("ray", "chunked"):

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.planes import encode_position
-from connectx_gym.game.specs import make_agent
+from connectx_gym.agents.specs import make_agent
 from connectx_gym.play import main as play_main
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.rules.planes import encode_position
 from connectx_gym.web.browser import headless_chromium, missing_reason
 from connectx_gym.web.server import GameSession, make_server
 

@@ -17,8 +17,8 @@ from connectx_gym.runtime.processes import usable_cpu_count
 
 
 def _check_opponent(path: str, spec: Any) -> None:
-    """Validate an opponent spec (or a ``{spec: weight}`` mixture) with ``connectx_gym.game.specs``."""
-    from connectx_gym.game.specs import parse_mixture, parse_spec  # lazy: avoids an import cycle
+    """Validate an opponent spec (or a ``{spec: weight}`` mixture) with ``connectx_gym.agents.specs``."""
+    from connectx_gym.agents.specs import parse_mixture, parse_spec  # lazy: avoids an import cycle
 
     try:
         parse_mixture(spec) if isinstance(spec, Mapping) else parse_spec(spec)
@@ -480,7 +480,7 @@ class Config:
             self._check_solver_teacher()
 
     def _check_solver_teacher(self) -> None:
-        from connectx_gym.game.oracle import INSTALL_HINT, board_is_supported, solver_available
+        from connectx_gym.search.solver import INSTALL_HINT, board_is_supported, solver_available
 
         env = self.env
         if not board_is_supported(env.rows, env.columns, env.inarow):

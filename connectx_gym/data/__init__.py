@@ -4,7 +4,7 @@ opening book); never read by training.
 - ``positions-6x7.jsonl``: labelled positions, one JSON object a line: ``moves`` (the 0-based
   columns played from the empty board), ``ply``, ``phase`` (``opening`` 0-8, ``middle`` 9-20,
   ``late`` 21+), ``scores`` (every column's exact solver score for the player to move, ``null``
-  for a full column; see ``connectx_gym.game.oracle``) and ``source`` (the game it came from).
+  for a full column; see ``connectx_gym.search.solver``) and ``source`` (the game it came from).
 - ``openings-6x7.jsonl``: the opening suite of matches, tournaments and the ladder: ``moves``,
   ``ply`` and ``score`` (the solver's score of the position for the player to move).
 - ``ladder-6x7.json``: the ladder's rungs and their games against each other, played once so
@@ -22,7 +22,7 @@ connectx_gym.data.book`` (all need the ``[solver]`` extra).
 
 from pathlib import Path
 
-from connectx_gym.game.oracle import SOLVER_BOARD
+from connectx_gym.search.solver import SOLVER_BOARD
 
 DATA_DIR = Path(__file__).resolve().parent
 POSITIONS_FILE = DATA_DIR / "positions-6x7.jsonl"

@@ -2,7 +2,7 @@
 
 For every position of 6x7 Connect-4 with 4 in a row that is reachable from the empty board in at
 most ``BOOK_PLIES`` moves and where the game goes on, the book holds the set of perfect moves: the
-columns with the best exact solver score (``connectx_gym.game.oracle.best_columns``), as bits of one
+columns with the best exact solver score (``connectx_gym.search.solver.best_columns``), as bits of one
 byte (bit ``c`` for column ``c``). A position and its mirror image are stored once.
 
 Positions are numbered densely, so the book stores no keys: a position with ``k`` stones is
@@ -38,8 +38,8 @@ from pathlib import Path
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.data import DATA_BOARD, DATA_DIR
 from connectx_gym.errors import UserError
-from connectx_gym.game.bitboard import geometry
-from connectx_gym.game.oracle import Oracle, best_columns, import_solver
+from connectx_gym.rules.bitboard import geometry
+from connectx_gym.search.solver import Oracle, best_columns, import_solver
 
 BOOK_FILE = DATA_DIR / "book-6x7.bin"
 #: the book's depth: every position with up to this many stones

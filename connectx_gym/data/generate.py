@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.data import OPENINGS_FILE, PHASES, POSITIONS_FILE, phase_of
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.oracle import Oracle
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.search.solver import Oracle
 
 #: players of the generating games and their weights (the slow deep searches are drawn less often)
 PLAYERS = {
@@ -64,7 +64,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _make_player(spec: str) -> Any:
-    from connectx_gym.game.specs import make_opponent
+    from connectx_gym.agents.specs import make_opponent
 
     if spec == "checkpoint":
         return make_opponent(f"checkpoint:{PRETRAINED}")

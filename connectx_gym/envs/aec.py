@@ -22,7 +22,7 @@ from gymnasium import spaces
 from pettingzoo import AECEnv
 from pettingzoo.utils import AgentSelector
 
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
+from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 
 AGENTS = ("player_0", "player_1")
 MARKS = {"player_0": FIRST_MARK, "player_1": SECOND_MARK}

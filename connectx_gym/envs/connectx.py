@@ -17,9 +17,9 @@ import numpy as np
 from gymnasium import spaces
 
 from connectx_gym.envs import profiling
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
-from connectx_gym.game.oracle import check_board
-from connectx_gym.game.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
+from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
+from connectx_gym.rules.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
+from connectx_gym.search.solver import check_board
 
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
@@ -44,7 +44,7 @@ class ConnectXEnv(gym.Env):
         loss, as Kaggle does; ``"raise"`` raises ``ValueError``
     :param info_board: put Kaggle's flat board in every step's ``info`` (``info["board"]``)
     :param teacher_depth: when > 0, ``info["teacher"]`` holds a search teacher's move distribution
-        for the observation returned with it (``game.teacher``: alpha-beta to this depth), for
+        for the observation returned with it (``search.targets``: alpha-beta to this depth), for
         kickstarting; absent once the game is over
     :param teacher_temperature: the teacher's softmax temperature (0: even over the best moves)
     :param teacher: ``"alphabeta"`` (the search above on every position) or ``"solver"`` (6x7x4
@@ -126,7 +126,7 @@ class ConnectXEnv(gym.Env):
         """Replace the opponent (a spec string, a ``{spec: weight}`` mixture drawn from per episode,
         or an object with ``act``); a drawn mixture component changes at the next reset."""
         if isinstance(opponent, (str, Mapping)):
-            from connectx_gym.game.specs import make_opponent
+            from connectx_gym.agents.specs import make_opponent
 
             opponent = make_opponent(opponent)
         if not callable(getattr(opponent, "act", None)):
@@ -253,7 +253,7 @@ class ConnectXEnv(gym.Env):
     # ------------------------------------------------------------------ self-play
     def add_snapshot(self, snapshot_id: int, payload: bytes, max_size: int, latest_probability: float) -> bool:
         """Add a frozen policy to this process's self-play pool (once per id, shared by all envs)."""
-        from connectx_gym.game.selfplay import pool
+        from connectx_gym.agents.selfplay import pool
 
         shared = pool()
         shared.configure(max_size=max_size, latest_probability=latest_probability)
@@ -261,7 +261,7 @@ class ConnectXEnv(gym.Env):
 
     def set_snapshot_weights(self, weights: Mapping[int, float]) -> None:
         """Sampling weights of older snapshots in this process's self-play pool."""
-        from connectx_gym.game.selfplay import pool
+        from connectx_gym.agents.selfplay import pool
 
         pool().set_weights(weights)
 
@@ -338,7 +338,7 @@ class ConnectXEnv(gym.Env):
         agent = self.teacher_agent
         if agent is None or (self.teacher_share < 1 and self.np_random.random() >= self.teacher_share):
             return
-        from connectx_gym.game.teacher import search_targets
+        from connectx_gym.search.targets import search_targets
 
         info["teacher"], info["teacher_value"] = search_targets(agent.search([self.position])[0])
 
@@ -349,6 +349,6 @@ class ConnectXEnv(gym.Env):
             return solver_distribution(
                 self.position, self.teacher_depth, self.teacher_temperature, self.teacher_solver_from
             )
-        from connectx_gym.game.teacher import search_distribution
+        from connectx_gym.search.targets import search_distribution
 
         return search_distribution(self.position, self.teacher_depth, self.teacher_temperature)

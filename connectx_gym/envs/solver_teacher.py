@@ -4,9 +4,9 @@ cheap to know, the alpha-beta teacher in between. 6x7 boards with 4 in a row onl
 - up to ``BOOK_PLIES`` stones: the shipped opening book's perfect moves (``connectx_gym.data.book``);
 - from ``solver_from`` stones on: the perfect solver's (the ``[solver]`` extra), which answers such
   positions in about a millisecond (measured: 0.9 ms mean at 20 stones, 4 ms at 18, 130 ms at 14);
-- in between: ``game.teacher.search_distribution`` at the kickstart depth and temperature.
+- in between: ``search.targets.search_distribution`` at the kickstart depth and temperature.
 
-A perfect move set becomes the distribution spread evenly over it (``game.teacher.distribution`` at
+A perfect move set becomes the distribution spread evenly over it (``search.targets.distribution`` at
 temperature 0). The book and the solver are loaded once per process, on first use.
 """
 
@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.teacher import distribution, search_distribution
+from connectx_gym.rules.bitboard import Position
+from connectx_gym.search.targets import distribution, search_distribution
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +29,7 @@ def _book():
 
 @lru_cache(maxsize=1)
 def _oracle():
-    from connectx_gym.game.oracle import Oracle
+    from connectx_gym.search.solver import Oracle
 
     return Oracle()
 
@@ -61,7 +61,7 @@ def solver_distribution(position: Position, depth: int, temperature: float, solv
         if best:
             return distribution(dict.fromkeys(best, 1.0), width, 0.0)
     if stones >= solver_from:
-        from connectx_gym.game.oracle import best_columns
+        from connectx_gym.search.solver import best_columns
 
         return distribution(dict.fromkeys(best_columns(_oracle().scores(position)), 1.0), width, 0.0)
     return search_distribution(position, depth, temperature)

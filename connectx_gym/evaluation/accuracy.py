@@ -26,7 +26,7 @@ import numpy as np
 from connectx_gym.data import DATA_BOARD, PHASES, POSITIONS_FILE, phase_of
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.ratings import wilson_interval
-from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.rules.bitboard import Position, geometry
 
 PHASE_NAMES = tuple(name for name, _, _ in PHASES)
 #: each phase's plies as the tables show them: 0-8, 9-20, 21+
@@ -69,7 +69,7 @@ class LabelledPositions:
         """Every position's observation planes (as the env's) and legal-column mask, for one batched forward
         pass; encoded once (a training run grades the same positions at every evaluation)."""
         if self._planes_and_masks is None:
-            from connectx_gym.game.planes import encode_position, legal_mask
+            from connectx_gym.rules.planes import encode_position, legal_mask
 
             positions = self.positions()
             planes = np.stack([encode_position(p) for p in positions])

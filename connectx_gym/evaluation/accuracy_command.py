@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from connectx_gym.agents.checkpoint import agent_board, board_text, bound_board_text
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.accuracy import (
     LABEL_BOARD,
@@ -22,7 +23,6 @@ from connectx_gym.evaluation.accuracy import (
 )
 from connectx_gym.evaluation.plan import build_agent, is_run_directory
 from connectx_gym.evaluation.report import write_text
-from connectx_gym.game.checkpoint_opponent import agent_board, board_text, bound_board_text
 from connectx_gym.runtime.processes import usable_cpu_count
 
 #: options of game-playing modes that --accuracy cannot combine with

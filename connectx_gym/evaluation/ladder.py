@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connectx_gym.agents.checkpoint import agent_board, board_text
 from connectx_gym.cli import ArgumentParser, format_table, run_command
 from connectx_gym.data import LADDER_FILE, ladder_file, openings_file
 from connectx_gym.errors import UserError
@@ -45,8 +46,7 @@ from connectx_gym.evaluation.plan import Plan, build_agent, is_run_directory
 from connectx_gym.evaluation.ratings import Ratings, bradley_terry
 from connectx_gym.evaluation.report import interval_note, pairings_table, ratings_document, ratings_note
 from connectx_gym.evaluation.results import SCORE_POINTS, PairingResult, score_matrices
-from connectx_gym.game.checkpoint_opponent import agent_board, board_text
-from connectx_gym.game.oracle import SOLVER_BOARD, solver_available
+from connectx_gym.search.solver import SOLVER_BOARD, solver_available
 
 #: the rungs, weakest first (as far as known); ``solver`` only where bitbully is installed
 RUNGS = ("random", "negamax", *(f"alphabeta:{depth}" for depth in range(1, 7)), "solver")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
+from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
 from connectx_gym.runtime.stopping import ignore_stop_signals
 
 #: policy interface: (observations [n, planes, rows, columns], legal masks [n, columns]) -> columns [n]
@@ -104,7 +104,7 @@ def play_games(
     kwargs.pop("agent_seat", None)
     kwargs["info_board"] = False
     if isinstance(opponent, str):
-        from connectx_gym.game.specs import make_opponent
+        from connectx_gym.agents.specs import make_opponent
 
         opponent = make_opponent(opponent)
     name = getattr(opponent, "name", type(opponent).__name__)
@@ -228,7 +228,7 @@ def play_opponent_game(
             column = player.act(position, rng)
             legal = isinstance(column, (int, np.integer)) and position.is_legal(int(column))
         except Exception as error:  # a failing side loses the game; the evaluation goes on
-            from connectx_gym.game.opponents import OpponentError
+            from connectx_gym.agents.opponents import OpponentError
 
             cause = error.cause if isinstance(error, OpponentError) else error
             record.error = f"raised {type(cause).__name__}: {cause}"
@@ -286,7 +286,7 @@ def play_opponent_games(
     :param openings: each opening's columns from the empty board (``None`` or empty: no openings)
     """
     if isinstance(agent, str) or isinstance(opponent, str):
-        from connectx_gym.game.specs import make_opponent
+        from connectx_gym.agents.specs import make_opponent
 
         agent, opponent = make_opponent(agent), make_opponent(opponent)
     count = len(openings) if openings else None

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectx_gym.agents.checkpoint import board_text
 from connectx_gym.data import DATA_BOARD, SUITE_BOARDS, openings_file
 from connectx_gym.errors import UserError
-from connectx_gym.game.bitboard import EMPTY, Position, geometry
-from connectx_gym.game.checkpoint_opponent import board_text
+from connectx_gym.rules.bitboard import EMPTY, Position, geometry
 
 #: the values of ``--openings`` that are not a path
 SUITE, NONE = "suite", "none"
@@ -177,8 +177,8 @@ def balanced_openings(board: dict[str, int], count: int, depth: int = 8, plies: 
     """
     import itertools
 
-    from connectx_gym.game.solver import alphabeta_scores
-    from connectx_gym.game.teacher import DECIDED
+    from connectx_gym.search.alphabeta import alphabeta_scores
+    from connectx_gym.search.targets import DECIDED
 
     shape = geometry(int(board["rows"]), int(board["columns"]), int(board["inarow"]))
     columns = shape.columns

@@ -30,9 +30,9 @@ from connectx_gym.runtime.ray_cluster import cluster_cpus, connect, import_ray
 WORKER_PRELOAD = [
     "connectx_gym.runtime.quiet",
     "connectx_gym.envs.connectx",
-    "connectx_gym.game.specs",
-    "connectx_gym.game.checkpoint_opponent",
-    "connectx_gym.game.mcts_agent",
+    "connectx_gym.agents.specs",
+    "connectx_gym.agents.checkpoint",
+    "connectx_gym.agents.mcts",
     "connectx_gym.evaluation.match",
 ]
 #: batches per process: small enough to balance games of uneven length, each still many games

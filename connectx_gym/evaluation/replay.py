@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 import io
 
+from connectx_gym.agents.checkpoint import board_text
+from connectx_gym.agents.kaggle import import_kaggle
 from connectx_gym.evaluation.match import GameRecord
 from connectx_gym.evaluation.openings import OpeningSuite
 from connectx_gym.evaluation.results import PairingResult
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.checkpoint_opponent import board_text
-from connectx_gym.game.kaggle_agent import import_kaggle
+from connectx_gym.rules.bitboard import Position, geometry
 
 
 def replay_text(

@@ -2,8 +2,8 @@
 
 The network is embedded as a base64 compressed ``.npz`` in
 :data:`~connectx_gym.submission.template.SUBMISSION_TEMPLATE`: the policy half, and with a search
-the value half and the sources of :mod:`connectx_gym.game.search_board` and
-:mod:`connectx_gym.game.tree_search` too (the file's PUCT search is the package's, verbatim). The
+the value half and the sources of :mod:`connectx_gym.search.puct_board` and
+:mod:`connectx_gym.search.puct` too (the file's PUCT search is the package's, verbatim). The
 rendered text is executed as Kaggle's loader would, its logits (and values) must match
 ``NumpyPolicy``'s and its agent must answer a legal move (with a search, also past the book, from
 the search itself) before anything is written, so a failure never leaves a partial file. A bad
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.mcts import BATCH, C_PUCT, FPU_REDUCTION
 from connectx_gym.data import DATA_BOARD
 from connectx_gym.data.book import BOOK_FILE, BookFile, decode_book, read_book_file
 from connectx_gym.errors import UserError
-from connectx_gym.game import search_board, tree_search
-from connectx_gym.game.mcts_agent import BATCH, C_PUCT, FPU_REDUCTION
+from connectx_gym.search import puct, puct_board
 from connectx_gym.submission.template import SUBMISSION_TEMPLATE
 
 #: Kaggle's ConnectX gives an agent 2 s per move (``actTimeout``); the search budget stays far below it
@@ -195,7 +195,7 @@ def render_submission(
 
 
 #: the package line the embedded search drops: the file defines ``SearchBoard`` itself, just above
-SEARCH_BOARD_IMPORT = "from connectx_gym.game.search_board import SearchBoard\n"
+SEARCH_BOARD_IMPORT = "from connectx_gym.search.puct_board import SearchBoard\n"
 
 
 def _code_of(module, first_line: str) -> str:
@@ -208,12 +208,12 @@ def _code_of(module, first_line: str) -> str:
 
 
 def tree_search_source() -> str:
-    """The source of :mod:`connectx_gym.game.search_board` and :mod:`connectx_gym.game.tree_search`, to embed
+    """The source of :mod:`connectx_gym.search.puct_board` and :mod:`connectx_gym.search.puct`, to embed
     in the submission unchanged but for the one import between them."""
-    board = _code_of(search_board, "import numpy as np")
-    search = _code_of(tree_search, "import math")
+    board = _code_of(puct_board, "import numpy as np")
+    search = _code_of(puct, "import math")
     if SEARCH_BOARD_IMPORT not in search:
-        raise RuntimeError(f"{tree_search.__file__} no longer imports SearchBoard as {SEARCH_BOARD_IMPORT!r}")
+        raise RuntimeError(f"{puct.__file__} no longer imports SearchBoard as {SEARCH_BOARD_IMPORT!r}")
     return (board.rstrip("\n") + "\n\n\n" + search.replace(SEARCH_BOARD_IMPORT, "")).rstrip("\n")
 
 
@@ -299,7 +299,7 @@ def _self_test(policy, namespace: dict[str, Any], text_path: str) -> None:
 
 def _deep_position(board: dict[str, int], stones: int):
     """A game in progress with about ``stones`` stones (fewer on a small board), or ``None`` if every move ends it."""
-    from connectx_gym.game.bitboard import Position, geometry
+    from connectx_gym.rules.bitboard import Position, geometry
 
     position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
     target = min(stones, position.geometry.size - 2)
@@ -318,7 +318,7 @@ def _deep_position(board: dict[str, int], stones: int):
 def _load_policy(checkpoint: Path):
     """The checkpoint's ``NumpyPolicy``; anything that is not a connectx_gym policy is a ``UserError``."""
     # imported on use, as before the split: --help and bad arguments need neither
-    from connectx_gym.game.numpy_policy import load_checkpoint
+    from connectx_gym.inference.numpy_policy import load_checkpoint
 
     try:  # load_checkpoint verifies the file first
         policy = load_checkpoint(checkpoint)

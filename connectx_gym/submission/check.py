@@ -3,7 +3,7 @@
 The file plays ``random`` and ``negamax`` in both seats; any INVALID, ERROR or TIMEOUT status, an
 episode not ending DONE, or an illegal answer fails the check. Our agent's move time is measured
 by calling the file's last callable, loaded with Kaggle's own loader, on every position it faced.
-``kaggle_environments`` is imported only when a check runs (through ``game.kaggle_agent``, which
+``kaggle_environments`` is imported only when a check runs (through ``agents.kaggle``, which
 silences what it prints on import): it is slow to import.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from connectx_gym.game.kaggle_agent import import_kaggle
+from connectx_gym.agents.kaggle import import_kaggle
 
 DEFAULT_CHECK_GAMES = 10
 CHECK_OPPONENTS = ("random", "negamax")

@@ -6,7 +6,7 @@ file that imports only the standard library and numpy, so it carries its own cop
 package also has (the numpy forward pass, the observation planes, the opening book's position
 numbers of :mod:`connectx_gym.data.book` and the alpha-beta proof): those copies are intended. The
 PUCT tree search is not copied: ``@@TREE_SEARCH@@`` receives the package's own source of
-:mod:`connectx_gym.game.search_board` and :mod:`connectx_gym.game.tree_search`, and nothing here may
+:mod:`connectx_gym.search.puct_board` and :mod:`connectx_gym.search.puct`, and nothing here may
 reuse their top-level names (a test checks). ``agent`` must stay the last callable defined, since
 Kaggle plays that one.
 """

@@ -65,8 +65,8 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
     quiet_import_sb3()
     from stable_baselines3.common.vec_env import VecMonitor
 
+    from connectx_gym.agents.specs import make_opponent
     from connectx_gym.envs.vec import make_vec_env
-    from connectx_gym.game.specs import make_opponent
 
     mp_config = config.multiprocessing
     # Built here and shipped as an object: a checkpoint opponent then travels as numpy weights
@@ -123,7 +123,7 @@ def policy_shapes(config: Config) -> dict[str, list[int]]:
     from gymnasium import spaces
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
-    from connectx_gym.game.planes import NUM_PLANES
+    from connectx_gym.rules.planes import NUM_PLANES
     from connectx_gym.training.policy import config_policy_kwargs
 
     env = config.env
@@ -177,7 +177,7 @@ def check_teacher_network(config: Config) -> None:
     :raises ConfigError: naming the checkpoint and what does not fit
     """
     from connectx_gym.errors import ConfigError
-    from connectx_gym.game.numpy_policy import load_checkpoint
+    from connectx_gym.inference.numpy_policy import load_checkpoint
     from connectx_gym.runtime.checkpoints import CheckpointError
 
     path = config.kickstart.teacher_network

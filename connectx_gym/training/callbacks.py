@@ -24,6 +24,7 @@ from connectx_gym.runtime.quiet import quiet_import_sb3
 quiet_import_sb3()
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList  # noqa: E402
 
+from connectx_gym.agents.specs import make_opponent  # noqa: E402
 from connectx_gym.config import Config  # noqa: E402
 from connectx_gym.evaluation.accuracy import (  # noqa: E402
     LABEL_BOARD,
@@ -36,8 +37,7 @@ from connectx_gym.evaluation.accuracy import (  # noqa: E402
 )
 from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
 from connectx_gym.evaluation.openings import resolve_openings  # noqa: E402
-from connectx_gym.game.numpy_policy import from_sb3_model  # noqa: E402
-from connectx_gym.game.specs import make_opponent  # noqa: E402
+from connectx_gym.inference.numpy_policy import from_sb3_model  # noqa: E402
 from connectx_gym.runtime.checkpoints import prune_checkpoints, save_model  # noqa: E402
 from connectx_gym.runtime.files import write_atomic  # noqa: E402
 from connectx_gym.training.builders import env_board, env_kwargs  # noqa: E402

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.errors import UserError
-from connectx_gym.game.bitboard import Position
+from connectx_gym.rules.bitboard import Position
 from connectx_gym.runtime.files import write_atomic
 
 #: the suffix of the work file beside the output

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.planes import encode_position, legal_mask
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.rules.planes import encode_position, legal_mask
 
 #: positions per labelling task (a progress line after each)
 LABEL_CHUNK = 2000
@@ -67,10 +67,10 @@ def sample_positions(policy, count: int, seed: int, games: int = 256, max_random
 
 def label_chunk(job: tuple[str, int, list[Position]]) -> list[tuple[np.ndarray, float]]:
     """The teacher's targets of some positions: a search of ``simulations`` over the checkpoint, in batches."""
-    from connectx_gym.game.mcts_agent import MctsAgent
-    from connectx_gym.game.numpy_policy import load_checkpoint
-    from connectx_gym.game.teacher import search_targets
+    from connectx_gym.agents.mcts import MctsAgent
+    from connectx_gym.inference.numpy_policy import load_checkpoint
     from connectx_gym.runtime.processes import single_threaded_blas
+    from connectx_gym.search.targets import search_targets
 
     checkpoint, simulations, positions = job
     with single_threaded_blas():

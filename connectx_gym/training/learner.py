@@ -204,8 +204,8 @@ class Learner:
         if self.snapshot_step is not None and fixed == self.snapshot_fixed:
             if fixed or step - self.snapshot_step < kickstart.refresh_steps:
                 return
-        from connectx_gym.game.mcts_agent import MctsAgent
-        from connectx_gym.game.numpy_policy import from_sb3_model, load_checkpoint
+        from connectx_gym.agents.mcts import MctsAgent
+        from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
 
         network = load_checkpoint(kickstart.teacher_network) if fixed else from_sb3_model(self.model)
         agent = MctsAgent(network, simulations=kickstart.simulations, name="mcts-teacher")

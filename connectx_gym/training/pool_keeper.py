@@ -1,6 +1,6 @@
 """The trainer's side of self-play: whether a run needs a pool, and the pool's bytes, results and state.
 
-Workers hold decoded copies of the snapshots (``connectx_gym.game.selfplay.SnapshotPool``); the
+Workers hold decoded copies of the snapshots (``connectx_gym.agents.selfplay.SnapshotPool``); the
 trainer keeps the bytes so a snapshot reaches each worker once, counts each snapshot's results for
 prioritized sampling, and saves the pool with the run's checkpoints so it survives a restart.
 """

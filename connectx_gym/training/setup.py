@@ -32,7 +32,7 @@ def check_writable(run_dir: Path) -> None:
 def check_opponents(config: Config) -> None:
     """Build every configured opponent once, so a bad agent file, or an opponent bound to another board
     (a checkpoint, the solver), fails before anything is written."""
-    from connectx_gym.game.specs import make_opponent
+    from connectx_gym.agents.specs import make_opponent
 
     env = config.env
     stages = [

@@ -42,9 +42,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from connectx_gym.agents.checkpoint import board_text, network_view
 from connectx_gym.errors import UserError
-from connectx_gym.game.bitboard import EMPTY, FIRST_MARK, Position, geometry
-from connectx_gym.game.checkpoint_opponent import board_text, network_view
+from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, Position, geometry
 
 SEATS = ("first", "second")
 #: the largest request body read (a move is a few bytes)

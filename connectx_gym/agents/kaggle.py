@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.opponents import OpponentError, SameSourceIsEqual
 from connectx_gym.errors import SpecError, did_you_mean
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.opponents import OpponentError, SameSourceIsEqual
+from connectx_gym.rules.bitboard import Position
 
 # Kaggle's ConnectX configuration and observation defaults (kaggle_environments' connectx.json
 # and core.py), sent to Kaggle agents along with the board size.

@@ -1,8 +1,8 @@
-"""The alpha-beta search of ``solver`` compiled by numba: the same negamax, move order, transposition
+"""The alpha-beta search of ``alphabeta`` compiled by numba: the same negamax, move order, transposition
 table, threat rules and horizon heuristic, node for node, on 64-bit boards (``columns * (rows + 1)
 <= 63``: every Kaggle-sized board), so it returns the very same scores as the Python search.
 
-``solver.alphabeta_scores``/``alphabeta_move`` use it whenever numba is installed and the board fits
+``alphabeta.alphabeta_scores``/``alphabeta_move`` use it whenever numba is installed and the board fits
 (``available(geometry)``), and fall back to the Python search otherwise (``CONNECTX_PURE_PYTHON=1``
 forces the fallback). The first use in a process compiles the kernels, or loads them from numba's
 on-disk cache (``cache=True``) in well under a second.
@@ -55,8 +55,8 @@ def kaggle_constants(tables: Any) -> tuple:
 
 def kaggle_scores(constants: tuple, own: int, mask: int, depth: int, bits: list[int]) -> list[float]:
     """Kaggle's negamax scores of the root moves ``bits``, each searched ``depth`` plies below the root
-    by the compiled search (``search_kernels.kaggle_scores``)."""
-    from connectx_gym.game.search_kernels import kaggle_scores as kernel
+    by the compiled search (``alphabeta_kernels.kaggle_scores``)."""
+    from connectx_gym.search.alphabeta_kernels import kaggle_scores as kernel
 
     found = kernel(np.uint64(own), np.uint64(mask), np.int64(depth), np.array(bits, dtype=np.uint64), constants)
     return [float(score) for score in found]
@@ -65,12 +65,12 @@ def kaggle_scores(constants: tuple, own: int, mask: int, depth: int, bits: list[
 def root_scores(
     arrays: tuple[np.ndarray, ...], own: int, mask: int, depth: int, bits: list[int], exact: bool, win: int, limit: int
 ) -> list[int]:
-    """Scores of the root moves ``bits`` by the compiled search (``search_kernels.root_scores``), as Python ints.
+    """Scores of the root moves ``bits`` by the compiled search (``alphabeta_kernels.root_scores``), as Python ints.
 
     :param arrays: ``geometry_arrays`` of the board
     :param win: ``solver.WIN_SCORE``; ``limit``: the heuristic's bound
     """
-    from connectx_gym.game.search_kernels import root_scores as kernel
+    from connectx_gym.search.alphabeta_kernels import root_scores as kernel
 
     masks, directions, starts, weights, center, inarow = arrays
     g = (masks[0], masks[1], directions, starts, weights, center, int(inarow[0]), np.int64(win), np.int64(limit))

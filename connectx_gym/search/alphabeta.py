@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from connectx_gym.game import fast_search
-from connectx_gym.game.bitboard import Geometry, Position
+from connectx_gym.rules.bitboard import Geometry, Position
+from connectx_gym.search import compiled
 
 KAGGLE_NEGAMAX_DEPTH = 4
 """The ``max_depth`` of Kaggle's ``negamax_agent``."""
@@ -260,12 +260,12 @@ def kaggle_negamax_scores(position: Position) -> dict[int, float] | None:
     mask = position.mask
     if tables.completions(own) & geometry.playable_cells(mask):
         return None
-    if fast_search.available(geometry):
+    if compiled.available(geometry):
         if tables.kaggle_constants is None:
-            tables.kaggle_constants = fast_search.kaggle_constants(tables)
+            tables.kaggle_constants = compiled.kaggle_constants(tables)
         legal = geometry.legal_moves(mask)
         bits = [geometry.drop_bit(mask, column) for column in legal]
-        found = fast_search.kaggle_scores(tables.kaggle_constants, own, mask, KAGGLE_NEGAMAX_DEPTH - 1, bits)
+        found = compiled.kaggle_scores(tables.kaggle_constants, own, mask, KAGGLE_NEGAMAX_DEPTH - 1, bits)
         return dict(zip(legal, found))
     opponent = mask ^ own
     opponent_completions = tables.completions(opponent)
@@ -456,13 +456,13 @@ def alphabeta_scores(position: Position, depth: int) -> dict[int, int]:
 def _root_scores(tables: _Tables, own: int, mask: int, depth: int, columns: list[int], exact: bool) -> list[int]:
     """Scores of the root moves ``columns`` (in this order) searched to ``depth`` plies with one transposition
     table: with full windows (``exact``), or each with the window (best so far - 1, inf), which keeps every
-    score >= the best exact. The compiled search (``fast_search``) when the board allows it, else Python."""
+    score >= the best exact. The compiled search (``compiled``) when the board allows it, else Python."""
     geometry = tables.geometry
     bits = [geometry.drop_bit(mask, column) for column in columns]
-    if fast_search.available(geometry):
+    if compiled.available(geometry):
         if tables.fast_arrays is None:
-            tables.fast_arrays = fast_search.geometry_arrays(tables)
-        return fast_search.root_scores(tables.fast_arrays, own, mask, depth, bits, exact, WIN_SCORE, _HEURISTIC_MAX)
+            tables.fast_arrays = compiled.geometry_arrays(tables)
+        return compiled.root_scores(tables.fast_arrays, own, mask, depth, bits, exact, WIN_SCORE, _HEURISTIC_MAX)
     search = _make_search(tables, mask.bit_count())
     opponent = mask ^ own
     opponent_completions = tables.completions(opponent)

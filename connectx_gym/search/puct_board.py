@@ -1,7 +1,7 @@
 """Bit masks of one Connect-X board for the tree search: immediate wins, columns, observation planes
 (standard library and numpy only).
 
-``SearchBoard`` is what :mod:`connectx_gym.game.tree_search` knows of the rules: the cells that
+``SearchBoard`` is what :mod:`connectx_gym.search.puct` knows of the rules: the cells that
 complete a line, the columns of a set of cells, and the network's input planes for many positions
 at once. Like the search, it imports no other module of the package, and the Kaggle submission
 embeds its source from ``import numpy`` on (see ``connectx_gym.submission.build``), so nothing

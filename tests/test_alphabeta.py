@@ -1,4 +1,4 @@
-"""Tests of ``connectx_gym.game.solver``: Kaggle's negamax re-implementation and the alpha-beta search.
+"""Tests of ``connectx_gym.search.alphabeta``: Kaggle's negamax re-implementation and the alpha-beta search.
 
 Oracles: a verbatim copy of the recursion of Kaggle's ``negamax_agent`` (run on Kaggle's own
 ``play``/``is_win``) for the negamax scores, and a brute-force minimax on ``Position`` objects
@@ -14,9 +14,9 @@ import random
 import numpy as np
 import pytest
 
-from connectx_gym.game import solver
-from connectx_gym.game.bitboard import EMPTY, Geometry, Position, geometry
-from connectx_gym.game.solver import (
+from connectx_gym.rules.bitboard import EMPTY, Geometry, Position, geometry
+from connectx_gym.search import alphabeta as solver
+from connectx_gym.search.alphabeta import (
     KAGGLE_NEGAMAX_DEPTH,
     WIN_SCORE,
     alphabeta_move,

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectx_gym.agents.opponents import AlphaBetaOpponent, MixtureOpponent, NegamaxOpponent, RandomOpponent
 from connectx_gym.errors import SpecError, did_you_mean
-from connectx_gym.game.opponents import AlphaBetaOpponent, MixtureOpponent, NegamaxOpponent, RandomOpponent
 
 #: how a bare path is read as a spec, by its ending
 BARE_PATH_KINDS = ((".zip", "checkpoint"), (".py", "kaggle"))
@@ -248,14 +248,14 @@ BUILTIN_KINDS = (
     OpponentKind(
         "kaggle",
         "kaggle:<builtin-name or path/to/agent.py>",
-        "connectx_gym.game.kaggle_agent:KaggleAgentOpponent",
+        "connectx_gym.agents.kaggle:KaggleAgentOpponent",
         argument="required",
         argument_name="a built-in Kaggle agent name or the path of an agent file",
     ),
     OpponentKind(
         "selfplay",
         "selfplay[:greedy]  (a snapshot of the learner from the self-play pool)",
-        "connectx_gym.game.selfplay:SelfPlayOpponent.from_spec",
+        "connectx_gym.agents.selfplay:SelfPlayOpponent.from_spec",
         argument="optional",
         check_argument=_check_selfplay,
         argument_name="'greedy'",
@@ -263,7 +263,7 @@ BUILTIN_KINDS = (
     OpponentKind(
         "solver",
         "solver[:weak]  (perfect play on 6x7x4; needs the solver extra)",
-        "connectx_gym.game.oracle:SolverOpponent.from_spec",
+        "connectx_gym.search.solver:SolverOpponent.from_spec",
         argument="optional",
         check_argument=_check_solver,
         argument_name="'weak'",
@@ -271,7 +271,7 @@ BUILTIN_KINDS = (
     OpponentKind(
         "checkpoint",
         "checkpoint:<path/to/model.zip>",
-        "connectx_gym.game.checkpoint_opponent:CheckpointOpponent.from_file",
+        "connectx_gym.agents.checkpoint:CheckpointOpponent.from_file",
         argument="required",
         check_argument=_check_checkpoint,
         argument_name="the path of a checkpoint .zip",
@@ -279,9 +279,9 @@ BUILTIN_KINDS = (
     OpponentKind(
         "mcts",
         "mcts:<path/to/model.zip>[:<simulations>|:<N>ms]  (the checkpoint searched by PUCT; default 800 simulations)",
-        "connectx_gym.game.mcts_agent:MctsAgent.from_spec",
+        "connectx_gym.agents.mcts:MctsAgent.from_spec",
         argument="required",
-        check_argument=lambda argument: load_entry_point("connectx_gym.game.mcts_agent:check_argument")(argument),
+        check_argument=lambda argument: load_entry_point("connectx_gym.agents.mcts:check_argument")(argument),
         argument_name="the path of a checkpoint .zip, optionally followed by :<simulations> or :<N>ms",
     ),
 )

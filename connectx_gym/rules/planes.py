@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Geometry, Position
+from connectx_gym.rules.bitboard import Geometry, Position
 
 NUM_PLANES = 4
 PLANE_OWN, PLANE_OTHER, PLANE_PLAYABLE, PLANE_FIRST = range(NUM_PLANES)

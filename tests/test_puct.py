@@ -1,4 +1,4 @@
-"""The PUCT tree search (game/tree_search.py): exact on boards small enough to solve by brute force, the
+"""The PUCT tree search (search/puct.py): exact on boards small enough to solve by brute force, the
 rules it never misses, proofs, batching across and within trees, budgets and seeds."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from helpers import random_positions
 
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.planes import encode_position
-from connectx_gym.game.search_board import SearchBoard
-from connectx_gym.game.tree_search import DRAW, LOSS, WIN, TreeSearch
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.rules.planes import encode_position
+from connectx_gym.search.puct import DRAW, LOSS, WIN, TreeSearch
+from connectx_gym.search.puct_board import SearchBoard
 
 
 def flat(columns):

@@ -1,4 +1,4 @@
-"""``mcts:`` agents (game/mcts_agent.py): the spec, budgets, board checks, cheap pickles, seeded moves,
+"""``mcts:`` agents (agents/mcts.py): the spec, budgets, board checks, cheap pickles, seeded moves,
 batched answers equal to one-by-one answers, and the agent in evaluate (matches, --accuracy with the
 value report, tournaments), play and the ladder's machinery."""
 
@@ -12,13 +12,13 @@ import pytest
 from helpers import random_positions, tiny_checkpoint
 
 from connectx_gym import evaluate as ev
+from connectx_gym.agents.checkpoint import BoardMismatchError
+from connectx_gym.agents.mcts import DEFAULT_SIMULATIONS, MctsAgent, split_argument
+from connectx_gym.agents.specs import OpponentSpec, make_agent, parse_spec
 from connectx_gym.errors import SpecError
 from connectx_gym.evaluation.match import match_result_from_games, play_opponent_games
-from connectx_gym.game.bitboard import Position, geometry
-from connectx_gym.game.checkpoint_opponent import BoardMismatchError
-from connectx_gym.game.mcts_agent import DEFAULT_SIMULATIONS, MctsAgent, split_argument
-from connectx_gym.game.numpy_policy import from_sb3_model
-from connectx_gym.game.specs import OpponentSpec, make_agent, parse_spec
+from connectx_gym.inference.numpy_policy import from_sb3_model
+from connectx_gym.rules.bitboard import Position, geometry
 
 BOARD = {"rows": 6, "columns": 7, "inarow": 4}
 
@@ -30,7 +30,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def policy(checkpoint):
-    from connectx_gym.game.numpy_policy import load_checkpoint
+    from connectx_gym.inference.numpy_policy import load_checkpoint
 
     return load_checkpoint(checkpoint)
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from helpers import random_positions
 
-from connectx_gym.game import fast_search, solver
-from connectx_gym.game.bitboard import Position, geometry
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.search import alphabeta, compiled
 
-pytestmark = pytest.mark.skipif(not fast_search._HAS_NUMBA, reason="numba is not installed")
+pytestmark = pytest.mark.skipif(not compiled._HAS_NUMBA, reason="numba is not installed")
 
 
 def both_ways(monkeypatch, call):
@@ -37,14 +37,14 @@ def both_ways(monkeypatch, call):
 )
 def test_compiled_search_gives_the_python_search_scores_and_moves(monkeypatch, rows, columns, inarow, depths):
     positions = random_positions(dict(rows=rows, columns=columns, inarow=inarow), 40, seed=rows * 100 + columns)
-    assert fast_search.available(positions[0].geometry)
+    assert compiled.available(positions[0].geometry)
     for depth in depths:
 
         def scores(depth=depth):
-            return [solver.alphabeta_scores(p, depth) for p in positions]
+            return [alphabeta.alphabeta_scores(p, depth) for p in positions]
 
         def moves(depth=depth):
-            return [solver.alphabeta_move(p, depth, np.random.default_rng(i)) for i, p in enumerate(positions)]
+            return [alphabeta.alphabeta_move(p, depth, np.random.default_rng(i)) for i, p in enumerate(positions)]
 
         fast, slow = both_ways(monkeypatch, scores)
         assert fast == slow, f"scores differ at depth {depth}"
@@ -57,7 +57,7 @@ def test_compiled_search_on_the_labelled_positions(monkeypatch):
 
     positions = load_positions().positions()[::35]
     fast, slow = both_ways(
-        monkeypatch, lambda: [solver.alphabeta_move(p, 4, np.random.default_rng(i)) for i, p in enumerate(positions)]
+        monkeypatch, lambda: [alphabeta.alphabeta_move(p, 4, np.random.default_rng(i)) for i, p in enumerate(positions)]
     )
     assert fast == slow and len(fast) == 100
 
@@ -65,15 +65,15 @@ def test_compiled_search_on_the_labelled_positions(monkeypatch):
 def test_boards_over_63_bits_use_the_python_search(monkeypatch):
     monkeypatch.setenv("CONNECTX_PURE_PYTHON", "0")
     big = geometry(8, 8, 4)  # 9 x 8 = 72 bits with the sentinel row
-    assert not fast_search.available(big) and fast_search.available(geometry(8, 7, 4))
+    assert not compiled.available(big) and compiled.available(geometry(8, 7, 4))
     position = Position(big)
     position.play(3)
-    assert solver.alphabeta_move(position, 2, np.random.default_rng(0)) in range(8)
+    assert alphabeta.alphabeta_move(position, 2, np.random.default_rng(0)) in range(8)
 
 
 def test_the_environment_switch_forces_the_python_search(monkeypatch):
     monkeypatch.setenv("CONNECTX_PURE_PYTHON", "1")
-    assert not fast_search.available(geometry())
+    assert not compiled.available(geometry())
 
 
 @pytest.mark.parametrize("rows, columns, inarow", [(6, 7, 4), (5, 6, 3), (4, 5, 4), (7, 7, 5), (3, 3, 2)])
@@ -81,11 +81,11 @@ def test_compiled_kaggle_negamax_gives_the_python_scores_and_moves(monkeypatch, 
     positions = random_positions(dict(rows=rows, columns=columns, inarow=inarow), 60, seed=rows * 10 + inarow)
 
     def scores():
-        solver.clear_caches()
-        return [solver.kaggle_negamax_scores(p) for p in positions]
+        alphabeta.clear_caches()
+        return [alphabeta.kaggle_negamax_scores(p) for p in positions]
 
     def moves():
-        return [solver.kaggle_negamax_move(p, np.random.default_rng(i)) for i, p in enumerate(positions)]
+        return [alphabeta.kaggle_negamax_move(p, np.random.default_rng(i)) for i, p in enumerate(positions)]
 
     fast, slow = both_ways(monkeypatch, scores)
     assert fast == slow

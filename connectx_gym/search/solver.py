@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.errors import UserError
-from connectx_gym.game.bitboard import Geometry, Position
+from connectx_gym.rules.bitboard import Geometry, Position
 
 #: the one board size the oracle solves: rows, columns, in a row
 SOLVER_BOARD = {"rows": 6, "columns": 7, "inarow": 4}

@@ -181,7 +181,7 @@ class NumpyPolicy:
     ) -> list[int]:
         """The columns ``move`` would play in each position, from one forward pass; a sampled move
         draws one number from its position's own generator, as ``move`` does."""
-        from connectx_gym.game.planes import encode_position, legal_mask
+        from connectx_gym.rules.planes import encode_position, legal_mask
 
         planes = np.stack([encode_position(p) for p in positions])
         masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
@@ -197,7 +197,7 @@ class NumpyPolicy:
 
     def move(self, position, deterministic: bool = True, rng: np.random.Generator | None = None) -> int:
         """The column this policy plays for the player to move in a ``bitboard.Position``."""
-        from connectx_gym.game.planes import encode_position, legal_mask
+        from connectx_gym.rules.planes import encode_position, legal_mask
 
         planes = encode_position(position)[None]
         mask = legal_mask(position.geometry, position.mask)[None]
@@ -267,7 +267,7 @@ def policy_from_metadata(path, metadata: dict[str, Any], weights: dict[str, np.n
 
     :raises connectx_gym.runtime.checkpoints.CheckpointError: naming what does not fit
     """
-    from connectx_gym.game.planes import NUM_PLANES
+    from connectx_gym.rules.planes import NUM_PLANES
     from connectx_gym.runtime.checkpoints import METADATA_MEMBER, CheckpointError
 
     board = metadata.get("board")

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.numpy_policy import NumpyPolicy
-from connectx_gym.game.opponents import SameSourceIsEqual
+from connectx_gym.agents.opponents import SameSourceIsEqual
+from connectx_gym.inference.numpy_policy import NumpyPolicy
+from connectx_gym.rules.bitboard import Position
 
 CHECKPOINT_KIND = "checkpoint"
 
@@ -62,7 +62,7 @@ class CheckpointOpponent(SameSourceIsEqual):
         :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing, not a checkpoint, or
             has no metadata and checkpoints are not trusted
         """
-        from connectx_gym.game.numpy_policy import load_checkpoint
+        from connectx_gym.inference.numpy_policy import load_checkpoint
 
         return cls(load_checkpoint(path), name=f"{CHECKPOINT_KIND}:{os.fspath(path)}")
 
@@ -102,7 +102,7 @@ def network_view(agent: Any, position: Position) -> tuple[list[float | None], fl
     policy = getattr(agent, "policy", None)
     if not isinstance(policy, NumpyPolicy):
         return None
-    from connectx_gym.game.planes import encode_position
+    from connectx_gym.rules.planes import encode_position
 
     logits, values = policy.policy_value(encode_position(position)[None])
     legal = position.legal_moves()

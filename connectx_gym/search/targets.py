@@ -2,7 +2,7 @@
 distribution the learner is pulled toward (Schmitt et al. 2018, "Kickstarting Deep Reinforcement
 Learning").
 
-Each legal column's ``solver.alphabeta_scores`` score becomes a value in [-1, 1]: a forced win is
+Each legal column's ``alphabeta.alphabeta_scores`` score becomes a value in [-1, 1]: a forced win is
 1 (less 0.02 per extra ply before it lands, so the faster win is preferred), a forced loss -1 (plus
 0.02 per extra ply it is delayed), and a heuristic score ``0.5 * tanh(score / 16)`` (16 is one open
 three in Connect 4's window weights). The distribution is the softmax of the values over the
@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.solver import WIN_SCORE, alphabeta_scores
+from connectx_gym.rules.bitboard import Position
+from connectx_gym.search.alphabeta import WIN_SCORE, alphabeta_scores
 
 #: a decided score's magnitude is at least this (wins and losses are WIN_SCORE - plies + 1)
 DECIDED = WIN_SCORE >> 1
@@ -67,7 +67,7 @@ PROVEN_VALUES = {"win": 1.0, "draw": 0.0, "loss": -1.0}
 
 
 def search_targets(result) -> tuple[np.ndarray, float]:
-    """The ``mcts`` teacher's targets from a ``tree_search.SearchResult``: the move distribution (the visit
+    """The ``mcts`` teacher's targets from a ``puct.SearchResult``: the move distribution (the visit
     distribution; all mass on the chosen move when the root is proven) and the value for the player to move
     (the search's root value; +1, 0 or -1 when proven)."""
     if result.proven is not None:

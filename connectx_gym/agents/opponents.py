@@ -4,7 +4,7 @@ An opponent is any object with a ``name`` and ``act(position, rng) -> column``, 
 position where it is to move; it returns whatever it chose, legal or not, and the environment
 judges the answer (an illegal column or an ``OpponentError`` forfeits the game, as on Kaggle).
 Here: random, Kaggle's negamax, alpha-beta search, and a weighted mixture drawn per episode.
-Spec strings (``"alphabeta:4"``) are parsed and built in ``connectx_gym.game.specs``; every
+Spec strings (``"alphabeta:4"``) are parsed and built in ``connectx_gym.agents.specs``; every
 opponent pickles, so it can be shipped to worker processes.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.solver import alphabeta_move, kaggle_negamax_move
+from connectx_gym.rules.bitboard import Position
+from connectx_gym.search.alphabeta import alphabeta_move, kaggle_negamax_move
 
 
 class OpponentError(RuntimeError):

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.numpy_policy import NumpyPolicy
+from connectx_gym.inference.numpy_policy import NumpyPolicy
+from connectx_gym.rules.bitboard import Position
 
 DEFAULT_POOL = "default"
 

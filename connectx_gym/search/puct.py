@@ -24,9 +24,9 @@ are simulations, a deadline in seconds, or both. Root Dirichlet noise and a visi
 temperature serve training; with the same generator and a simulation budget, the same position
 gives the same move.
 
-This module imports nothing but ``math``, ``time``, numpy and ``search_board`` (the rules it
+This module imports nothing but ``math``, ``time``, numpy and ``puct_board`` (the rules it
 needs, equally self-contained): the Kaggle submission embeds both sources as they are, from their
-imports on and without the import of ``search_board`` (see ``connectx_gym.submission.build``), so
+imports on and without the import of ``puct_board`` (see ``connectx_gym.submission.build``), so
 nothing else may name the package.
 """
 
@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from connectx_gym.game.search_board import SearchBoard
+from connectx_gym.search.puct_board import SearchBoard
 
 #: proven results, from the side to move at the node
 WIN, DRAW, LOSS = 1, 0, -1

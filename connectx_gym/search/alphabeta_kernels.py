@@ -1,5 +1,5 @@
-"""The numba kernels of the compiled alpha-beta search (see ``fast_search``); importing this module
-imports numba, so ``fast_search`` imports it only when a search first needs it."""
+"""The numba kernels of the compiled alpha-beta search (see ``compiled``); importing this module
+imports numba, so ``compiled`` imports it only when a search first needs it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A trained checkpoint wrapped in the PUCT tree search (spec ``mcts:<model.zip>[:<simulations>|:<N>ms]``).
 
-``MctsAgent`` plays the move of :class:`connectx_gym.game.tree_search.TreeSearch` over the checkpoint's
+``MctsAgent`` plays the move of :class:`connectx_gym.search.puct.TreeSearch` over the checkpoint's
 numpy network (``NumpyPolicy.policy_value``: move priors and the value of the side to move). Its budget
 is a number of simulations per move (default ``DEFAULT_SIMULATIONS``; the same seed and position
 give the same move) or milliseconds per move. ``act`` searches one position, its leaves batched
@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.checkpoint import check_trained_board
+from connectx_gym.agents.opponents import SameSourceIsEqual
 from connectx_gym.errors import SpecError
-from connectx_gym.game.bitboard import Position
-from connectx_gym.game.checkpoint_opponent import check_trained_board
-from connectx_gym.game.numpy_policy import NumpyPolicy
-from connectx_gym.game.opponents import SameSourceIsEqual
-from connectx_gym.game.search_board import SearchBoard
-from connectx_gym.game.tree_search import SearchResult, TreeSearch
+from connectx_gym.inference.numpy_policy import NumpyPolicy
+from connectx_gym.rules.bitboard import Position
+from connectx_gym.search.puct import SearchResult, TreeSearch
+from connectx_gym.search.puct_board import SearchBoard
 
 MCTS_KIND = "mcts"
 #: simulations per move when the spec gives no budget
@@ -135,7 +135,7 @@ class MctsAgent(SameSourceIsEqual):
 
         :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing or not a checkpoint
         """
-        from connectx_gym.game.numpy_policy import load_checkpoint
+        from connectx_gym.inference.numpy_policy import load_checkpoint
 
         path, budget = split_argument(argument)
         simulations, milliseconds = parse_budget(budget, f"{MCTS_KIND}:{argument}") if budget else (None, None)
