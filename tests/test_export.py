@@ -319,11 +319,13 @@ def test_search_respects_its_time_budget(search_namespace):
     assert max(elapsed) < 0.06 + 0.5, elapsed
 
 
-def test_the_files_tree_search_is_the_packages_and_no_name_is_redefined():
-    """The embedded search is search/puct.py's code unchanged, and nothing else in the file reuses its
-    top-level names (a constant of the file's alpha-beta once shadowed the search's WIN)."""
+def test_the_files_network_and_tree_search_are_the_packages_and_no_name_is_redefined():
+    """The embedded forward pass and search are inference/network.py's and search/puct.py's code
+    unchanged, and no two parts of the file define the same top-level name (a constant of the file's
+    alpha-beta once shadowed the search's WIN)."""
+    from connectx_gym.inference import network
     from connectx_gym.search import puct, puct_board
-    from connectx_gym.submission.build import SEARCH_BOARD_IMPORT, tree_search_source
+    from connectx_gym.submission.build import SEARCH_BOARD_IMPORT, network_source, tree_search_source
     from connectx_gym.submission.template import SUBMISSION_TEMPLATE
 
     def top_level(source):
@@ -335,14 +337,16 @@ def test_the_files_tree_search_is_the_packages_and_no_name_is_redefined():
                 names.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
         return names
 
-    embedded = tree_search_source()
-    assert "connectx_gym" not in embedded
-    for module in (puct_board, puct):
+    search, forward = tree_search_source(), network_source()
+    assert "connectx_gym" not in search and "connectx_gym" not in forward
+    for module, embedded in ((puct_board, search), (puct, search), (network, forward)):
         code = Path(module.__file__).read_text().split('"""', 2)[2].replace(SEARCH_BOARD_IMPORT, "").strip()
         assert code in embedded
-    rest = SUBMISSION_TEMPLATE.replace("@@TREE_SEARCH@@", "").split('"""', 2)[2].split("'''")[0]
-    rest = re.sub(r"@@\w+@@", "0", rest)
-    assert not top_level(embedded) & top_level(rest), top_level(embedded) & top_level(rest)
+    rest = SUBMISSION_TEMPLATE.replace("@@TREE_SEARCH@@", "").replace("@@NETWORK@@", "")
+    rest = re.sub(r"@@\w+@@", "0", rest.split('"""', 2)[2].split("'''")[0])
+    parts = {"search": top_level(search), "network": top_level(forward), "rest": top_level(rest)}
+    for one, two in (("search", "network"), ("search", "rest"), ("network", "rest")):
+        assert not parts[one] & parts[two], (one, two, parts[one] & parts[two])
 
 
 def test_past_the_book_the_tree_decides_and_keeps_its_tree(search_namespace):

@@ -297,3 +297,23 @@ def test_exclude_marks_moves_lost_and_proves_the_root():
     search.exclude(root, {3: 9})
     assert root.proven == LOSS and search.result(root).move == 3 and search.result(root).plies == 9
     assert DRAW == 0
+
+
+@pytest.mark.parametrize("rows, columns, inarow", [(6, 7, 4), (5, 6, 3), (9, 7, 5), (10, 12, 4), (4, 4, 2), (3, 8, 1)])
+def test_the_search_board_is_pinned_to_the_rules(rows, columns, inarow):
+    """The embedded search keeps its own bit masks (the Kaggle file carries no package code but its
+    source): on every board they agree with the rules' ``Geometry``, for both players' stones."""
+    shape = geometry(rows, columns, inarow)
+    board = SearchBoard(rows, columns, inarow)
+    assert (board.bottom_cells, board.column_masks) == (
+        [shape.cell_bit(c, 0) for c in range(columns)],
+        [sum(shape.cell_bit(c, h) for h in range(rows)) for c in range(columns)],
+    )
+    assert board.full == shape.board_mask
+    positions = random_positions(dict(rows=rows, columns=columns, inarow=inarow), 60, seed=rows * columns + inarow)
+    for position in positions:
+        mask = position.mask
+        assert board.columns_of(shape.playable_cells(mask)) == shape.legal_moves(mask)
+        for stones in (position.stones[1], position.stones[2]):
+            assert board.has_line(stones) == shape.has_line(stones)
+            assert board.wins(stones, mask) == shape.winning_cells(stones, mask)

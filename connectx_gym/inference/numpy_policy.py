@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from connectx_gym.inference.network import Network
 from connectx_gym.runtime.checkpoints import ACTIVATION_NAMES, activation_of_model, board_of_model
 
 #: masked-out logits, as SB3's MaskableCategorical uses
@@ -27,44 +27,6 @@ MASKED_LOGIT = -1e8
 
 _CONV_KEY = re.compile(r"^features_extractor\.cnn\.(\d+)\.weight$")
 _MLP_KEY = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight$")
-
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7): numpy has none built in."""
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-a * a))
-
-
-def activate(x: np.ndarray, name: str) -> np.ndarray:
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "gelu":
-        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
-    raise ValueError(f"activation must be one of {'|'.join(ACTIVATION_NAMES)}, got {name!r}")
-
-
-def conv2d_same(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """``torch.nn.Conv2d(padding=k // 2)`` for odd ``k``: (N, C, H, W) -> (N, O, H, W).
-
-    im2col: the k*k shifted views of the padded input side by side, then one matrix product,
-    which BLAS does far faster than a strided tensordot.
-    """
-    count, channels, height, width = x.shape
-    out_channels, _, kernel, _ = weight.shape
-    pad = kernel // 2
-    padded = np.zeros((count, channels, height + 2 * pad, width + 2 * pad), dtype=np.float32)
-    padded[:, :, pad : pad + height, pad : pad + width] = x
-    columns = np.empty((count, height, width, channels, kernel, kernel), dtype=np.float32)
-    for i in range(kernel):
-        for j in range(kernel):
-            columns[..., i, j] = padded[:, :, i : i + height, j : j + width].transpose(0, 2, 3, 1)
-    out = columns.reshape(count * height * width, -1) @ weight.reshape(out_channels, -1).T + bias
-    return out.reshape(count, height, width, out_channels).transpose(0, 3, 1, 2)
 
 
 class NumpyPolicy:
@@ -92,8 +54,9 @@ class NumpyPolicy:
         self.policy_layers, self.value_layers = mlp["policy_net"], mlp["value_net"]
         self.action_head = self._pair(weights, "action_net")
         self.value_head = self._pair(weights, "value_net")
-        #: the first layers of both halves side by side (built on first use by ``policy_value``)
-        self._first_layers: tuple[np.ndarray, np.ndarray] | None = None
+        self.network = Network(
+            self.conv_layers, self.policy_layers, self.action_head, self.value_layers, self.value_head, activation
+        )
 
     @staticmethod
     def _pair(weights: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,49 +77,21 @@ class NumpyPolicy:
 
     # ------------------------------------------------------------------ forward
     def features(self, observations: np.ndarray) -> np.ndarray:
-        x = np.asarray(observations, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        for weight, bias in self.conv_layers:
-            x = activate(conv2d_same(x, weight, bias), self.activation)
-        return x.reshape(x.shape[0], -1)
-
-    def _mlp(self, x: np.ndarray, layers) -> np.ndarray:
-        for weight, bias in layers:
-            x = activate(x @ weight.T + bias, self.activation)
-        return x
+        """The flattened features (N, F) of observations (N, 4, rows, columns) or one (4, rows, columns)."""
+        return self.network.features(observations)
 
     def logits(self, observations: np.ndarray) -> np.ndarray:
         """Unmasked action logits, shape (N, columns)."""
-        weight, bias = self.action_head
-        return self._mlp(self.features(observations), self.policy_layers) @ weight.T + bias
+        return self.network.logits(observations)
 
     def values(self, observations: np.ndarray) -> np.ndarray:
         """State values, shape (N,)."""
-        weight, bias = self.value_head
-        return (self._mlp(self.features(observations), self.value_layers) @ weight.T + bias)[:, 0]
+        return self.network.values(observations)
 
     def policy_value(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unmasked logits (N, columns) and values (N,) from one pass of the shared features: what a
         tree search asks of the network at its leaves."""
-        features = self.features(observations)
-        policy_layers, value_layers = self.policy_layers, self.value_layers
-        if policy_layers and value_layers:
-            # both halves start from the same features: one matrix product for their first layers
-            if self._first_layers is None:
-                (pw, pb), (vw, vb) = policy_layers[0], value_layers[0]
-                self._first_layers = (np.ascontiguousarray(np.concatenate([pw, vw]).T), np.concatenate([pb, vb]))
-            weight, bias = self._first_layers
-            hidden = activate(features @ weight + bias, self.activation)
-            width = policy_layers[0][0].shape[0]
-            policy_x = self._mlp(hidden[:, :width], policy_layers[1:])
-            value_x = self._mlp(hidden[:, width:], value_layers[1:])
-        else:
-            policy_x, value_x = self._mlp(features, policy_layers), self._mlp(features, value_layers)
-        weight, bias = self.action_head
-        logits = policy_x @ weight.T + bias
-        weight, bias = self.value_head
-        return logits, (value_x @ weight.T + bias)[:, 0]
+        return self.network.policy_value(observations)
 
     def act(
         self,

@@ -29,6 +29,7 @@ from connectx_gym.agents.mcts import BATCH, C_PUCT, FPU_REDUCTION
 from connectx_gym.data import DATA_BOARD
 from connectx_gym.data.book import BOOK_FILE, BookFile, decode_book, read_book_file
 from connectx_gym.errors import UserError
+from connectx_gym.inference import network
 from connectx_gym.search import puct, puct_board
 from connectx_gym.submission.template import SUBMISSION_TEMPLATE
 
@@ -182,6 +183,7 @@ def render_submission(
         "BOOK_DOC": book_doc,
         "BOOK_PLIES": repr(None if book is None else book.plies),
         "BOOK": _b64_lines(b"" if book is None else book.compressed),
+        "NETWORK": network_source(),
         "TREE_SEARCH": tree_search_source(),
         "C_PUCT": repr(C_PUCT),
         "TREE_BATCH": repr(BATCH),
@@ -205,6 +207,11 @@ def _code_of(module, first_line: str) -> str:
     if marker not in source:
         raise RuntimeError(f"{module.__file__} no longer starts its code with {first_line!r}")
     return first_line + "\n" + source.split(marker, 1)[1]
+
+
+def network_source() -> str:
+    """The source of :mod:`connectx_gym.inference.network`, the forward pass, to embed in the submission unchanged."""
+    return _code_of(network, "import math").rstrip("\n")
 
 
 def tree_search_source() -> str:

@@ -3,9 +3,10 @@
 ``@@NAME@@`` markers are filled in by :func:`connectx_gym.submission.build.render_submission`;
 nothing else is substituted, so the template is plain Python. The submission must be a single
 file that imports only the standard library and numpy, so it carries its own copies of code the
-package also has (the numpy forward pass, the observation planes, the opening book's position
+package also has (the observation planes, the opening book's position
 numbers of :mod:`connectx_gym.data.book` and the alpha-beta proof): those copies are intended. The
-PUCT tree search is not copied: ``@@TREE_SEARCH@@`` receives the package's own source of
+forward pass and the PUCT tree search are not copied: ``@@NETWORK@@`` receives the package's own
+source of :mod:`connectx_gym.inference.network`, ``@@TREE_SEARCH@@`` that of
 :mod:`connectx_gym.search.puct_board` and :mod:`connectx_gym.search.puct`, and nothing here may
 reuse their top-level names (a test checks). ``agent`` must stay the last callable defined, since
 Kaggle plays that one.
@@ -100,77 +101,14 @@ del _BOOK_B64
 
 
 # ---------------------------------------------------------------- forward pass (numpy)
-def _erf(x):
-    """Error function, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7)."""
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-a * a))
+@@NETWORK@@
 
 
-def _activate(x):
-    if ACTIVATION == "relu":
-        return np.maximum(x, 0.0)
-    if ACTIVATION == "tanh":
-        return np.tanh(x)
-    return 0.5 * x * (1.0 + _erf(x * np.float32(0.7071067811865476)))  # gelu (exact, erf-based)
-
-
-def _conv_same(x, weight, bias):
-    """torch.nn.Conv2d(padding=k // 2) for odd k: (N, C, H, W) -> (N, O, H, W), by im2col: the k*k shifted
-    views side by side, then one matrix product for the whole batch."""
-    count, channels, height, width = x.shape
-    out_channels, _, kernel, _ = weight.shape
-    pad = kernel // 2
-    padded = np.zeros((count, channels, height + 2 * pad, width + 2 * pad), dtype=np.float32)
-    padded[:, :, pad:pad + height, pad:pad + width] = x
-    columns = np.empty((count, height, width, channels, kernel, kernel), dtype=np.float32)
-    for i in range(kernel):
-        for j in range(kernel):
-            columns[..., i, j] = padded[:, :, i:i + height, j:j + width].transpose(0, 2, 3, 1)
-    out = columns.reshape(count * height * width, -1) @ weight.reshape(out_channels, -1).T + bias
-    return out.reshape(count, height, width, out_channels).transpose(0, 3, 1, 2)
-
-
-def _features(planes):
-    x = np.asarray(planes, dtype=np.float32)
-    if x.ndim == 3:
-        x = x[None]
-    for weight, bias in _CONV:
-        x = _activate(_conv_same(x, weight, bias))
-    return x.reshape(x.shape[0], -1)
-
-
-def _head(x, hidden, head):
-    for weight, bias in hidden:
-        x = _activate(x @ weight.T + bias)
-    weight, bias = head
-    return x @ weight.T + bias
-
-
-def logits(planes):
-    """Unmasked action logits (N, columns) for planes (N, 4, rows, columns) or (4, rows, columns)."""
-    return _head(_features(planes), _HIDDEN, _HEAD)
-
-
-def _first_layers():
-    """Both halves' first hidden layers side by side: one matrix product serves the two."""
-    (policy_w, policy_b), (value_w, value_b) = _HIDDEN[0], _VALUE_HIDDEN[0]
-    return np.ascontiguousarray(np.concatenate([policy_w, value_w]).T), np.concatenate([policy_b, value_b])
-
-
-_FIRST = _first_layers() if _HIDDEN and _VALUE_HIDDEN else None
-
-
-def policy_value(planes):
-    """Logits (N, columns) and values of the side to move (N,) from one pass of the shared features."""
-    x = _features(planes)
-    if _FIRST is None:
-        return _head(x, _HIDDEN, _HEAD), _head(x, _VALUE_HIDDEN, _VALUE_HEAD)[:, 0]
-    hidden = _activate(x @ _FIRST[0] + _FIRST[1])
-    width = _HIDDEN[0][0].shape[0]
-    return _head(hidden[:, :width], _HIDDEN[1:], _HEAD), _head(hidden[:, width:], _VALUE_HIDDEN[1:], _VALUE_HEAD)[:, 0]
+_NETWORK = Network(_CONV, _HIDDEN, _HEAD, _VALUE_HIDDEN, _VALUE_HEAD, ACTIVATION)
+#: unmasked action logits (N, columns) for planes (N, 4, rows, columns) or (4, rows, columns)
+logits = _NETWORK.logits
+#: logits (N, columns) and values of the side to move (N,) from one pass of the shared features
+policy_value = _NETWORK.policy_value
 
 
 def encode(grid, mark):
