@@ -40,8 +40,8 @@ BATCH = 16
 LOCKSTEP_BATCH = 8
 #: positions searched in lockstep by ``act_many`` (a fixed group, so results do not depend on the caller's split).
 #: 1 on the CPU: a numpy forward pass is no cheaper per position in bigger batches, while the trees of a
-#: group, visited in turn, no longer fit the CPU's caches (``benchmarks/bench_tree_search.py``: 62 against 71
-#: ms a move for 4 trees in lockstep); a group pays where big batches do, on an accelerator
+#: group, visited in turn, no longer fit the CPU's caches (``benchmarks/bench_tree_search.py``, figures in
+#: ``docs/benchmarks.md``); a group pays where big batches do, on an accelerator
 GROUP = 1
 MAX_SIMULATIONS = 1_000_000
 MAX_MILLISECONDS = 600_000

@@ -3,7 +3,7 @@ cheap to know, the alpha-beta teacher in between. 6x7 boards with 4 in a row onl
 
 - up to ``BOOK_PLIES`` stones: the shipped opening book's perfect moves (``connectx_gym.data.book``);
 - from ``solver_from`` stones on: the perfect solver's (the ``[solver]`` extra), which answers such
-  positions in about a millisecond (measured: 0.9 ms mean at 20 stones, 4 ms at 18, 130 ms at 14);
+  positions in about a millisecond (figures by stone count in ``docs/benchmarks.md``);
 - in between: ``search.targets.search_distribution`` at the kickstart depth and temperature.
 
 A perfect move set becomes the distribution spread evenly over it (``search.targets.distribution`` at

@@ -16,11 +16,10 @@ Games per rung pair (``rung_games``): every suite opening in both seats (240 gam
 most two apart in ``RUNGS``, 80 games (the first 40 openings) three apart, 40 (the first 20) further
 apart, where the results are nearly all one-sided. Rebuild the shipped file with::
 
-    python -m connectx_gym.evaluation.ladder --rebuild      # all usable cores; ~10 minutes on 2 cores
+    python -m connectx_gym.evaluation.ladder --rebuild      # all usable cores
 
-(measured for the shipped file: 36 pairs, 4680 games, 577 s wall clock with 2 processes on 2 cores
-that were also running tests, bitbully installed; the ``alphabeta:5``/``alphabeta:6``/``solver``
-pairs take most of it). Without bitbully the file has no ``solver`` rung, and a file that has one
+(its time is in ``docs/benchmarks.md``; the ``alphabeta:5``/``alphabeta:6``/``solver`` pairs take
+most of it). Without bitbully the file has no ``solver`` rung, and a file that has one
 drops it where bitbully is missing. The rungs are not in strength order beyond ``alphabeta:1``:
 ``alphabeta:2`` holds its own against depths 3 and 4, and depths 2-6 lie within about 200 Elo.
 ``python -m connectx_gym.evaluation.ladder`` alone prints the rungs' own ratings from the file.

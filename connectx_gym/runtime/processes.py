@@ -96,7 +96,7 @@ def single_threaded_blas():
     """This process's OpenBLAS on one thread for a while (a no-op where it cannot be found).
 
     While this process plays games next to the workers, a multi-threaded BLAS here would spin on
-    the cores they need (a checkpoint's forward pass ran 2x slower in total than one process).
+    the cores they need (``docs/benchmarks.md`` has what it cost).
     """
     apis = openblas_apis()
     before = [get() for get, _ in apis]
