@@ -24,8 +24,8 @@ from connectx_gym.data.book import (
     load_book,
     mirror_bits,
     ply_offsets,
-    position_number,
 )
+from connectx_gym.data.book_index import position_number
 from connectx_gym.errors import UserError
 from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.search import solver as oracle

@@ -6,7 +6,6 @@ import ast
 import contextlib
 import io
 import os
-import re
 import subprocess
 import sys
 import time
@@ -319,14 +318,12 @@ def test_search_respects_its_time_budget(search_namespace):
     assert max(elapsed) < 0.06 + 0.5, elapsed
 
 
-def test_the_files_network_and_tree_search_are_the_packages_and_no_name_is_redefined():
-    """The embedded forward pass and search are inference/network.py's and search/puct.py's code
-    unchanged, and no two parts of the file define the same top-level name (a constant of the file's
-    alpha-beta once shadowed the search's WIN)."""
-    from connectx_gym.inference import network
-    from connectx_gym.search import puct, puct_board
-    from connectx_gym.submission.build import SEARCH_BOARD_IMPORT, network_source, tree_search_source
-    from connectx_gym.submission.template import SUBMISSION_TEMPLATE
+def test_the_file_is_the_packages_code_and_no_name_is_redefined(exported):
+    """The file carries the agent module and the modules it uses as they are in the package (less their
+    docstrings and imports of the package), and no two of them define the same top-level name (a
+    constant of the file's alpha-beta once shadowed the search's WIN)."""
+    from connectx_gym.submission import agent
+    from connectx_gym.submission.build import EMBEDDED, agent_parts, embedded_source
 
     def top_level(source):
         names = set()
@@ -337,16 +334,21 @@ def test_the_files_network_and_tree_search_are_the_packages_and_no_name_is_redef
                 names.update(n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name))
         return names
 
-    search, forward = tree_search_source(), network_source()
-    assert "connectx_gym" not in search and "connectx_gym" not in forward
-    for module, embedded in ((puct_board, search), (puct, search), (network, forward)):
-        code = Path(module.__file__).read_text().split('"""', 2)[2].replace(SEARCH_BOARD_IMPORT, "").strip()
-        assert code in embedded
-    rest = SUBMISSION_TEMPLATE.replace("@@TREE_SEARCH@@", "").replace("@@NETWORK@@", "")
-    rest = re.sub(r"@@\w+@@", "0", rest.split('"""', 2)[2].split("'''")[0])
-    parts = {"search": top_level(search), "network": top_level(forward), "rest": top_level(rest)}
-    for one, two in (("search", "network"), ("search", "rest"), ("network", "rest")):
-        assert not parts[one] & parts[two], (one, two, parts[one] & parts[two])
+    text = Path(exported["cnn_6x7"]).read_text(encoding="utf-8")
+    prelude, body = agent_parts()
+    parts = {module.__name__: embedded_source((module, line)) for module, line in EMBEDDED}
+    parts[agent.__name__] = prelude + "\n" + body
+    for name, code in parts.items():
+        assert "connectx_gym" not in code, name
+        for block in code.split("\n\n\n"):  # each top-level block as it stands in the module
+            assert block.strip() in text, (name, block[:80])
+    names = {name: top_level(code) for name, code in parts.items()}
+    for one in names:
+        for two in names:
+            if one < two:
+                assert not names[one] & names[two], (one, two, names[one] & names[two])
+    # the package's agent module is itself importable: an empty file, no weights and no book
+    assert agent._NETWORK is None and agent._BOOK is None and agent.SEARCH_MS is None
 
 
 def test_past_the_book_the_tree_decides_and_keeps_its_tree(search_namespace):

@@ -17,7 +17,7 @@ images, unreachable or finished games), and the file stores it compressed:
 ``MAGIC``, then rows, columns, in a row, plies (one byte each), the number of positions and the
 table's length (little-endian 32-bit), then the table as one zlib stream (level 9).
 
-The same numbering is copied into the submission template, which looks positions up in it. The
+The numbering and the lookup are :mod:`connectx_gym.data.book_index`, which the Kaggle file embeds. The
 build reads only the solver (the ``[solver]`` extra): never the labelled evaluation positions.
 """
 
@@ -32,11 +32,11 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import comb
 from pathlib import Path
 
 from connectx_gym.cli import ArgumentParser, run_command
-from connectx_gym.data import DATA_BOARD, DATA_DIR
+from connectx_gym.data import DATA_BOARD, DATA_DIR, book_index
+from connectx_gym.data.book_index import canonical_number
 from connectx_gym.errors import UserError
 from connectx_gym.rules.bitboard import geometry
 from connectx_gym.search.solver import Oracle, best_columns, import_solver
@@ -59,41 +59,12 @@ Columns = tuple[tuple[int, ...], ...]
 # ---------------------------------------------------------------------- numbering
 def ply_offsets(plies: int) -> list[int]:
     """``offsets[k]``: the first number of the positions with ``k`` stones, for ``k`` up to ``plies + 1``."""
-    offsets = [0]
-    for stones in range(plies + 1):
-        offsets.append(offsets[-1] + comb(stones + COLUMNS - 1, COLUMNS - 1) * comb(stones, (stones + 1) // 2))
-    return offsets
-
-
-def position_number(columns: Sequence[Sequence[int]], offsets: Sequence[int]) -> int:
-    """The dense number of a position (its marks per column, bottom up) with at most ``len(offsets) - 2`` stones."""
-    stones = sum(len(column) for column in columns)
-    heights_rank, rest = 0, stones
-    for c in range(len(columns) - 1):
-        parts = len(columns) - 1 - c  # columns after this one share what this one does not take
-        for taken in range(len(columns[c])):
-            heights_rank += comb(rest - taken + parts - 1, parts - 1)
-        rest -= len(columns[c])
-    colours_rank, firsts, place = 0, 0, 0
-    for column in columns:
-        for mark in column:
-            if mark == 1:
-                firsts += 1
-                colours_rank += comb(place, firsts)
-            place += 1
-    return offsets[stones] + heights_rank * comb(stones, (stones + 1) // 2) + colours_rank
-
-
-def canonical_number(columns: Sequence[Sequence[int]], offsets: Sequence[int]) -> tuple[int, bool]:
-    """(the number the position is stored under, whether that is its mirror image's)."""
-    own = position_number(columns, offsets)
-    mirrored = position_number(columns[::-1], offsets)
-    return (mirrored, True) if mirrored < own else (own, False)
+    return book_index.ply_offsets(COLUMNS, plies)
 
 
 def mirror_bits(bits: int) -> int:
     """A set of columns as bits, seen in the mirror: column ``c`` becomes ``COLUMNS - 1 - c``."""
-    return sum(1 << (COLUMNS - 1 - c) for c in range(COLUMNS) if bits >> c & 1)
+    return book_index.mirror_bits(bits, COLUMNS)
 
 
 def columns_of_moves(moves: Sequence[int]) -> Columns:
@@ -118,14 +89,9 @@ class Book:
 
     def best_columns(self, columns: Sequence[Sequence[int]]) -> list[int] | None:
         """The perfect moves of a position (marks per column, bottom up), or None when it is not in the book."""
-        stones = sum(len(column) for column in columns)
-        if len(columns) != COLUMNS or stones > self.plies:
+        if len(columns) != COLUMNS:
             return None
-        number, mirrored = canonical_number(columns, ply_offsets(self.plies))
-        bits = self.table[number]
-        if mirrored:
-            bits = mirror_bits(bits)
-        return [c for c in range(COLUMNS) if bits >> c & 1] or None
+        return book_index.book_moves(self.table, self.plies, columns)
 
     def best_moves(self, moves: Sequence[int]) -> list[int] | None:
         """The perfect moves after the 0-based ``moves`` from the empty board, or None when not in the book."""

@@ -1,12 +1,13 @@
 """Render a trained policy into the submission file's text, test-run it in memory and write it atomically.
 
-The network is embedded as a base64 compressed ``.npz`` in
-:data:`~connectx_gym.submission.template.SUBMISSION_TEMPLATE`: the policy half, and with a search
-the value half and the sources of :mod:`connectx_gym.search.puct_board` and
-:mod:`connectx_gym.search.puct` too (the file's PUCT search is the package's, verbatim). The
-rendered text is executed as Kaggle's loader would, its logits (and values) must match
-``NumpyPolicy``'s and its agent must answer a legal move (with a search, also past the book, from
-the search itself) before anything is written, so a failure never leaves a partial file. A bad
+The file is the code of :mod:`connectx_gym.submission.agent` and of the modules it uses (the
+forward pass, the PUCT search, the exact proof, the book's numbering: :data:`EMBEDDED`), verbatim
+but for their docstrings and imports of the package, with a settings block written for the file:
+the board, the network as a base64 compressed ``.npz`` (the policy half, and with a search the
+value half too), the book and the search's constants. The rendered text is executed as Kaggle's
+loader would, its logits (and values) must match ``NumpyPolicy``'s and its agent must answer a
+legal move (with a search, also past the book, from the search itself) before anything is
+written, so a failure never leaves a partial file. A bad
 checkpoint, output or search budget is a ``UserError``, raised before anything is written. With a
 search on a 6x7 board with 4 in a row, the solver-made opening book of :mod:`connectx_gym.data.book`
 is embedded too (its compressed table, base64), unless turned off.
@@ -26,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.agents.mcts import BATCH, C_PUCT, FPU_REDUCTION
-from connectx_gym.data import DATA_BOARD
+from connectx_gym.data import DATA_BOARD, book_index
 from connectx_gym.data.book import BOOK_FILE, BookFile, decode_book, read_book_file
 from connectx_gym.errors import UserError
 from connectx_gym.inference import network
-from connectx_gym.search import puct, puct_board
-from connectx_gym.submission.template import SUBMISSION_TEMPLATE
+from connectx_gym.search import proof, puct, puct_board
+from connectx_gym.submission import agent
 
 #: Kaggle's ConnectX gives an agent 2 s per move (``actTimeout``); the search budget stays far below it
 MAX_SEARCH_MS = 1500
@@ -170,34 +171,74 @@ def render_submission(
             "position the agent plays the policy's favourite perfect move, without searching."
         )
     board = policy.board
-    values = {
-        "SOURCE": os.path.basename(str(source)).replace('"', "'"),
-        "ARCH": describe_architecture(policy),
-        "ROWS": str(board["rows"]),
-        "COLUMNS": str(board["columns"]),
-        "INAROW": str(board["inarow"]),
-        "ACTIVATION": policy.activation,
-        "SEARCH_MS": repr(search_ms),
-        "SEARCH_DOC": search_doc,
-        "WEIGHTS": lines,
-        "BOOK_DOC": book_doc,
-        "BOOK_PLIES": repr(None if book is None else book.plies),
-        "BOOK": _b64_lines(b"" if book is None else book.compressed),
-        "NETWORK": network_source(),
-        "TREE_SEARCH": tree_search_source(),
-        "C_PUCT": repr(C_PUCT),
-        "TREE_BATCH": repr(BATCH),
-        "FPU_REDUCTION": repr(FPU_REDUCTION),
-        "PROOF_SHARE": repr(PROOF_SHARE),
-    }
-    text = SUBMISSION_TEMPLATE
-    for name, value in values.items():
-        text = text.replace(f"@@{name}@@", value)
-    return text
+    header = FILE_DOCSTRING.format(
+        source=os.path.basename(str(source)).replace('"', "'"),
+        arch=describe_architecture(policy),
+        rows=board["rows"],
+        columns=board["columns"],
+        inarow=board["inarow"],
+        search=search_doc,
+        book=book_doc,
+    )
+    settings = SETTINGS.format(
+        board=f'{{"rows": {board["rows"]}, "columns": {board["columns"]}, "inarow": {board["inarow"]}}}',
+        activation=repr(policy.activation),
+        search_ms=repr(search_ms),
+        weights=lines,
+        book_plies=repr(None if book is None else book.plies),
+        book=_b64_lines(b"" if book is None else book.compressed),
+        c_puct=repr(C_PUCT),
+        batch=repr(BATCH),
+        fpu=repr(FPU_REDUCTION),
+        proof_share=repr(PROOF_SHARE),
+    )
+    prelude, body = agent_parts()
+    parts = [header, prelude, settings, *(embedded_source(entry) for entry in EMBEDDED), body]
+    return "\n\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 
-#: the package line the embedded search drops: the file defines ``SearchBoard`` itself, just above
-SEARCH_BOARD_IMPORT = "from connectx_gym.search.puct_board import SearchBoard\n"
+#: the file's docstring: what it holds and how it plays
+FILE_DOCSTRING = '''"""ConnectX agent for Kaggle, exported by connectx_gym.export from {source}.
+
+A MaskablePPO policy ({arch}) trained on a {rows}x{columns} board with
+inarow {inarow}, evaluated in numpy; the weights are embedded below. Kaggle plays the last
+callable of this file: ``agent(observation, configuration) -> column``.
+
+Search: {search}
+
+Opening book: {book}
+"""'''
+
+#: the settings block the file carries in place of :mod:`connectx_gym.submission.agent`'s own
+SETTINGS = """BOARD = {board}
+ACTIVATION = {activation}
+#: per-move search budget in milliseconds; None plays the greedy policy alone
+SEARCH_MS = {search_ms}
+_WEIGHTS_B64 = (
+{weights}
+)
+#: the opening book's depth: it holds every position with up to this many stones (None: no book)
+BOOK_PLIES = {book_plies}
+_BOOK_B64 = (
+{book}
+)
+#: the tree search's constants (prior weight, leaves per round, first-play reduction)
+C_PUCT = {c_puct}
+TREE_BATCH = {batch}
+FPU_REDUCTION = {fpu}
+#: share of the move's budget the exact alpha-beta proof may use before the tree search takes over
+PROOF_SHARE = {proof_share}"""
+
+#: the package modules whose code the file embeds, in this order, each from its first line of code on
+EMBEDDED = (
+    (network, "import math"),
+    (puct_board, "import numpy as np"),
+    (puct, "import math"),
+    (proof, "import time"),
+    (book_index, "from math import comb"),
+)
+SETTINGS_START = "# " + "-" * 64 + " settings (each file has its own)\n"
+SETTINGS_END = "# " + "-" * 64 + " end of the settings\n"
 
 
 def _code_of(module, first_line: str) -> str:
@@ -209,19 +250,30 @@ def _code_of(module, first_line: str) -> str:
     return first_line + "\n" + source.split(marker, 1)[1]
 
 
-def network_source() -> str:
-    """The source of :mod:`connectx_gym.inference.network`, the forward pass, to embed in the submission unchanged."""
-    return _code_of(network, "import math").rstrip("\n")
+def _without_package_imports(code: str, where: str) -> str:
+    """``code`` less its top-level imports of the package (the file defines those names itself)."""
+    kept = "\n".join(line for line in code.split("\n") if not line.startswith("from connectx_gym."))
+    if "connectx_gym" in kept:
+        raise RuntimeError(f"{where} names connectx_gym outside its imports: the file cannot carry it")
+    return kept
 
 
-def tree_search_source() -> str:
-    """The source of :mod:`connectx_gym.search.puct_board` and :mod:`connectx_gym.search.puct`, to embed
-    in the submission unchanged but for the one import between them."""
-    board = _code_of(puct_board, "import numpy as np")
-    search = _code_of(puct, "import math")
-    if SEARCH_BOARD_IMPORT not in search:
-        raise RuntimeError(f"{puct.__file__} no longer imports SearchBoard as {SEARCH_BOARD_IMPORT!r}")
-    return (board.rstrip("\n") + "\n\n\n" + search.replace(SEARCH_BOARD_IMPORT, "")).rstrip("\n")
+def embedded_source(entry: tuple[Any, str]) -> str:
+    """The code of one of :data:`EMBEDDED` as the file carries it: from its first line of code, without
+    its imports of the package."""
+    module, first_line = entry
+    return _without_package_imports(_code_of(module, first_line), module.__file__)
+
+
+def agent_parts() -> tuple[str, str]:
+    """:mod:`connectx_gym.submission.agent`'s code as the file carries it: (its imports, less the
+    package's; its code after its settings block)."""
+    code = _code_of(agent, "import base64")
+    if SETTINGS_START not in code or SETTINGS_END not in code:
+        raise RuntimeError(f"{agent.__file__} has lost the lines that mark its settings block")
+    prelude, rest = code.split(SETTINGS_START, 1)
+    body = rest.split(SETTINGS_END, 1)[1]
+    return _without_package_imports(prelude, agent.__file__), _without_package_imports(body, agent.__file__)
 
 
 def load_submission(text: str, path: str = "<submission>") -> dict[str, Any]:
