@@ -28,11 +28,12 @@ from pathlib import Path
 
 os.environ["CONNECTX_PROFILE"] = "1"  # before the package (and the workers it starts) is imported
 
+from connectx_gym.runtime.quiet import quiet_import_sb3  # noqa: E402
+
 from bench_overlap import busy_jiffies  # noqa: E402 (no package import: the profile switch above holds)
 
 from connectx_gym.config import load_config  # noqa: E402
 from connectx_gym.runtime.processes import usable_cpu_count  # noqa: E402
-from connectx_gym.runtime.quiet import quiet_import_sb3  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER: defaultdict[str, float] = defaultdict(float)

@@ -34,10 +34,10 @@ import random
 import time
 from typing import Any
 
+from connectx_gym.runtime.quiet import quiet_import_sb3
+
 import gymnasium as gym
 import numpy as np
-
-from connectx_gym.runtime.quiet import quiet_import_sb3
 
 quiet_import_sb3()
 import torch  # noqa: E402

@@ -33,9 +33,10 @@ def test_the_default_recipe_lifts_accuracy_far_above_the_initial_policy(tmp_path
     of the 3,500 positions (71.4% good), the trained one on 51.9% (80.5% good). The bound (+12
     points, and at least 45%, where random play scores 32.5% [31.0, 34.1]) is over 14 standard
     errors (0.8 points on 3,500 positions) above both: no untrained policy reaches it by chance."""
+    from connectx_gym.runtime.quiet import quiet_import_sb3
+
     from connectx_gym.config import load_config
     from connectx_gym.evaluation.accuracy import load_positions
-    from connectx_gym.runtime.quiet import quiet_import_sb3
     from connectx_gym.training.builders import build_model, build_vec_env
     from connectx_gym.training.loop import run
 

@@ -20,7 +20,11 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import connectx_gym.runtime.quiet  # noqa: F401 - first: no legacy gym banner when SB3 loads
+
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from connectx_gym.config.training import VecBackend
 from connectx_gym.envs.workers import (
@@ -31,11 +35,6 @@ from connectx_gym.envs.workers import (
     split_evenly,
 )
 from connectx_gym.runtime.processes import single_threaded_children
-from connectx_gym.runtime.quiet import quiet_import_sb3
-
-quiet_import_sb3()
-from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn  # noqa: E402
 
 MASK_METHOD = "action_masks"
 

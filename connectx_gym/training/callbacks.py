@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectx_gym.runtime.quiet import quiet_import_sb3
+import connectx_gym.runtime.quiet  # noqa: F401 - first: no legacy gym banner when SB3 loads
 
-quiet_import_sb3()
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from connectx_gym.agents.specs import make_opponent  # noqa: E402
-from connectx_gym.config import Config  # noqa: E402
-from connectx_gym.evaluation.accuracy import (  # noqa: E402
+from connectx_gym.agents.specs import make_opponent
+from connectx_gym.config import Config
+from connectx_gym.evaluation.accuracy import (
     LABEL_BOARD,
     LabelledPositions,
     batch_policy_moves,
@@ -35,15 +34,15 @@ from connectx_gym.evaluation.accuracy import (  # noqa: E402
     policy_values,
     value_accuracy,
 )
-from connectx_gym.evaluation.match import play_games, sb3_batch_policy  # noqa: E402
-from connectx_gym.evaluation.openings import resolve_openings  # noqa: E402
-from connectx_gym.inference.numpy_policy import from_sb3_model  # noqa: E402
-from connectx_gym.runtime.checkpoints import prune_checkpoints, save_model  # noqa: E402
-from connectx_gym.runtime.files import write_atomic  # noqa: E402
-from connectx_gym.training.builders import env_board, env_kwargs  # noqa: E402
-from connectx_gym.training.curriculum import Curriculum  # noqa: E402
-from connectx_gym.training.layout import BEST_MODEL_NAME, BEST_MODEL_NOTE  # noqa: E402
-from connectx_gym.training.run_state import RunState, save_checkpoint  # noqa: E402
+from connectx_gym.evaluation.match import play_games, sb3_batch_policy
+from connectx_gym.evaluation.openings import resolve_openings
+from connectx_gym.inference.numpy_policy import from_sb3_model
+from connectx_gym.runtime.checkpoints import prune_checkpoints, save_model
+from connectx_gym.runtime.files import write_atomic
+from connectx_gym.training.builders import env_board, env_kwargs
+from connectx_gym.training.curriculum import Curriculum
+from connectx_gym.training.layout import BEST_MODEL_NAME, BEST_MODEL_NOTE
+from connectx_gym.training.run_state import RunState, save_checkpoint
 
 #: episodes the progress bar's win rate is averaged over
 WIN_RATE_WINDOW = 200

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import connectx_gym.runtime.quiet  # noqa: F401 - first: no legacy gym banner when SB3 loads
+
 import numpy as np
+import torch
+from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer
+from torch.nn import functional as F
 
-from connectx_gym.runtime.quiet import quiet_import_sb3
-
-quiet_import_sb3()
-import torch  # noqa: E402
-from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
-from connectx_gym.training.policy import masked_forward  # noqa: E402
+from connectx_gym.training.policy import masked_forward
 
 
 class TeacherSamples(NamedTuple):

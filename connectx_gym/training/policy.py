@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectx_gym.runtime.quiet import quiet_import_sb3
+import connectx_gym.runtime.quiet  # noqa: F401 - first: no legacy gym banner when SB3 loads
 
-quiet_import_sb3()
-import torch  # noqa: E402
-from gymnasium import spaces  # noqa: E402
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor  # noqa: E402
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 
 ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}
 
