@@ -12,6 +12,7 @@ import pytest
 from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.config import load_config
 from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.envs.teachers import SearchTeacher
 from connectx_gym.errors import ConfigError
 from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.rules.bitboard import Position, geometry
@@ -46,10 +47,10 @@ def test_search_targets_are_the_visits_and_the_root_value(tiny_agent):
 
 def test_the_env_attaches_the_search_teacher_on_its_share_of_positions(tiny_agent):
     agent, _ = tiny_agent
-    env = ConnectXEnv(opponent="random", teacher_depth=1, teacher="mcts", teacher_share=0.5)
+    env = ConnectXEnv(opponent="random")
     _, info = env.reset(seed=3)
     assert "teacher" not in info  # no snapshot yet
-    env.teacher_agent = agent
+    env.teacher = SearchTeacher(agent, share=0.5)
     searched = steps = 0
     for _ in range(200):
         mask = env.action_masks()
@@ -63,8 +64,8 @@ def test_the_env_attaches_the_search_teacher_on_its_share_of_positions(tiny_agen
             assert not info["teacher"][~env.action_masks()].any()
             assert -1 <= info["teacher_value"] <= 1
     assert 0.35 < searched / steps < 0.65
-    with pytest.raises(ValueError, match="teacher_share must be in"):
-        ConnectXEnv(teacher_share=0.0)
+    with pytest.raises(ValueError, match=r"share must be in \(0, 1\], got 0.0"):
+        SearchTeacher(agent, share=0.0)
 
 
 def tiny(*overrides: str):
@@ -99,9 +100,9 @@ def test_a_run_refreshes_the_snapshot_and_learns_the_search_values(tmp_path, mon
     original = ChunkedVecEnv.set_attr
 
     def recording(self, name, value, indices=None):
-        if name == "teacher_agent":
+        if name == "teacher":
             acting = [t for t in threading.enumerate() if t.name == "connectx-acting" and t.is_alive()]
-            sent.append((value.policy.arrays()["action_net.bias"].copy(), len(acting)))
+            sent.append((value.agent.policy.arrays()["action_net.bias"].copy(), len(acting)))
         return original(self, name, value, indices)
 
     monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)
@@ -138,8 +139,8 @@ def test_teacher_network_is_searched_first_then_the_learners_own(tmp_path, monke
     original = ChunkedVecEnv.set_attr
 
     def recording(self, name, value, indices=None):
-        if name == "teacher_agent":
-            sent.append(value.policy.arrays())
+        if name == "teacher" and value is not None:
+            sent.append(value.agent.policy.arrays())
         return original(self, name, value, indices)
 
     monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from connectx_gym.envs.connectx import ConnectXEnv
+from connectx_gym.envs.teachers import AlphaBetaTeacher, make_teacher
 from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.search import solver as oracle
 from connectx_gym.search.alphabeta import WIN_SCORE
@@ -60,7 +61,8 @@ def test_teacher_is_zero_once_the_game_is_over():
 
 
 def test_env_attaches_the_teacher_of_every_observation_it_returns():
-    env = ConnectXEnv(opponent="random", teacher_depth=2, info_board=False)
+    env = ConnectXEnv(opponent="random", info_board=False)
+    env.teacher = AlphaBetaTeacher(2, 0.1)
     _, info = env.reset(seed=3)
     for _ in range(40):
         teacher = info["teacher"]
@@ -74,10 +76,19 @@ def test_env_attaches_the_teacher_of_every_observation_it_returns():
     assert "teacher" not in ConnectXEnv(opponent="random").reset(seed=0)[1]
 
 
-@pytest.mark.parametrize("kwargs", [{"teacher_depth": -1}, {"teacher_depth": 1.5}, {"teacher_temperature": -0.1}])
-def test_bad_teacher_arguments_are_refused(kwargs):
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
-        ConnectXEnv(**kwargs)
+@pytest.mark.parametrize(
+    "arguments, message",
+    [((0,), "depth must be an integer >= 1, got 0"), ((1.5,), "got 1.5"), ((2, -0.1), "temperature must be >= 0")],
+)
+def test_bad_teacher_arguments_are_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        AlphaBetaTeacher(*arguments)
+
+
+def test_the_gymnasium_env_takes_no_teacher_argument():
+    with pytest.raises(TypeError, match="teacher_depth"):
+        ConnectXEnv(teacher_depth=2)
+    assert ConnectXEnv().teacher is None
 
 
 # --- buffer and update ----------------------------------------------------------------------------
@@ -215,13 +226,13 @@ def test_the_teacher_is_retired_while_no_acting_thread_steps_the_envs(tmp_path, 
     overrides = [*TINY, "train.total_timesteps=160", "train.eval_every=0", "train.overlap=true"]
     overrides += ["kickstart.coef=1.0", "kickstart.depth=2", "kickstart.decay_steps=64"]
     result = run(load_config(None, overrides).resolved(), tmp_path / "run", None)
-    assert calls == [("teacher_depth", 0, 0)]  # once, at step 64, with no acting thread alive
+    assert calls == [("teacher", None, 0)]  # once, at step 64, with no acting thread alive
 
     # resumed after the decay: the teacher is retired before the first rollout is collected
     calls.clear()
     resumed = [*overrides, "train.total_timesteps=224"]
     run(load_config(None, resumed).resolved(), tmp_path / "run2", (160, result.checkpoint))
-    assert calls == [("teacher_depth", 0, 0)]
+    assert calls == [("teacher", None, 0)]
 
 
 def mirror_position(position: Position) -> Position:
@@ -288,8 +299,8 @@ def test_the_solver_teacher_is_refused_off_its_board_or_without_the_solver(monke
     monkeypatch.setitem(sys.modules, "bitbully", None)  # import bitbully now raises ImportError
     with pytest.raises(ConfigError, match=r"needs the perfect Connect-4 solver bitbully.*pip install"):
         tiny_config("kickstart.teacher=solver")
-    with pytest.raises(ValueError, match="teacher must be one of alphabeta|solver, got 'oracle'"):
-        ConnectXEnv(teacher_depth=2, teacher="oracle")
+    with pytest.raises(ValueError, match="teacher must be one of alphabeta|solver|mcts, got 'oracle'"):
+        make_teacher("oracle", 2, 0.1, 20, {"rows": 6, "columns": 7, "inarow": 4})
 
 
 @pytest.mark.skipif(not oracle.solver_available(), reason="the solver extra is not installed")

@@ -19,12 +19,9 @@ from gymnasium import spaces
 from connectx_gym.envs import profiling
 from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 from connectx_gym.rules.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
-from connectx_gym.search.solver import check_board
 
 AGENT_SEATS = ("first", "second", "random")
 ILLEGAL_ACTION_POLICIES = ("lose", "raise")
-#: who computes the kickstarting teacher's move distributions (``kickstart.teacher``)
-TEACHERS = ("alphabeta", "solver", "mcts")
 
 
 class ConnectXEnv(gym.Env):
@@ -43,15 +40,11 @@ class ConnectXEnv(gym.Env):
     :param illegal_action: what a full or off-board column does: ``"lose"`` ends the episode as a
         loss, as Kaggle does; ``"raise"`` raises ``ValueError``
     :param info_board: put Kaggle's flat board in every step's ``info`` (``info["board"]``)
-    :param teacher_depth: when > 0, ``info["teacher"]`` holds a search teacher's move distribution
-        for the observation returned with it (``search.targets``: alpha-beta to this depth), for
-        kickstarting; absent once the game is over
-    :param teacher_temperature: the teacher's softmax temperature (0: even over the best moves)
-    :param teacher: ``"alphabeta"`` (the search above on every position) or ``"solver"`` (6x7x4
-        only: perfect moves from the opening book and, from ``teacher_solver_from`` stones on, the
-        perfect solver; the search in between; ``envs.solver_teacher``)
-    :param teacher_solver_from: stones from which the ``solver`` teacher asks the perfect solver
     :param render_mode: ``"human"`` (print) or ``"ansi"`` (return the text)
+
+    For training, the trainer may set :attr:`teacher` (:mod:`connectx_gym.envs.teachers`): the
+    ``info`` returned with each observation of a game in progress then also holds its labels
+    (``info["teacher"]``, and ``info["teacher_value"]`` for a search teacher), for kickstarting.
     """
 
     metadata = {"render_modes": ["human", "ansi"], "render_fps": 2}
@@ -69,11 +62,6 @@ class ConnectXEnv(gym.Env):
         illegal_action: str = "lose",
         info_board: bool = True,
         render_mode: str | None = None,
-        teacher_depth: int = 0,
-        teacher_temperature: float = 0.1,
-        teacher: str = "alphabeta",
-        teacher_solver_from: int = 20,
-        teacher_share: float = 1.0,
     ) -> None:
         super().__init__()
         self.geometry = geometry(rows, columns, inarow)
@@ -92,23 +80,8 @@ class ConnectXEnv(gym.Env):
         self.illegal_action = illegal_action
         self.info_board = info_board
         self.render_mode = render_mode
-        if isinstance(teacher_depth, bool) or not isinstance(teacher_depth, (int, np.integer)) or teacher_depth < 0:
-            raise ValueError(f"teacher_depth must be an integer >= 0, got {teacher_depth!r}")
-        if not teacher_temperature >= 0:
-            raise ValueError(f"teacher_temperature must be >= 0, got {teacher_temperature!r}")
-        if teacher not in TEACHERS:
-            raise ValueError(f"teacher must be one of {'|'.join(TEACHERS)}, got {teacher!r}")
-        if teacher == "solver":
-            check_board(rows, columns, inarow, "the solver teacher")
-        self.teacher_depth = int(teacher_depth)
-        self.teacher_temperature = float(teacher_temperature)
-        self.teacher = teacher
-        self.teacher_solver_from = int(teacher_solver_from)
-        if not 0 < teacher_share <= 1:
-            raise ValueError(f"teacher_share must be in (0, 1], got {teacher_share!r}")
-        self.teacher_share = float(teacher_share)
-        #: the ``mcts`` teacher's search (an ``MctsAgent`` over a snapshot of the learner), set by the trainer
-        self.teacher_agent: Any = None
+        #: the kickstarting teacher (``label(position, rng) -> dict``) set by the trainer; None: no labels
+        self.teacher: Any = None
         self.observation_space = spaces.Box(0.0, 1.0, (NUM_PLANES, rows, columns), dtype=np.float32)
         self.action_space = spaces.Discrete(columns)
         self.set_opponent(opponent)
@@ -321,34 +294,10 @@ class ConnectXEnv(gym.Env):
             info["opponent"] = getattr(self.opponent, "episode_label", None) or self.opponent.name
         if self.info_board:
             info["board"] = self._board.copy()
-        if self.teacher_depth and self.winner is None:
+        if self.teacher is not None and self.winner is None:
             timers = profiling.TIMERS
             started = time.perf_counter() if timers is not None else 0.0
-            if self.teacher == "mcts":
-                self._search_teacher(info)
-            else:
-                info["teacher"] = self._teacher_distribution()
+            info.update(self.teacher.label(self.position, self.np_random))
             if timers is not None:
                 timers["teacher"] += time.perf_counter() - started
         return info
-
-    def _search_teacher(self, info: dict[str, Any]) -> None:
-        """The ``mcts`` teacher: on a ``teacher_share`` of the positions, the search's visit distribution
-        (``info["teacher"]``) and root value for the player to move (``info["teacher_value"]``)."""
-        agent = self.teacher_agent
-        if agent is None or (self.teacher_share < 1 and self.np_random.random() >= self.teacher_share):
-            return
-        from connectx_gym.search.targets import search_targets
-
-        info["teacher"], info["teacher_value"] = search_targets(agent.search([self.position])[0])
-
-    def _teacher_distribution(self) -> np.ndarray:
-        if self.teacher == "solver":
-            from connectx_gym.envs.solver_teacher import solver_distribution
-
-            return solver_distribution(
-                self.position, self.teacher_depth, self.teacher_temperature, self.teacher_solver_from
-            )
-        from connectx_gym.search.targets import search_distribution
-
-        return search_distribution(self.position, self.teacher_depth, self.teacher_temperature)

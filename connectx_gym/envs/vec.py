@@ -222,11 +222,23 @@ class ChunkedVecEnv(VecEnv):
 BACKENDS: tuple[str, ...] = typing.get_args(VecBackend)
 
 
-def env_factories(env_kwargs: dict[str, Any], count: int) -> list[Callable[[], Any]]:
-    """``count`` picklable callables that each build a ``ConnectXEnv`` with ``env_kwargs``."""
+def teaching_env(env_kwargs: dict[str, Any], teacher: Any) -> Any:
+    """A ``ConnectXEnv`` with ``env_kwargs`` whose :attr:`~ConnectXEnv.teacher` is ``teacher``."""
     from connectx_gym.envs.connectx import ConnectXEnv
 
-    return [partial(ConnectXEnv, **env_kwargs) for _ in range(count)]
+    env = ConnectXEnv(**env_kwargs)
+    env.teacher = teacher
+    return env
+
+
+def env_factories(env_kwargs: dict[str, Any], count: int, teacher: Any = None) -> list[Callable[[], Any]]:
+    """``count`` picklable callables that each build a ``ConnectXEnv`` with ``env_kwargs`` (and ``teacher``:
+    one object, which a worker's envs share once the factories are unpickled together)."""
+    from connectx_gym.envs.connectx import ConnectXEnv
+
+    if teacher is None:
+        return [partial(ConnectXEnv, **env_kwargs) for _ in range(count)]
+    return [partial(teaching_env, env_kwargs, teacher) for _ in range(count)]
 
 
 def make_vec_env(
@@ -239,6 +251,7 @@ def make_vec_env(
     seed: int | None = None,
     ray_address: str | None = None,
     ray_cpus_per_worker: float = 1.0,
+    teacher: Any = None,
 ) -> VecEnv:
     """The training vec env (not yet reset), seeded so that env ``i`` gets ``seed + i``.
 
@@ -250,8 +263,10 @@ def make_vec_env(
         per process) or ``sb3_dummy`` (in-process)
     :param ray_address: the Ray cluster (``ray``): empty or None starts a local instance
     :param ray_cpus_per_worker: CPUs each chunk actor reserves (``ray``)
+    :param teacher: the kickstarting teacher every env labels its observations with
+        (:mod:`connectx_gym.envs.teachers`); ``set_attr("teacher", ...)`` replaces or removes it later
     """
-    fns = env_factories(env_kwargs, parallel_episodes)
+    fns = env_factories(env_kwargs, parallel_episodes, teacher)
     if backend == "chunked":
         venv: VecEnv = ChunkedVecEnv(fns, num_processes, use_multiprocessing, start_method)
     elif backend == "ray":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from connectx_gym.config import Config, config_to_dict
+from connectx_gym.envs.teachers import make_teacher
 
 #: the ``env`` section's keys that are ``ConnectXEnv`` arguments of the same name
 ENV_ARGUMENTS = (
@@ -40,18 +41,15 @@ def env_kwargs(config: Config, info_board: bool = False, opponent: Any = None) -
     return kwargs
 
 
-def teacher_kwargs(config: Config) -> dict[str, Any]:
-    """The training envs' teacher arguments: the ``kickstart`` section's search, when it is on."""
+def build_teacher(config: Config) -> Any:
+    """The training envs' kickstarting teacher of the ``kickstart`` section, when it is on (None for the
+    ``mcts`` teacher, which the learner sends once it has a network to search)."""
     kickstart = config.kickstart
     if kickstart.coef <= 0:
-        return {}
-    return {
-        "teacher_depth": kickstart.depth,
-        "teacher_temperature": kickstart.temperature,
-        "teacher": kickstart.teacher,
-        "teacher_solver_from": kickstart.solver_from,
-        "teacher_share": kickstart.search_share if kickstart.teacher == "mcts" else 1.0,
-    }
+        return None
+    return make_teacher(
+        kickstart.teacher, kickstart.depth, kickstart.temperature, kickstart.solver_from, env_board(config)
+    )
 
 
 def ppo_kwargs(config: Config) -> dict[str, Any]:
@@ -73,7 +71,7 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
     # instead of every worker loading the checkpoint through SB3 (and importing torch).
     built = make_opponent(config.env.opponent if opponent is None else opponent)
     venv = make_vec_env(
-        {**env_kwargs(config, opponent=built), **teacher_kwargs(config)},
+        env_kwargs(config, opponent=built),
         parallel_episodes=mp_config.parallel_episodes,
         num_processes=mp_config.num_processes,
         use_multiprocessing=mp_config.use_multiprocessing,
@@ -82,6 +80,7 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
         seed=seed,
         ray_address=config.ray.address,
         ray_cpus_per_worker=config.ray.num_cpus_per_worker,
+        teacher=build_teacher(config),
     )
     return VecMonitor(venv)
 

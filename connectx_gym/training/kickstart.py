@@ -1,7 +1,7 @@
 """Kickstarting (``kickstart`` section): PPO's loss plus a decaying pull toward a search teacher.
 
 The env workers attach the teacher's move distribution for every observation they return
-(``ConnectXEnv(teacher_depth=...)``, ``info["teacher"]``); ``TeacherRolloutBuffer`` stores it next
+(the envs' ``teacher``, :mod:`connectx_gym.envs.teachers`: ``info["teacher"]``); ``TeacherRolloutBuffer`` stores it next
 to each transition, and ``train_with_teacher`` runs MaskablePPO's update with one more term:
 
     loss = PPO's loss + coef * cross_entropy(teacher, policy)

@@ -189,7 +189,7 @@ class Learner:
         from connectx_gym.training.kickstart import kickstart_coef
 
         if self.kickstart is not None and kickstart_coef(self.kickstart, self.model.num_timesteps) == 0:
-            self.model.env.set_attr("teacher_depth", 0)
+            self.model.env.set_attr("teacher", None)
             self.kickstart = None
             self.last_teacher = self.last_teacher_value = None
 
@@ -205,11 +205,12 @@ class Learner:
             if fixed or step - self.snapshot_step < kickstart.refresh_steps:
                 return
         from connectx_gym.agents.mcts import MctsAgent
+        from connectx_gym.envs.teachers import SearchTeacher
         from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
 
         network = load_checkpoint(kickstart.teacher_network) if fixed else from_sb3_model(self.model)
         agent = MctsAgent(network, simulations=kickstart.simulations, name="mcts-teacher")
-        self.model.env.set_attr("teacher_agent", agent)
+        self.model.env.set_attr("teacher", SearchTeacher(agent, kickstart.search_share))
         self.snapshot_step, self.snapshot_fixed = step, fixed
 
     # ------------------------------------------------------------------ the acting thread
