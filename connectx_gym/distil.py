@@ -24,10 +24,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from connectx_gym.cli import ArgumentParser, add_config_options, integer_option, run_command
+from connectx_gym.config import load_config
 from connectx_gym.errors import UserError
-from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
+from connectx_gym.evaluation.accuracy import LABEL_BOARD, greedy_rates
+from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
+from connectx_gym.rules.bitboard import geometry
+from connectx_gym.runtime.checkpoints import add_trust_option, save_model, trusted_checkpoints
+from connectx_gym.runtime.processes import usable_cpu_count
 from connectx_gym.runtime.stopping import announce, as_stopped, guard_output, stop_signals
-from connectx_gym.training.setup import DEFAULT_CONFIG
+from connectx_gym.training import distillation as d
+from connectx_gym.training.builders import env_board
+from connectx_gym.training.distil_work import SAVE_EVERY, DistilWork, file_digest, work_path
+from connectx_gym.training.setup import DEFAULT_CONFIG, config_path_or_default
 
 #: (option, default, minimum, help) of the integer options
 INTEGER_OPTIONS = (
@@ -108,7 +116,6 @@ def build_student(config, seed: int):
     from sb3_contrib import MaskablePPO
 
     from connectx_gym.envs.vec import make_vec_env
-    from connectx_gym.training.builders import env_board
     from connectx_gym.training.policy import config_policy_kwargs
 
     board = env_board(config)
@@ -131,8 +138,6 @@ def build_student(config, seed: int):
 
 def _open_work(args: argparse.Namespace, settings: dict, saved_at):
     """The work to continue (``--resume``) or a fresh one; saved work is never overwritten."""
-    from connectx_gym.training.distil_work import DistilWork
-
     if args.resume:
         work = DistilWork.load(saved_at, settings)
         print(f"resuming from {saved_at}: {work.progress(args.epochs)}", flush=True)
@@ -147,10 +152,6 @@ def _open_work(args: argparse.Namespace, settings: dict, saved_at):
 
 def _sample_and_label(args: argparse.Namespace, teacher, work, saved_at, processes: int, start: float) -> list:
     """Sample the positions (unless the work has them) and label those not yet labelled, saving as it goes."""
-    from connectx_gym.rules.bitboard import geometry
-    from connectx_gym.training import distillation as d
-    from connectx_gym.training.distil_work import SAVE_EVERY
-
     if work.boards is None:
         sampled = d.sample_positions(teacher, args.positions, args.seed)
         work.boards = np.array([p.to_kaggle() for p in sampled], dtype=np.int8)
@@ -173,8 +174,6 @@ def _sample_and_label(args: argparse.Namespace, teacher, work, saved_at, process
 
 def _fit(args: argparse.Namespace, config, positions: list, work, saved_at, start: float):
     """The student, fitted for the epochs the work has not done yet; the work is saved after each."""
-    from connectx_gym.training import distillation as d
-
     model = build_student(config, args.seed)
     fit = d.PolicyFit(
         model.policy, d.Dataset.of(positions, *d.stack_targets(work.labels)), args.seed, args.learning_rate
@@ -196,15 +195,6 @@ def distil(args: argparse.Namespace) -> int:
     the shell's exit code for it; ``--resume`` continues from that work.
     """
     import torch
-
-    from connectx_gym.config import load_config
-    from connectx_gym.evaluation.accuracy import LABEL_BOARD, greedy_rates
-    from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
-    from connectx_gym.runtime.checkpoints import save_model
-    from connectx_gym.runtime.processes import usable_cpu_count
-    from connectx_gym.training.builders import env_board
-    from connectx_gym.training.distil_work import file_digest, work_path
-    from connectx_gym.training.setup import config_path_or_default
 
     config = load_config(config_path_or_default(args.config), args.overrides).resolved()
     teacher = load_checkpoint(args.teacher)

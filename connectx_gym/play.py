@@ -25,14 +25,17 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.agents.checkpoint import board_text, network_view
+from connectx_gym.agents.kaggle import require_kaggle
 from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.match import GameRecord
 from connectx_gym.evaluation.plan import build_agent, resolve_board
+from connectx_gym.evaluation.replay import replay_html
 from connectx_gym.evaluation.results import PairingResult
 from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, Position, geometry
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
+from connectx_gym.runtime.files import write_atomic
 
 QUIT = ("q", "quit", "exit")
 #: each player's stone: the symbol and its ANSI colour (red moves first, as on Kaggle's board)
@@ -91,8 +94,6 @@ def _check_replay_path(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UserError(f"--replay {path!r}: cannot write to the folder {folder!r}")
-    from connectx_gym.agents.kaggle import require_kaggle
-
     require_kaggle("--replay (Kaggle's HTML player)")
 
 
@@ -226,9 +227,6 @@ def play_game(
 
 def save_replay(path: str, record: GameRecord, label: str, board: dict[str, int]) -> None:
     """Kaggle's HTML replay of the game, written atomically."""
-    from connectx_gym.evaluation.replay import replay_html
-    from connectx_gym.runtime.files import write_atomic
-
     if record.outcome == "quit":  # an unfinished game is replayed as far as it went
         record = GameRecord(index=0, seed=record.seed, agent_first=record.agent_first, moves=list(record.moves))
     result = PairingResult(agent="you", opponent=label, agent_index=0, opponent_index=1, records=[record])

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.agents.opponents import SameSourceIsEqual
-from connectx_gym.inference.numpy_policy import NumpyPolicy
+from connectx_gym.inference.numpy_policy import NumpyPolicy, load_checkpoint
 from connectx_gym.rules.bitboard import Position
+from connectx_gym.rules.planes import encode_position
 
 CHECKPOINT_KIND = "checkpoint"
 
@@ -62,8 +63,6 @@ class CheckpointOpponent(SameSourceIsEqual):
         :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing, not a checkpoint, or
             has no metadata and checkpoints are not trusted
         """
-        from connectx_gym.inference.numpy_policy import load_checkpoint
-
         return cls(load_checkpoint(path), name=f"{CHECKPOINT_KIND}:{os.fspath(path)}")
 
     def check_board(self, rows: int, columns: int, inarow: int) -> None:
@@ -102,8 +101,6 @@ def network_view(agent: Any, position: Position) -> tuple[list[float | None], fl
     policy = getattr(agent, "policy", None)
     if not isinstance(policy, NumpyPolicy):
         return None
-    from connectx_gym.rules.planes import encode_position
-
     logits, values = policy.policy_value(encode_position(position)[None])
     legal = position.legal_moves()
     chosen = logits[0, legal].astype(np.float64)

@@ -9,6 +9,7 @@ rng, so games are reproducible.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import random
@@ -43,8 +44,6 @@ KAGGLE_INSTALL_HINT = 'install the extra: pip install -e ".[kaggle]"'
 
 def kaggle_available() -> bool:
     """Whether kaggle-environments is installed, found without importing it (its import is slow and noisy)."""
-    import importlib.util
-
     if "kaggle_environments" in sys.modules:
         return sys.modules["kaggle_environments"] is not None
     return importlib.util.find_spec("kaggle_environments") is not None

@@ -23,7 +23,7 @@ import numpy as np
 from connectx_gym.agents.checkpoint import check_trained_board
 from connectx_gym.agents.opponents import SameSourceIsEqual
 from connectx_gym.errors import SpecError
-from connectx_gym.inference.numpy_policy import NumpyPolicy
+from connectx_gym.inference.numpy_policy import NumpyPolicy, load_checkpoint
 from connectx_gym.rules.bitboard import Position
 from connectx_gym.search.puct import SearchResult, TreeSearch
 from connectx_gym.search.puct_board import SearchBoard
@@ -135,8 +135,6 @@ class MctsAgent(SameSourceIsEqual):
 
         :raises connectx_gym.runtime.checkpoints.CheckpointError: if it is missing or not a checkpoint
         """
-        from connectx_gym.inference.numpy_policy import load_checkpoint
-
         path, budget = split_argument(argument)
         simulations, milliseconds = parse_budget(budget, f"{MCTS_KIND}:{argument}") if budget else (None, None)
         policy = load_checkpoint(path)

@@ -17,6 +17,7 @@ import yaml
 from connectx_gym.config.schema import show, unknown_key
 from connectx_gym.config.training import SECTIONS, Config
 from connectx_gym.errors import ConfigError, did_you_mean
+from connectx_gym.runtime.files import write_atomic
 
 __all__ = [
     "config_from_dict",
@@ -158,7 +159,5 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write ``config`` as YAML to ``path`` atomically (temp file in the same directory + os.replace)."""
-    from connectx_gym.runtime.files import write_atomic
-
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
     write_atomic(path, text.encode("utf-8"))

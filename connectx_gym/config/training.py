@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from connectx_gym.agents.specs import parse_mixture, parse_spec
 from connectx_gym.config.schema import Section, config_field, is_directory_name, show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.runtime.processes import usable_cpu_count
+from connectx_gym.search.solver import INSTALL_HINT, board_is_supported, solver_available
 
 
 def _check_opponent(path: str, spec: Any) -> None:
     """Validate an opponent spec (or a ``{spec: weight}`` mixture) with ``connectx_gym.agents.specs``."""
-    from connectx_gym.agents.specs import parse_mixture, parse_spec  # lazy: avoids an import cycle
-
     try:
         parse_mixture(spec) if isinstance(spec, Mapping) else parse_spec(spec)
     except UserError as exc:  # SpecError (or a ConfigError raised by the parser)
@@ -480,8 +480,6 @@ class Config:
             self._check_solver_teacher()
 
     def _check_solver_teacher(self) -> None:
-        from connectx_gym.search.solver import INSTALL_HINT, board_is_supported, solver_available
-
         env = self.env
         if not board_is_supported(env.rows, env.columns, env.inarow):
             raise ConfigError(

@@ -39,6 +39,7 @@ from connectx_gym.data import DATA_BOARD, DATA_DIR, book_index
 from connectx_gym.data.book_index import canonical_number
 from connectx_gym.errors import UserError
 from connectx_gym.rules.bitboard import geometry
+from connectx_gym.runtime.files import write_atomic
 from connectx_gym.search.solver import Oracle, best_columns, import_solver
 
 BOOK_FILE = DATA_DIR / "book-6x7.bin"
@@ -223,8 +224,6 @@ def build_book(plies: int, processes: int = 1, log=None) -> Book:
 
 # ---------------------------------------------------------------------- command
 def _run(argv: Sequence[str] | None) -> int:
-    from connectx_gym.runtime.files import write_atomic
-
     parser = ArgumentParser(prog="python -m connectx_gym.data.book", description=__doc__.split("\n")[0])
     parser.add_argument("--plies", default=str(BOOK_PLIES), help=f"book depth (default: {BOOK_PLIES})")
     parser.add_argument("--processes", default=str(os.cpu_count() or 1), help="solver processes (default: all cores)")

@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.data import OPENINGS_FILE, PHASES, POSITIONS_FILE, phase_of
 from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.runtime.files import write_atomic
 from connectx_gym.search.solver import Oracle
 
 #: players of the generating games and their weights (the slow deep searches are drawn less often)
@@ -64,8 +66,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _make_player(spec: str) -> Any:
-    from connectx_gym.agents.specs import make_opponent
-
     if spec == "checkpoint":
         return make_opponent(f"checkpoint:{PRETRAINED}")
     return make_opponent(spec)
@@ -200,8 +200,6 @@ def draw_openings(pool: Any, margin: int, seed: int) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------- command
 def write_jsonl(path: Path, items: Sequence[dict[str, Any]]) -> None:
-    from connectx_gym.runtime.files import write_atomic
-
     write_atomic(path, "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items).encode())
 
 

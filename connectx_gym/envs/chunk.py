@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -237,8 +238,6 @@ class ChunkActor:
 
     def describe(self) -> tuple[Any, Any, int, str]:
         """``(observation space, action space, pid, host name)``: what the driver needs and names."""
-        import socket
-
         return self.chunk.observation_space, self.chunk.action_space, os.getpid(), socket.gethostname()
 
     def call(self, command: str, data: Any) -> Any:

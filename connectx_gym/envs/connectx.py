@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from connectx_gym.agents.selfplay import pool
 from connectx_gym.envs import profiling
 from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 from connectx_gym.rules.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
@@ -226,16 +227,12 @@ class ConnectXEnv(gym.Env):
     # ------------------------------------------------------------------ self-play
     def add_snapshot(self, snapshot_id: int, payload: bytes, max_size: int, latest_probability: float) -> bool:
         """Add a frozen policy to this process's self-play pool (once per id, shared by all envs)."""
-        from connectx_gym.agents.selfplay import pool
-
         shared = pool()
         shared.configure(max_size=max_size, latest_probability=latest_probability)
         return shared.add(snapshot_id, payload)
 
     def set_snapshot_weights(self, weights: Mapping[int, float]) -> None:
         """Sampling weights of older snapshots in this process's self-play pool."""
-        from connectx_gym.agents.selfplay import pool
-
         pool().set_weights(weights)
 
     # ------------------------------------------------------------------ internals

@@ -16,21 +16,19 @@ from functools import lru_cache
 
 import numpy as np
 
+from connectx_gym.data.book import load_book
 from connectx_gym.rules.bitboard import Position
+from connectx_gym.search.solver import Oracle
 from connectx_gym.search.targets import distribution, search_distribution
 
 
 @lru_cache(maxsize=1)
 def _book():
-    from connectx_gym.data.book import load_book
-
     return load_book()
 
 
 @lru_cache(maxsize=1)
 def _oracle():
-    from connectx_gym.search.solver import Oracle
-
     return Oracle()
 
 

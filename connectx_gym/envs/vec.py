@@ -27,6 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from connectx_gym.config.training import VecBackend
+from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.envs.workers import (
     InProcessWorker,
     RayWorker,
@@ -224,8 +225,6 @@ BACKENDS: tuple[str, ...] = typing.get_args(VecBackend)
 
 def teaching_env(env_kwargs: dict[str, Any], teacher: Any) -> Any:
     """A ``ConnectXEnv`` with ``env_kwargs`` whose :attr:`~ConnectXEnv.teacher` is ``teacher``."""
-    from connectx_gym.envs.connectx import ConnectXEnv
-
     env = ConnectXEnv(**env_kwargs)
     env.teacher = teacher
     return env
@@ -234,8 +233,6 @@ def teaching_env(env_kwargs: dict[str, Any], teacher: Any) -> Any:
 def env_factories(env_kwargs: dict[str, Any], count: int, teacher: Any = None) -> list[Callable[[], Any]]:
     """``count`` picklable callables that each build a ``ConnectXEnv`` with ``env_kwargs`` (and ``teacher``:
     one object, which a worker's envs share once the factories are unpickled together)."""
-    from connectx_gym.envs.connectx import ConnectXEnv
-
     if teacher is None:
         return [partial(ConnectXEnv, **env_kwargs) for _ in range(count)]
     return [partial(teaching_env, env_kwargs, teacher) for _ in range(count)]

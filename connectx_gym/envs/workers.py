@@ -18,6 +18,7 @@ import cloudpickle
 from connectx_gym.envs.chunk import ChunkActor, EnvChunk, dispatch, worker_main
 from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.runtime.processes import usable_cpu_count
+from connectx_gym.runtime.ray_cluster import cluster_cpus, connect, import_ray
 
 #: seconds between liveness checks while waiting for a worker's reply
 POLL_INTERVAL_S = 0.5
@@ -141,8 +142,6 @@ class RayWorker:
     """
 
     def __init__(self, index: int, env_indices: range, env_fns, actor_class, num_cpus: float) -> None:
-        from connectx_gym.runtime.ray_cluster import import_ray
-
         self.ray = import_ray(BACKEND_NEEDS_RAY)
         self.index = index
         self.env_indices = env_indices
@@ -198,8 +197,6 @@ def ray_chunk_actor_class(address: str | None, cpus_needed: float):
     as many workers as asked for; a cluster that has fewer in all is an error rather than actors
     that wait forever for a place.
     """
-    from connectx_gym.runtime.ray_cluster import cluster_cpus, connect
-
     needed = max(1, math.ceil(cpus_needed))
     if not address:
         ray = connect("", num_cpus=max(usable_cpu_count(), needed), what=BACKEND_NEEDS_RAY)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.cli import format_table
 from connectx_gym.data import DATA_BOARD, PHASES, POSITIONS_FILE, phase_of
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.ratings import wilson_interval
@@ -220,8 +221,6 @@ def agent_moves(agent: Any, labels: LabelledPositions, seed: int = 0) -> list:
 # ---------------------------------------------------------------------- reports
 def accuracy_table(results: Sequence[AccuracyResult]) -> str:
     """One row per agent and phase: positions, perfect-move and good-move rates with 95% intervals."""
-    from connectx_gym.cli import format_table
-
     rows = []
     for result in results:
         for phase, tally in [("all", result.overall), *result.phases.items()]:
@@ -426,8 +425,6 @@ def policy_values(policy: Any, labels: LabelledPositions) -> np.ndarray:
 
 def value_table(result: ValueAccuracy) -> str:
     """One row per phase: the value head's sign accuracy on decided positions, on won, drawn and lost ones."""
-    from connectx_gym.cli import format_table
-
     rows = []
     for phase, part in [("all", result.overall), *result.phases.items()]:
         cells = [phase if phase == "all" else f"{phase} ({PHASE_PLIES[phase]})", str(part["all"][1])]

@@ -41,10 +41,11 @@ from connectx_gym.data import LADDER_FILE, ladder_file, openings_file
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.match import SeatRecord
 from connectx_gym.evaluation.openings import SUITE, SUITE_BOARD, load_openings, suite_boards_text, suite_digest
+from connectx_gym.evaluation.parallel import play_pairings
 from connectx_gym.evaluation.plan import Plan, build_agent, is_run_directory
 from connectx_gym.evaluation.ratings import Ratings, bradley_terry
 from connectx_gym.evaluation.report import interval_note, pairings_table, ratings_document, ratings_note
-from connectx_gym.evaluation.results import SCORE_POINTS, PairingResult, score_matrices
+from connectx_gym.evaluation.results import SCORE_POINTS, PairingResult, pairing_results, score_matrices
 from connectx_gym.search.solver import SOLVER_BOARD, solver_available
 
 #: the rungs, weakest first (as far as known); ``solver`` only where bitbully is installed
@@ -320,9 +321,6 @@ def rebuild(
     Pairs with the same number of games are played together, in parallel on ``num_processes``. The
     ``solver`` rung plays only on its board (6x7 with 4 in a row).
     """
-    from connectx_gym.evaluation.parallel import play_pairings
-    from connectx_gym.evaluation.results import pairing_results
-
     board = dict(SUITE_BOARD if board is None else board)
     suite_file = openings_file(board)
     if suite_file is None:

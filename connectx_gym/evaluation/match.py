@@ -13,6 +13,7 @@ same seat split, or from an opening suite, each opening twice with the seats swa
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -348,6 +349,4 @@ def play_batch(batch: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, Ga
 
 def loaded_heavy_modules() -> list[str]:
     """Heavy modules loaded in this process (evaluation workers should load none of them)."""
-    import sys
-
     return sorted(name for name in ("torch", "stable_baselines3", "sb3_contrib", "matplotlib") if name in sys.modules)

@@ -18,15 +18,21 @@ played twice with the seats swapped (see ``match.game_setup``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from connectx_gym.agents.checkpoint import board_text
+from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.data import DATA_BOARD, SUITE_BOARDS, openings_file
 from connectx_gym.errors import UserError
 from connectx_gym.rules.bitboard import EMPTY, Position, geometry
+from connectx_gym.runtime.files import write_atomic
+from connectx_gym.search.alphabeta import alphabeta_scores
+from connectx_gym.search.targets import DECIDED
 
 #: the values of ``--openings`` that are not a path
 SUITE, NONE = "suite", "none"
@@ -175,11 +181,6 @@ def balanced_openings(board: dict[str, int], count: int, depth: int = 8, plies: 
 
     :return: suite file entries ``{"moves", "ply", "score"}`` (``score``: the search's, for the player to move)
     """
-    import itertools
-
-    from connectx_gym.search.alphabeta import alphabeta_scores
-    from connectx_gym.search.targets import DECIDED
-
     shape = geometry(int(board["rows"]), int(board["columns"]), int(board["inarow"]))
     columns = shape.columns
     chosen: list[dict] = []
@@ -206,10 +207,6 @@ def balanced_openings(board: dict[str, int], count: int, depth: int = 8, plies: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m connectx_gym.evaluation.openings``: write a balanced suite for a board (``balanced_openings``)."""
-    import sys
-
-    from connectx_gym.cli import ArgumentParser, run_command
-
     parser = ArgumentParser(
         prog="python -m connectx_gym.evaluation.openings",
         description="Write an opening suite of the positions an alpha-beta search finds most balanced.",
@@ -222,8 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", required=True, help="the suite file (JSON lines)")
 
     def command() -> None:
-        from connectx_gym.runtime.files import write_atomic
-
         args = parser.parse_args(argv)
         for name in ("rows", "columns", "inarow", "count", "depth"):
             if getattr(args, name) < 1:

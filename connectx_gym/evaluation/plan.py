@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectx_gym.agents.checkpoint import agent_board, board_text, bound_board_text
+from connectx_gym.agents.checkpoint import CheckpointOpponent, agent_board, board_text, bound_board_text
 from connectx_gym.agents.specs import make_agent, parse_spec
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.match import DEFAULT_BOARD
 from connectx_gym.evaluation.openings import OpeningSuite, resolve_openings
+from connectx_gym.runtime.checkpoints import CHECKPOINT_DIR, CheckpointError, list_checkpoints
 
 DEFAULT_OPPONENTS = ("random", "negamax")
 #: games per pairing from the empty board (``--openings none``) when ``--games`` is not given;
@@ -159,9 +160,6 @@ def is_run_directory(path: str) -> bool:
 
 def run_checkpoints(run_dir: str) -> list[AgentEntry]:
     """Every loadable checkpoint of a run, oldest first; unreadable ones are skipped with a warning."""
-    from connectx_gym.agents.checkpoint import CheckpointOpponent
-    from connectx_gym.runtime.checkpoints import CHECKPOINT_DIR, CheckpointError, list_checkpoints
-
     found = list_checkpoints(run_dir)
     if not found:
         pattern = os.path.join(run_dir, CHECKPOINT_DIR, "step_*.zip")

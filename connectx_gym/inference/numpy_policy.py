@@ -20,7 +20,18 @@ from typing import Any
 import numpy as np
 
 from connectx_gym.inference.network import Network
-from connectx_gym.runtime.checkpoints import ACTIVATION_NAMES, activation_of_model, board_of_model
+from connectx_gym.rules.planes import NUM_PLANES, encode_position, legal_mask
+from connectx_gym.runtime.checkpoints import (
+    ACTIVATION_NAMES,
+    METADATA_MEMBER,
+    CheckpointError,
+    UntrustedCheckpointError,
+    activation_of_model,
+    board_of_model,
+    checkpoints_trusted,
+    load_model,
+    read_network,
+)
 
 #: masked-out logits, as SB3's MaskableCategorical uses
 MASKED_LOGIT = -1e8
@@ -116,8 +127,6 @@ class NumpyPolicy:
     ) -> list[int]:
         """The columns ``move`` would play in each position, from one forward pass; a sampled move
         draws one number from its position's own generator, as ``move`` does."""
-        from connectx_gym.rules.planes import encode_position, legal_mask
-
         planes = np.stack([encode_position(p) for p in positions])
         masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])
         logits = np.where(masks, self.logits(planes), MASKED_LOGIT)
@@ -132,8 +141,6 @@ class NumpyPolicy:
 
     def move(self, position, deterministic: bool = True, rng: np.random.Generator | None = None) -> int:
         """The column this policy plays for the player to move in a ``bitboard.Position``."""
-        from connectx_gym.rules.planes import encode_position, legal_mask
-
         planes = encode_position(position)[None]
         mask = legal_mask(position.geometry, position.mask)[None]
         return int(self.act(planes, mask, deterministic=deterministic, rng=rng)[0])
@@ -186,8 +193,6 @@ def load_checkpoint(path) -> NumpyPolicy:
     :raises connectx_gym.runtime.checkpoints.CheckpointError: if the file is missing, corrupt, not a
         checkpoint, untrusted, or its weights do not fit its board
     """
-    from connectx_gym.runtime.checkpoints import UntrustedCheckpointError, checkpoints_trusted, load_model, read_network
-
     try:
         metadata, weights = read_network(path)
     except UntrustedCheckpointError:
@@ -202,9 +207,6 @@ def policy_from_metadata(path, metadata: dict[str, Any], weights: dict[str, np.n
 
     :raises connectx_gym.runtime.checkpoints.CheckpointError: naming what does not fit
     """
-    from connectx_gym.rules.planes import NUM_PLANES
-    from connectx_gym.runtime.checkpoints import METADATA_MEMBER, CheckpointError
-
     board = metadata.get("board")
     keys = ("rows", "columns", "inarow")
     if not isinstance(board, dict) or not all(isinstance(board.get(k), int) and board[k] >= 1 for k in keys):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from types import ModuleType
 
 from connectx_gym.errors import UserError
+from connectx_gym.runtime.processes import usable_cpu_count
 
 #: seconds to wait for a TCP connection to a cluster's head node before calling it unreachable
 REACHABLE_TIMEOUT_S = 5.0
@@ -69,8 +71,6 @@ def connect(
             hint = TOKEN_HINT if token else ""
             raise UserError(f"{shown}: cannot connect to a Ray cluster: {summary}{hint}") from None
         return ray
-    from connectx_gym.runtime.processes import usable_cpu_count
-
     # 'local': a new instance even where RAY_ADDRESS or an earlier `ray start` names a cluster,
     # which a bare ray.init() would join instead
     ray.init(address="local", num_cpus=num_cpus or usable_cpu_count(), **options)
@@ -106,8 +106,6 @@ def _check_reachable(address: str, shown: str) -> None:
     Ray itself retries an unreachable head node for minutes, printing warnings all the while;
     a plain TCP connection answers in a moment. Other forms (``auto``) are left to Ray.
     """
-    import socket
-
     target = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = target.rpartition(":")
     if not sep or not host or not port.isdigit():

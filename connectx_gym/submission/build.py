@@ -31,6 +31,9 @@ from connectx_gym.data import DATA_BOARD, book_index
 from connectx_gym.data.book import BOOK_FILE, BookFile, decode_book, read_book_file
 from connectx_gym.errors import UserError
 from connectx_gym.inference import network
+from connectx_gym.inference.numpy_policy import load_checkpoint
+from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.runtime.files import write_atomic
 from connectx_gym.search import proof, puct, puct_board
 from connectx_gym.submission import agent
 
@@ -358,8 +361,6 @@ def _self_test(policy, namespace: dict[str, Any], text_path: str) -> None:
 
 def _deep_position(board: dict[str, int], stones: int):
     """A game in progress with about ``stones`` stones (fewer on a small board), or ``None`` if every move ends it."""
-    from connectx_gym.rules.bitboard import Position, geometry
-
     position = Position(geometry(board["rows"], board["columns"], board["inarow"]))
     target = min(stones, position.geometry.size - 2)
     step = 0
@@ -377,8 +378,6 @@ def _deep_position(board: dict[str, int], stones: int):
 def _load_policy(checkpoint: Path):
     """The checkpoint's ``NumpyPolicy``; anything that is not a connectx_gym policy is a ``UserError``."""
     # imported on use, as before the split: --help and bad arguments need neither
-    from connectx_gym.inference.numpy_policy import load_checkpoint
-
     try:  # load_checkpoint verifies the file first
         policy = load_checkpoint(checkpoint)
     except UserError:
@@ -396,8 +395,6 @@ def export(checkpoint, output, search_ms: int | None = None, book: bool = True, 
         default the shipped one)
     :raises UserError: bad checkpoint, output path, search budget or book file (nothing is written)
     """
-    from connectx_gym.runtime.files import write_atomic
-
     search_ms = check_search_ms(search_ms)
     checkpoint, output = Path(checkpoint), Path(output)
     _check_output(output, checkpoint)

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from connectx_gym.errors import UserError
+from connectx_gym.runtime.ray_cluster import cluster_cpus, connect
 from connectx_gym.sweeps.plan import Sweep
 from connectx_gym.sweeps.report import TrialRecord, print_results, progress_callback
 from connectx_gym.sweeps.trial import run_trial, trial_name
@@ -58,8 +59,6 @@ def _quiet_tune():
 
 def _cluster(sweep: Sweep) -> int:
     """Join or start Ray; returns its CPU count. Raises UserError when a trial cannot fit."""
-    from connectx_gym.runtime.ray_cluster import cluster_cpus, connect
-
     ray = connect(sweep.address, what=WHAT, option=sweep.address_option)
     cpus = cluster_cpus(ray)
     gpus = ray.cluster_resources().get("GPU", 0)

@@ -22,6 +22,7 @@ from connectx_gym.config.schema import show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.sweeps.schema import MAPPING_KEYS, SWEEP_KEYS, Resources, SweepFile, sweep_file_from_dict
 from connectx_gym.sweeps.space import Dimension, Fail, probe_configs, probe_values, searched
+from connectx_gym.training.setup import check_opponents, config_path_or_default
 
 __all__ = ["REPORTED_METRICS", "Sweep", "TrialPlan", "load_sweep", "merged"]
 
@@ -147,8 +148,6 @@ def _read_sweep_file(path: str | os.PathLike, sets: Sequence[str], num_samples: 
 
 def _base_config(sweep_file: SweepFile, fail: Fail) -> Config:
     """The base config with the sweep's overrides (load_config reports the base file's own problems)."""
-    from connectx_gym.training.setup import config_path_or_default
-
     base_config = load_config(config_path_or_default(sweep_file.base_config))
     try:
         return config_from_dict(merged(config_to_dict(base_config), sweep_file.overrides))
@@ -191,8 +190,6 @@ def _trial_plan(config: Config, name: str, subprocesses: bool) -> TrialPlan:
 
 def _check_reports(base: Config, metric: str, fail: Fail) -> None:
     """The trials evaluate, report ``metric``, and can build their opponents."""
-    from connectx_gym.training.setup import check_opponents
-
     if base.train.eval_every == 0:
         raise fail(
             "train.eval_every=0 disables evaluation, so trials would report nothing to Tune; "

@@ -19,8 +19,10 @@ from typing import Any
 from connectx_gym.cli import format_table
 from connectx_gym.config.schema import show
 from connectx_gym.errors import UserError
+from connectx_gym.runtime.files import write_atomic
 from connectx_gym.sweeps.plan import Sweep
 from connectx_gym.sweeps.trial import TRIAL_LOG_NAME, TrialFailed, flat
+from connectx_gym.training.layout import BEST_MODEL_NAME, FINAL_MODEL_NAME
 
 __all__ = [
     "RESULTS_NAME",
@@ -64,8 +66,6 @@ class TrialRecord:
     @property
     def model(self) -> str:
         """The run's exportable model: final_model.zip, else best_model.zip, else ''."""
-        from connectx_gym.training.layout import BEST_MODEL_NAME, FINAL_MODEL_NAME
-
         for file_name in (FINAL_MODEL_NAME, BEST_MODEL_NAME):
             if (self.run_dir / file_name).is_file():
                 return str(self.run_dir / file_name)
@@ -243,8 +243,6 @@ def _csv_cell(value: Any) -> Any:
 
 def write_results(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """``results.csv``: the table, one row per trial, values as plain YAML-ish text."""
-    from connectx_gym.runtime.files import write_atomic
-
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)

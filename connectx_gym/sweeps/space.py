@@ -17,6 +17,7 @@ from connectx_gym.config import SECTIONS, Config, config_to_dict
 from connectx_gym.config.schema import show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.sweeps.schema import DISTRIBUTIONS, INT_DISTRIBUTIONS
+from connectx_gym.training.setup import check_opponents
 
 __all__ = ["Dimension", "parse_dimension", "probe_configs", "probe_values", "searched"]
 
@@ -148,8 +149,6 @@ def searched(key: str, spec: Any, build: BuildConfig, workers_reserve_cpus: bool
         ``multiprocessing.num_processes`` decides a trial's resources and cannot be searched)
     :param fail: makes the ConfigError for a message (prefixing the sweep file)
     """
-    from connectx_gym.training.setup import check_opponents
-
     where = f"search_space {key}"
     if key in SAME_FOR_EVERY_TRIAL:
         raise fail(f"{where}: {key} cannot be searched ({SAME_FOR_EVERY_TRIAL[key]}); set it under overrides")

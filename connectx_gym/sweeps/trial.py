@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from connectx_gym.config import Config
 from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.sweeps.plan import TrialPlan
+from connectx_gym.training.loop import run
 
 if TYPE_CHECKING:  # the trainer imports torch: only inside the trial, never on the driver
     from connectx_gym.training.loop import TrainResult
@@ -56,8 +57,6 @@ def _output_to(log_path: Path) -> None:
 
 def _train(trial_config: Config, run_dir: Path, report: Callable[..., Any]) -> TrainResult:
     """The sweep's one call into the trainer (``training.loop.run``)."""
-    from connectx_gym.training.loop import run
-
     return run(trial_config, run_dir, None, report=report)
 
 

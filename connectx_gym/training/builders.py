@@ -10,8 +10,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gymnasium import spaces
+
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.config import Config, config_to_dict
 from connectx_gym.envs.teachers import make_teacher
+from connectx_gym.errors import ConfigError
+from connectx_gym.inference.numpy_policy import load_checkpoint
+from connectx_gym.rules.planes import NUM_PLANES
+from connectx_gym.runtime.checkpoints import CheckpointError, load_model, read_metadata, read_network
 
 #: the ``env`` section's keys that are ``ConnectXEnv`` arguments of the same name
 ENV_ARGUMENTS = (
@@ -63,7 +70,6 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
     quiet_import_sb3()
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from connectx_gym.agents.specs import make_opponent
     from connectx_gym.envs.vec import make_vec_env
 
     mp_config = config.multiprocessing
@@ -92,7 +98,6 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
-    from connectx_gym.runtime.checkpoints import load_model
     from connectx_gym.training.policy import config_policy_kwargs
 
     if resume:
@@ -119,10 +124,8 @@ def policy_shapes(config: Config) -> dict[str, list[int]]:
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
-    from gymnasium import spaces
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
-    from connectx_gym.rules.planes import NUM_PLANES
     from connectx_gym.training.policy import config_policy_kwargs
 
     env = config.env
@@ -141,9 +144,6 @@ def check_init_from(config: Config) -> None:
 
     :raises ConfigError: naming the checkpoint and what does not fit
     """
-    from connectx_gym.errors import ConfigError
-    from connectx_gym.runtime.checkpoints import CheckpointError, read_metadata
-
     path = config.train.init_from
     if not path:
         return
@@ -175,10 +175,6 @@ def check_teacher_network(config: Config) -> None:
 
     :raises ConfigError: naming the checkpoint and what does not fit
     """
-    from connectx_gym.errors import ConfigError
-    from connectx_gym.inference.numpy_policy import load_checkpoint
-    from connectx_gym.runtime.checkpoints import CheckpointError
-
     path = config.kickstart.teacher_network
     if not path:
         return
@@ -196,8 +192,6 @@ def check_teacher_network(config: Config) -> None:
 def start_from_checkpoint(model: Any, path: str) -> None:
     """Load a checkpoint's network weights (``train.init_from``, checked by ``check_init_from``) into ``model``."""
     import torch
-
-    from connectx_gym.runtime.checkpoints import read_network
 
     _, weights = read_network(path)
     model.policy.load_state_dict({name: torch.as_tensor(array) for name, array in weights.items()})

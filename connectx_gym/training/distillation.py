@@ -24,8 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.mcts import MctsAgent
+from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.rules.planes import encode_position, legal_mask
+from connectx_gym.runtime.processes import single_threaded_blas, single_threaded_children
+from connectx_gym.runtime.stopping import ignore_stop_signals
+from connectx_gym.search.targets import search_targets
 
 #: positions per labelling task (a progress line after each)
 LABEL_CHUNK = 2000
@@ -67,11 +72,6 @@ def sample_positions(policy, count: int, seed: int, games: int = 256, max_random
 
 def label_chunk(job: tuple[str, int, list[Position]]) -> list[tuple[np.ndarray, float]]:
     """The teacher's targets of some positions: a search of ``simulations`` over the checkpoint, in batches."""
-    from connectx_gym.agents.mcts import MctsAgent
-    from connectx_gym.inference.numpy_policy import load_checkpoint
-    from connectx_gym.runtime.processes import single_threaded_blas
-    from connectx_gym.search.targets import search_targets
-
     checkpoint, simulations, positions = job
     with single_threaded_blas():
         agent = MctsAgent(load_checkpoint(checkpoint), simulations=simulations, group=SEARCH_GROUP)
@@ -91,9 +91,6 @@ def label_chunks(
     if processes <= 1:
         yield from map(label_chunk, jobs)
         return
-    from connectx_gym.runtime.processes import single_threaded_children
-    from connectx_gym.runtime.stopping import ignore_stop_signals
-
     with single_threaded_children():  # the workers (and a forkserver this starts) run one BLAS thread
         # the parent decides when labelling stops: a Ctrl-C or hang-up to the group leaves the workers alone
         pool = get_context("forkserver").Pool(processes, initializer=ignore_stop_signals)

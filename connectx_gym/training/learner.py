@@ -49,6 +49,10 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.mcts import MctsAgent
+from connectx_gym.envs.teachers import SearchTeacher
+from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
+
 #: positions sampled from each rollout to estimate the acting -> learning policy KL
 LAG_KL_SAMPLE = 1024
 #: the acting thread's torch generator is seeded with the run's seed plus this
@@ -204,10 +208,6 @@ class Learner:
         if self.snapshot_step is not None and fixed == self.snapshot_fixed:
             if fixed or step - self.snapshot_step < kickstart.refresh_steps:
                 return
-        from connectx_gym.agents.mcts import MctsAgent
-        from connectx_gym.envs.teachers import SearchTeacher
-        from connectx_gym.inference.numpy_policy import from_sb3_model, load_checkpoint
-
         network = load_checkpoint(kickstart.teacher_network) if fixed else from_sb3_model(self.model)
         agent = MctsAgent(network, simulations=kickstart.simulations, name="mcts-teacher")
         self.model.env.set_attr("teacher", SearchTeacher(agent, kickstart.search_share))

@@ -10,8 +10,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.config import Config, load_config
 from connectx_gym.errors import ConfigError, UserError
+from connectx_gym.runtime.checkpoints import newest_valid_checkpoint
+from connectx_gym.training.builders import check_init_from, check_teacher_network
 from connectx_gym.training.layout import CONFIG_NAME
 
 #: the config file read when no ``--config`` is given, if it exists
@@ -32,8 +35,6 @@ def check_writable(run_dir: Path) -> None:
 def check_opponents(config: Config) -> None:
     """Build every configured opponent once, so a bad agent file, or an opponent bound to another board
     (a checkpoint, the solver), fails before anything is written."""
-    from connectx_gym.agents.specs import make_opponent
-
     env = config.env
     stages = [
         (f"curriculum.stages[{i}].opponent", stage["opponent"]) for i, stage in enumerate(config.curriculum.stages)
@@ -77,8 +78,6 @@ def prepare_run(
     :return: ``(config, run_dir, resume)``; ``resume`` is the ``(step, checkpoint)`` to continue
         from, or None for a new run
     """
-    from connectx_gym.runtime.checkpoints import newest_valid_checkpoint
-
     if resume_dir:
         if config_path:
             raise UserError("--resume uses the run's own config.yaml; do not combine it with --config")
@@ -90,8 +89,6 @@ def prepare_run(
         path = config_path_or_default(config_path)
     config = load_config(path, overrides).resolved()
     check_opponents(config)
-    from connectx_gym.training.builders import check_init_from, check_teacher_network
-
     if not resume_dir:
         check_init_from(config)
     check_teacher_network(config)
