@@ -33,6 +33,7 @@ from connectx_gym.agents.kaggle import require_kaggle
 from connectx_gym.agents.specs import BARE_PATH_NOTE
 from connectx_gym.cli import ArgumentParser, run_command
 from connectx_gym.errors import UserError, WorkerError
+from connectx_gym.evaluation.accuracy_command import run_accuracy
 from connectx_gym.evaluation.ladder import ladder_plan, report_ladder
 from connectx_gym.evaluation.match import GameRecord
 from connectx_gym.evaluation.openings import NONE
@@ -169,8 +170,6 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Validate, plan, play, print and write everything; returns the JSON document."""
     if args.accuracy or args.positions:
-        from connectx_gym.evaluation.accuracy_command import run_accuracy
-
         return run_accuracy(args)
     _check_args(args)
     if args.backend == "ray":

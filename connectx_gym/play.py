@@ -36,6 +36,7 @@ from connectx_gym.evaluation.results import PairingResult
 from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, Position, geometry
 from connectx_gym.runtime.checkpoints import add_trust_option, trusted_checkpoints
 from connectx_gym.runtime.files import write_atomic
+from connectx_gym.web.server import LOOPBACK, GameSession, serve
 
 QUIT = ("q", "quit", "exit")
 #: each player's stone: the symbol and its ANSI colour (red moves first, as on Kaggle's board)
@@ -241,8 +242,6 @@ def _run(argv: Sequence[str] | None) -> int:
         entry.agent.reuse = True  # one game: the tree of the last move serves the next
     board = resolve_board([entry], args.rows, args.columns, args.inarow)
     if args.web:
-        from connectx_gym.web.server import LOOPBACK, GameSession, serve
-
         serve(
             GameSession(entry.agent, entry.label, board, args.seed, not args.second), args.host or LOOPBACK, args.port
         )

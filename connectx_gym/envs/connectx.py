@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from connectx_gym.agents.selfplay import pool
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.envs import profiling
 from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Position, geometry
 from connectx_gym.rules.planes import NUM_PLANES, PLANE_OTHER, PLANE_OWN, PLANE_PLAYABLE, encode_position, legal_mask
@@ -100,8 +101,6 @@ class ConnectXEnv(gym.Env):
         """Replace the opponent (a spec string, a ``{spec: weight}`` mixture drawn from per episode,
         or an object with ``act``); a drawn mixture component changes at the next reset."""
         if isinstance(opponent, (str, Mapping)):
-            from connectx_gym.agents.specs import make_opponent
-
             opponent = make_opponent(opponent)
         if not callable(getattr(opponent, "act", None)):
             raise TypeError(f"opponent must be a spec string or have act(position, rng), got {opponent!r}")

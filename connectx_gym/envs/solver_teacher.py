@@ -18,7 +18,7 @@ import numpy as np
 
 from connectx_gym.data.book import load_book
 from connectx_gym.rules.bitboard import Position
-from connectx_gym.search.solver import Oracle
+from connectx_gym.search.solver import Oracle, best_columns
 from connectx_gym.search.targets import distribution, search_distribution
 
 
@@ -59,7 +59,5 @@ def solver_distribution(position: Position, depth: int, temperature: float, solv
         if best:
             return distribution(dict.fromkeys(best, 1.0), width, 0.0)
     if stones >= solver_from:
-        from connectx_gym.search.solver import best_columns
-
         return distribution(dict.fromkeys(best_columns(_oracle().scores(position)), 1.0), width, 0.0)
     return search_distribution(position, depth, temperature)

@@ -28,6 +28,7 @@ from connectx_gym.data import DATA_BOARD, PHASES, POSITIONS_FILE, phase_of
 from connectx_gym.errors import UserError
 from connectx_gym.evaluation.ratings import wilson_interval
 from connectx_gym.rules.bitboard import Position, geometry
+from connectx_gym.rules.planes import encode_position, legal_mask
 
 PHASE_NAMES = tuple(name for name, _, _ in PHASES)
 #: each phase's plies as the tables show them: 0-8, 9-20, 21+
@@ -70,8 +71,6 @@ class LabelledPositions:
         """Every position's observation planes (as the env's) and legal-column mask, for one batched forward
         pass; encoded once (a training run grades the same positions at every evaluation)."""
         if self._planes_and_masks is None:
-            from connectx_gym.rules.planes import encode_position, legal_mask
-
             positions = self.positions()
             planes = np.stack([encode_position(p) for p in positions])
             masks = np.stack([legal_mask(p.geometry, p.mask) for p in positions])

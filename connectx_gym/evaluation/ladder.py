@@ -46,6 +46,7 @@ from connectx_gym.evaluation.plan import Plan, build_agent, is_run_directory
 from connectx_gym.evaluation.ratings import Ratings, bradley_terry
 from connectx_gym.evaluation.report import interval_note, pairings_table, ratings_document, ratings_note
 from connectx_gym.evaluation.results import SCORE_POINTS, PairingResult, pairing_results, score_matrices
+from connectx_gym.runtime.processes import usable_cpu_count
 from connectx_gym.search.solver import SOLVER_BOARD, solver_available
 
 #: the rungs, weakest first (as far as known); ``solver`` only where bitbully is installed
@@ -383,8 +384,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"no ladder is shipped for {board_text(board)} boards; name one with --output")
             args.output = str(shipped_ladder(board))
         if args.rebuild:
-            from connectx_gym.runtime.processes import usable_cpu_count
-
             if args.num_processes is not None and args.num_processes < 1:
                 raise UserError(f"--num-processes must be >= 1, got {args.num_processes}")
             processes = args.num_processes or usable_cpu_count()

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from connectx_gym.agents.opponents import OpponentError
+from connectx_gym.agents.specs import make_opponent
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.rules.bitboard import EMPTY, FIRST_MARK, SECOND_MARK, Geometry, Position, geometry
 from connectx_gym.runtime.stopping import ignore_stop_signals
@@ -105,8 +107,6 @@ def play_games(
     kwargs.pop("agent_seat", None)
     kwargs["info_board"] = False
     if isinstance(opponent, str):
-        from connectx_gym.agents.specs import make_opponent
-
         opponent = make_opponent(opponent)
     name = getattr(opponent, "name", type(opponent).__name__)
     result = MatchResult(opponent=name)
@@ -229,8 +229,6 @@ def play_opponent_game(
             column = player.act(position, rng)
             legal = isinstance(column, (int, np.integer)) and position.is_legal(int(column))
         except Exception as error:  # a failing side loses the game; the evaluation goes on
-            from connectx_gym.agents.opponents import OpponentError
-
             cause = error.cause if isinstance(error, OpponentError) else error
             record.error = f"raised {type(cause).__name__}: {cause}"
             legal = False
@@ -287,8 +285,6 @@ def play_opponent_games(
     :param openings: each opening's columns from the empty board (``None`` or empty: no openings)
     """
     if isinstance(agent, str) or isinstance(opponent, str):
-        from connectx_gym.agents.specs import make_opponent
-
         agent, opponent = make_opponent(agent), make_opponent(opponent)
     count = len(openings) if openings else None
     chosen = range(games) if indices is None else indices

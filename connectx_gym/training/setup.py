@@ -12,6 +12,7 @@ from pathlib import Path
 
 from connectx_gym.agents.specs import make_opponent
 from connectx_gym.config import Config, load_config
+from connectx_gym.envs.workers import ray_chunk_actor_class
 from connectx_gym.errors import ConfigError, UserError
 from connectx_gym.runtime.checkpoints import newest_valid_checkpoint
 from connectx_gym.training.builders import check_init_from, check_teacher_network
@@ -55,8 +56,6 @@ def check_ray(config: Config) -> None:
     """With ``multiprocessing.backend: ray``, join (or start) the cluster now and check it has room
     for the workers, so a missing install or a wrong ``ray.address`` fails before anything is written."""
     if config.multiprocessing.backend == "ray":
-        from connectx_gym.envs.workers import ray_chunk_actor_class
-
         ray_chunk_actor_class(config.ray.address, config.ray.num_cpus_per_worker * config.multiprocessing.num_processes)
 
 
