@@ -183,20 +183,20 @@ def render_submission(
         search=search_doc,
         book=book_doc,
     )
-    settings = SETTINGS.format(
-        board=f'{{"rows": {board["rows"]}, "columns": {board["columns"]}, "inarow": {board["inarow"]}}}',
-        activation=repr(policy.activation),
-        search_ms=repr(search_ms),
-        weights=lines,
-        book_plies=repr(None if book is None else book.plies),
-        book=_b64_lines(b"" if book is None else book.compressed),
-        c_puct=repr(C_PUCT),
-        batch=repr(BATCH),
-        fpu=repr(FPU_REDUCTION),
-        proof_share=repr(PROOF_SHARE),
-    )
+    settings = {
+        "BOARD": f'{{"rows": {board["rows"]}, "columns": {board["columns"]}, "inarow": {board["inarow"]}}}',
+        "ACTIVATION": repr(policy.activation),
+        "SEARCH_MS": repr(search_ms),
+        "_WEIGHTS_B64": f"(\n{lines}\n)",
+        "BOOK_PLIES": repr(None if book is None else book.plies),
+        "_BOOK_B64": f"(\n{_b64_lines(b'' if book is None else book.compressed)}\n)",
+        "C_PUCT": repr(C_PUCT),
+        "TREE_BATCH": repr(BATCH),
+        "FPU_REDUCTION": repr(FPU_REDUCTION),
+        "PROOF_SHARE": repr(PROOF_SHARE),
+    }
     prelude, body = agent_parts()
-    parts = [header, prelude, settings, *(embedded_source(entry) for entry in EMBEDDED), body]
+    parts = [header, prelude, settings_block(settings), *(embedded_source(entry) for entry in EMBEDDED), body]
     return "\n\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 
@@ -211,26 +211,6 @@ Search: {search}
 
 Opening book: {book}
 """'''
-
-#: the settings block the file carries in place of :mod:`connectx_gym.submission.agent`'s own
-SETTINGS = """BOARD = {board}
-ACTIVATION = {activation}
-#: per-move search budget in milliseconds; None plays the greedy policy alone
-SEARCH_MS = {search_ms}
-_WEIGHTS_B64 = (
-{weights}
-)
-#: the opening book's depth: it holds every position with up to this many stones (None: no book)
-BOOK_PLIES = {book_plies}
-_BOOK_B64 = (
-{book}
-)
-#: the tree search's constants (prior weight, leaves per round, first-play reduction)
-C_PUCT = {c_puct}
-TREE_BATCH = {batch}
-FPU_REDUCTION = {fpu}
-#: share of the move's budget the exact alpha-beta proof may use before the tree search takes over
-PROOF_SHARE = {proof_share}"""
 
 #: the package modules whose code the file embeds, in this order, each from its first line of code on
 EMBEDDED = (
@@ -259,6 +239,24 @@ def _without_package_imports(code: str, where: str) -> str:
     if "connectx_gym" in kept:
         raise RuntimeError(f"{where} names connectx_gym outside its imports: the file cannot carry it")
     return kept
+
+
+def settings_block(values: dict[str, str]) -> str:
+    """:mod:`connectx_gym.submission.agent`'s settings block, its comments kept, with each setting's
+    value replaced by the file's (``values``: name -> Python source); every setting must be given."""
+    block = _code_of(agent, "import base64").split(SETTINGS_START, 1)[1].split(SETTINGS_END, 1)[0]
+    lines, given = [], set()
+    for line in block.strip("\n").split("\n"):
+        name, assigned, _ = line.partition(" = ")
+        if assigned and not line.startswith("#"):
+            if name not in values:
+                raise RuntimeError(f"{agent.__file__} has a setting {name!r} the export does not write")
+            line = f"{name} = {values[name]}"
+            given.add(name)
+        lines.append(line)
+    if given != set(values):
+        raise RuntimeError(f"{agent.__file__} lacks the settings {sorted(set(values) - given)}")
+    return "\n".join(lines)
 
 
 def embedded_source(entry: tuple[Any, str]) -> str:
