@@ -120,17 +120,15 @@ def tiny_config(*overrides: str):
 @pytest.fixture
 def collected():
     """A tiny kickstarted model whose rollout buffer holds one collected rollout, and its config."""
+    from connectx_gym.training.acting import Rollout
     from connectx_gym.training.builders import build_model, build_vec_env
-    from connectx_gym.training.learner import Learner, Rollout, unwrapped
 
     config = tiny_config()
     venv = build_vec_env(config, 0)
     try:
         model = build_model(config, venv, None)
-        learner = Learner(model, overlap=False, kickstart=config.kickstart)
         model._setup_learn(64, None, False, "MaskablePPO", False)
-        learner.last_teacher, learner.last_teacher_value = learner._teachers(unwrapped(venv).reset_infos)
-        learner._collect(model.rollout_buffer, Rollout())
+        model._collect(model.rollout_buffer, Rollout())
         yield model, config
     finally:
         venv.close()
@@ -153,19 +151,18 @@ def position_of(planes: np.ndarray) -> Position:
 
 def test_teacher_term_at_zero_weight_is_maskableppo_train_exactly(collected):
     import torch
-
-    from connectx_gym.training.kickstart import train_with_teacher
+    from sb3_contrib import MaskablePPO
 
     model, _ = collected
     twin = copy.deepcopy(model.policy.state_dict()), copy.deepcopy(model.policy.optimizer.state_dict())
     np.random.seed(5)
-    train_with_teacher(model, 0.0)
+    model.train_with_teacher(0.0)
     ours = {k: v.clone() for k, v in model.policy.state_dict().items()}
     model.policy.load_state_dict(twin[0])
     model.policy.optimizer.load_state_dict(twin[1])
     model.rollout_buffer.generator_ready = True  # already flattened by the first pass
     np.random.seed(5)
-    type(model).train(model)
+    MaskablePPO.train(model)
     theirs = model.policy.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert not all(torch.equal(ours[k], twin[0][k]) for k in ours)  # and the update did change the weights
@@ -243,7 +240,7 @@ def mirror_position(position: Position) -> Position:
 
 def test_mirrored_samples_are_the_mirrored_positions_with_their_own_teacher(collected):
     from connectx_gym.rules.planes import encode_position, legal_mask
-    from connectx_gym.training.kickstart import mirrored
+    from connectx_gym.training.augment import mirrored
 
     model, config = collected
     samples = next(model.rollout_buffer.get(32))
@@ -271,17 +268,17 @@ def test_a_mirrored_run_flips_about_half_of_every_minibatch(tmp_path, monkeypatc
     from helpers import TINY
 
     from connectx_gym.config import load_config
-    from connectx_gym.training import kickstart
+    from connectx_gym.training import ppo
     from connectx_gym.training.loop import run
 
     seen = []
-    original = kickstart.mirrored
+    original = ppo.mirrored
 
     def spy(samples, flip):
         seen.append(int(flip.sum()) / len(flip))
         return original(samples, flip)
 
-    monkeypatch.setattr(kickstart, "mirrored", spy)
+    monkeypatch.setattr(ppo, "mirrored", spy)
     overrides = [*TINY, "train.total_timesteps=96", "train.eval_every=0", "train.mirror=true"]
     result = run(load_config(None, overrides).resolved(), tmp_path / "run", None)
     assert result.steps == 96 and result.final_model.is_file()

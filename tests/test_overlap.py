@@ -124,7 +124,6 @@ def test_a_callback_that_stops_training_stops_the_overlapped_loop(tmp_path):
     from stable_baselines3.common.callbacks import BaseCallback
 
     from connectx_gym.training.builders import build_model, build_vec_env
-    from connectx_gym.training.learner import Learner
 
     class StopAt(BaseCallback):
         def _on_step(self) -> bool:
@@ -134,9 +133,8 @@ def test_a_callback_that_stops_training_stops_the_overlapped_loop(tmp_path):
     venv = build_vec_env(cfg, 0)
     try:
         model = build_model(cfg, venv, None)
-        learner = Learner(model)
-        learner.learn(1000, callback=StopAt())
-        assert model.num_timesteps == 40 and learner.thread is None
+        model.learn(1000, callback=StopAt(), reset_num_timesteps=False)
+        assert model.num_timesteps == 40 and not model.acting_thread.running
     finally:
         venv.close()
 

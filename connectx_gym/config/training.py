@@ -254,8 +254,8 @@ class TrainConfig(Section):
     overlap: bool = config_field(
         False,
         "Collect each rollout in a thread with the policy from before the running PPO update, so acting and "
-        "learning overlap (one update of policy lag, logged as train/policy_lag_kl); false is SB3's synchronous "
-        "loop. Checkpoints of either mode resume in the other.",
+        "learning overlap (one update of policy lag, logged as train/policy_lag_kl); false collects between "
+        "updates, as SB3's loop does. Checkpoints of either mode resume in the other.",
     )
     init_from: str | None = config_field(
         None,

@@ -166,8 +166,11 @@ def _alias_moved_modules() -> None:
             sys.modules[old] = importlib.import_module(new)
 
 
-def load_model(path: os.PathLike | str, env=None, device: str = "cpu"):
-    """Load a MaskablePPO checkpoint after ``verify_checkpoint``; any failure is a ``CheckpointError``."""
+def load_model(path: os.PathLike | str, env=None, device: str = "cpu", algorithm=None):
+    """Load a MaskablePPO checkpoint after ``verify_checkpoint``; any failure is a ``CheckpointError``.
+
+    :param algorithm: the class to load it as (default ``MaskablePPO``; the trainer passes its subclass)
+    """
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     path = verify_checkpoint(path)
@@ -177,7 +180,7 @@ def load_model(path: os.PathLike | str, env=None, device: str = "cpu"):
     _alias_moved_modules()
 
     try:
-        return MaskablePPO.load(path, env=env, device=device)
+        return (algorithm or MaskablePPO).load(path, env=env, device=device)
     except Exception as error:  # SB3 raises many kinds of errors for foreign archives
         raise CheckpointError(
             f"checkpoint '{path}' could not be loaded as a MaskablePPO model ({type(error).__name__}: {error})"

@@ -6,7 +6,6 @@ module (and the train command's argument checks) stays fast.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -92,18 +91,15 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
 
 
 def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
-    """A new MaskablePPO from the ``policy`` and ``ppo`` sections, or the checkpoint in ``resume``."""
-    from connectx_gym.runtime.quiet import quiet_import_sb3
-
-    quiet_import_sb3()
-    from sb3_contrib import MaskablePPO
-
+    """The PPO trainer (:class:`~connectx_gym.training.ppo.ConnectXPPO`, a MaskablePPO) from the ``policy``,
+    ``ppo``, ``train`` and ``kickstart`` sections, new or loaded from the checkpoint in ``resume``."""
     from connectx_gym.training.policy import config_policy_kwargs
+    from connectx_gym.training.ppo import ConnectXPPO
 
     if resume:
-        model = load_model(resume[1], env=venv, device=config.train.device)
+        model = load_model(resume[1], env=venv, device=config.train.device, algorithm=ConnectXPPO)
     else:
-        model = MaskablePPO(
+        model = ConnectXPPO(
             "MlpPolicy",
             venv,
             policy_kwargs=config_policy_kwargs(config.policy),
@@ -114,6 +110,7 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
         )
         if config.train.init_from:
             start_from_checkpoint(model, config.train.init_from)
+    model.configure(config.train.overlap, config.kickstart, config.train.mirror)
     # recorded in the checkpoint, so export and evaluation know the board (inarow included)
     model.connectx_board = env_board(config)
     return model
@@ -212,15 +209,15 @@ def make_logger(config: Config, run_dir: Path, resuming: bool):
 
 
 def _csv_output(path: Path, resuming: bool):
-    """SB3's CSV writer; when resuming, it continues the existing file instead of truncating it."""
+    """SB3's CSV writer; when resuming, it continues the existing file: SB3 opens it afresh, and the rows
+    written so far go back in before anything else (SB3 rewrites the file itself when a new key shows up)."""
     from stable_baselines3.common.logger import CSVOutputFormat
 
-    writer = CSVOutputFormat.__new__(CSVOutputFormat)
-    if resuming and path.is_file() and path.stat().st_size:
-        writer.file = open(path, "r+")
-        header = writer.file.readline().rstrip("\n")
+    kept = path.read_text() if resuming and path.is_file() else ""
+    writer = CSVOutputFormat(str(path))
+    if kept:
+        writer.file.write(kept if kept.endswith("\n") else kept + "\n")
+        writer.file.flush()
+        header = kept.split("\n", 1)[0]
         writer.keys = header.split(",") if header else []
-        writer.file.seek(0, os.SEEK_END)
-        writer.separator, writer.quotechar = ",", '"'
-        return writer
-    return CSVOutputFormat(str(path))
+    return writer

@@ -23,7 +23,6 @@ from connectx_gym.runtime.checkpoints import save_model
 from connectx_gym.runtime.stopping import Stopped, announce, as_stopped
 from connectx_gym.training.builders import build_model, build_vec_env, make_logger
 from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
-from connectx_gym.training.learner import Learner
 from connectx_gym.training.run_state import RunState, save_checkpoint
 from connectx_gym.training.setup import check_writable
 
@@ -91,11 +90,8 @@ def run(
         callbacks = make_callbacks(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
-        if remaining > 0 and (config.train.overlap or config.train.mirror or config.kickstart.coef > 0):
-            learner = Learner(model, config.train.overlap, config.kickstart, config.train.mirror)
-            learner.learn(remaining, callbacks)
-        elif remaining > 0:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=False, progress_bar=False)
+        if remaining > 0:
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
         elapsed = time.perf_counter() - started
         checkpoint = save_checkpoint(model, run_dir, state)
         final_model = run_dir / FINAL_MODEL_NAME

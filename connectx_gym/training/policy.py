@@ -55,7 +55,7 @@ def masked_forward(policy: Any, observations: torch.Tensor, masks: Any) -> tuple
     ``forward`` up to the choice of actions), for callers that sample or score the whole distribution
     themselves. Assumes the shared features extractor, as every policy ``policy_kwargs`` builds has."""
     latent_pi, latent_vf = policy.mlp_extractor(policy.extract_features(observations))
-    distribution = policy._get_action_dist_from_latent(latent_pi)
+    distribution = policy.action_dist.proba_distribution(action_logits=policy.action_net(latent_pi))
     distribution.apply_masking(masks)
     return policy.value_net(latent_vf), distribution
 
