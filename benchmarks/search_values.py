@@ -1,7 +1,7 @@
 """How right is the value the ``mcts`` teacher gives the value head? The sign of the network's own value
 and of the PUCT search's root value (``teacher.search_targets``: +1/0/-1 where the search proves the
 root) against the solver, on every ``--every``-th shipped labelled position, for each ``--simulations``
-(0 is the network's value head alone). The search is the one ``kickstart.teacher: mcts`` runs in the
+(0 is the network's value head alone). The search is the one ``kickstart.teacher.kind: mcts`` runs in the
 env workers, on one thread here.
 
     python benchmarks/search_values.py models/pretrained/model.zip [--simulations 0 64 800] [--every 5]

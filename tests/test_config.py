@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from connectx_gym import config as config_module
 from connectx_gym.config import (
     SECTIONS,
+    TEACHER_KINDS,
     Config,
     CurriculumConfig,
     EnvConfig,
@@ -106,18 +107,9 @@ SPEC_DEFAULTS = {
     "curriculum": dict(stages=[], window=2000),
     "kickstart": dict(
         coef=2.0,
-        depth=4,
-        temperature=0.1,
         decay_steps=3_000_000,
-        teacher="alphabeta",
-        solver_from=20,
-        simulations=64,
-        search_share=1.0,
-        refresh_steps=100_000,
-        value_coef=0.0,
-        teacher_network=None,
-        teacher_network_steps=1_000_000,
         schedule="linear",
+        teacher=dict(kind="alphabeta", depth=4, temperature=0.1),
     ),
     "ray": dict(address=None, num_cpus_per_worker=1.0),
     "logging": dict(tensorboard=True, csv=True, progress_bar=True, verbose=0),
@@ -149,7 +141,12 @@ def test_defaults_are_the_specified_values():
 def test_sections_and_keys_are_complete():
     assert list(SECTIONS) == list(SPEC_DEFAULTS)
     assert [f.name for f in dataclasses.fields(Config)] == list(SPEC_DEFAULTS)
-    assert config_keys() == [f"{s}.{k}" for s, keys in SPEC_DEFAULTS.items() for k in keys]
+    assert [key for key in config_keys() if key.count(".") == 1] == [
+        f"{s}.{k}" for s, keys in SPEC_DEFAULTS.items() for k in keys
+    ]
+    # and the keys of the tagged teacher: each key of any kind, once
+    nested = [key.split(".", 2)[2] for key in config_keys() if key.count(".") == 2]
+    assert nested == list(dict.fromkeys(name for cls in TEACHER_KINDS.values() for name in cls.keys()))
 
 
 def test_every_field_has_one_line_help():
@@ -164,7 +161,8 @@ def test_default_yaml_equals_defaults_and_is_generated():
     text = (CONFIGS / "default.yaml").read_text(encoding="utf-8")
     assert text == default_config_yaml(), "regenerate: python -m connectx_gym.config > configs/default.yaml"
     raw = yaml.safe_load(text)
-    assert {f"{s}.{k}" for s, keys in raw.items() for k in keys} == set(config_keys())
+    assert {f"{s}.{k}" for s, keys in raw.items() for k in keys} == {k for k in config_keys() if k.count(".") == 1}
+    assert list(raw["kickstart"]["teacher"]) == ["kind", "depth", "temperature"]  # the default kind's keys
 
 
 def test_quick_yaml_loads_and_is_small():
@@ -180,7 +178,11 @@ def test_quick_yaml_loads_and_is_small():
 def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
     config = load_config(CONFIGS / "mcts-5x6.yaml").resolved()
     assert (config.env.rows, config.env.columns, config.env.inarow) == (5, 6, 4)
-    assert config.kickstart.teacher == "mcts" and config.kickstart.value_coef > 0 and config.kickstart.coef > 0
+    assert (
+        config.kickstart.teacher.kind == "mcts"
+        and config.kickstart.teacher.value_coef > 0
+        and config.kickstart.coef > 0
+    )
     assert config.kickstart.schedule == "constant" and config.train.init_from is None  # from scratch
     assert config.train.checkpoint_every < config.train.total_timesteps
 
@@ -188,8 +190,9 @@ def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
 def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():
     strong = load_config(CONFIGS / "strong.yaml")
     default = load_config()
-    assert strong.kickstart.teacher == "mcts" and strong.kickstart.schedule == "constant"
-    assert strong.kickstart.coef > 0 and strong.kickstart.value_coef > 0 and 0 < strong.kickstart.search_share <= 1
+    assert strong.kickstart.teacher.kind == "mcts" and strong.kickstart.schedule == "constant"
+    teacher = strong.kickstart.teacher
+    assert strong.kickstart.coef > 0 and teacher.value_coef > 0 and 0 < teacher.search_share <= 1
     assert strong.env == default.env and strong.policy == default.policy  # the default game and network
     # it continues from a tracked checkpoint, which a fresh clone has and the trainer accepts
     base = Path(strong.train.init_from)
@@ -202,7 +205,8 @@ def test_strong_deep_yaml_continues_a_deeper_network_distilled_from_the_shipped_
     deep = load_config(CONFIGS / "strong-deep.yaml")
     default = load_config()
     assert deep.env == default.env and len(deep.policy.cnn_channels) > len(default.policy.cnn_channels)
-    assert deep.kickstart.teacher == "mcts" and deep.kickstart.value_coef > 0 and deep.kickstart.teacher_network is None
+    teacher = deep.kickstart.teacher
+    assert teacher.kind == "mcts" and teacher.value_coef > 0 and teacher.network is None
     # it starts from what the distil command in its header writes (from the tracked model), not from a tracked file
     header = (CONFIGS / "strong-deep.yaml").read_text(encoding="utf-8").split("\npolicy:")[0]
     assert "python -m connectx_gym.distil models/pretrained/model.zip --config configs/strong-deep.yaml" in header
@@ -652,10 +656,10 @@ def test_reference_markdown_has_a_row_per_key():
     lines = table.strip().splitlines()
     assert lines[0] == "| key | default | meaning |"
     rows = lines[2:]
-    assert len(rows) == len(config_keys())
-    for row, key in zip(rows, config_keys()):
-        assert row.startswith(f"| `{key}` | ")
-        assert row.count(" | ") == 2  # no stray '|' inside a cell
+    # one row per key; a key that several teacher kinds take has a row per kind
+    assert list(dict.fromkeys(row.split("`")[1] for row in rows)) == config_keys()
+    assert all(row.count(" | ") == 2 for row in rows)  # no stray '|' inside a cell
+    assert "| `kickstart.teacher.depth` | `4` | (solver) " in table
     assert "| `ppo.learning_rate` | `0.001` | " in table
     assert "| `policy.cnn_channels` | `[64, 64]` | " in table
     assert "| `train.run_name` | `null` | " in table

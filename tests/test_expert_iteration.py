@@ -74,14 +74,14 @@ def tiny(*overrides: str):
     return load_config(None, [*TINY, "train.eval_every=0", *overrides]).resolved()
 
 
-MCTS = ("kickstart.coef=1.0", "kickstart.teacher=mcts", "kickstart.simulations=8")
+MCTS = ("kickstart.coef=1.0", "kickstart.teacher.kind=mcts", "kickstart.teacher.simulations=8")
 
 
 def test_config_rules():
-    with pytest.raises(ConfigError, match="kickstart.value_coef=1.0 needs kickstart.teacher=mcts"):
-        tiny("kickstart.coef=1.0", "kickstart.value_coef=1.0")
-    with pytest.raises(ConfigError, match="search_share"):
-        tiny(*MCTS, "kickstart.search_share=0")
+    with pytest.raises(ConfigError, match="kickstart.teacher.value_coef is not a key of the alphabeta teacher"):
+        tiny("kickstart.coef=1.0", "kickstart.teacher.value_coef=1.0")
+    with pytest.raises(ConfigError, match="kickstart.teacher.search_share must be a number > 0 and <= 1, got 0"):
+        tiny(*MCTS, "kickstart.teacher.search_share=0")
     from connectx_gym.training.kickstart import kickstart_coef
 
     section = tiny(*MCTS, "kickstart.schedule=constant", "kickstart.decay_steps=10").kickstart
@@ -109,7 +109,12 @@ def test_a_run_refreshes_the_snapshot_and_learns_the_search_values(tmp_path, mon
     mse = {}
     for coef in (0.0, 4.0):
         sent.clear()
-        overrides = [*MCTS, f"kickstart.value_coef={coef}", "kickstart.refresh_steps=64", "train.overlap=true"]
+        overrides = [
+            *MCTS,
+            f"kickstart.teacher.value_coef={coef}",
+            "kickstart.teacher.refresh_steps=64",
+            "train.overlap=true",
+        ]
         config = tiny(*overrides, "train.total_timesteps=192", "ppo.n_epochs=4")
         run(config, tmp_path / f"run{coef}", None)
         # at 0, 64 and 128 (the rollout ending at 192 is the last): never while the acting thread steps
@@ -144,8 +149,8 @@ def test_teacher_network_is_searched_first_then_the_learners_own(tmp_path, monke
         return original(self, name, value, indices)
 
     monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)
-    overrides = [*MCTS, f"kickstart.teacher_network={teacher}", "kickstart.teacher_network_steps=96"]
-    config = tiny(*overrides, "kickstart.refresh_steps=32", "train.total_timesteps=192", "train.overlap=true")
+    overrides = [*MCTS, f"kickstart.teacher.network={teacher}", "kickstart.teacher.network_steps=96"]
+    config = tiny(*overrides, "kickstart.teacher.refresh_steps=32", "train.total_timesteps=192", "train.overlap=true")
     run(config, tmp_path / "run", None)
     _, weights = read_network(teacher)
     # step 0: the teacher network, kept while its phase lasts (no refresh at 32 or 64); at 96 and 128 and
@@ -161,15 +166,15 @@ def test_teacher_network_config_errors(tiny_agent, tmp_path):
     from connectx_gym.training.builders import check_teacher_network
 
     _, path = tiny_agent
-    with pytest.raises(ConfigError, match=r"kickstart.teacher_network='t.zip' needs kickstart.teacher=mcts"):
-        tiny("kickstart.coef=1.0", "kickstart.teacher_network=t.zip")
-    check_teacher_network(tiny(*MCTS, f"kickstart.teacher_network={path}"))
-    with pytest.raises(ConfigError, match="kickstart.teacher_network: checkpoint 'nope.zip' does not exist"):
-        check_teacher_network(tiny(*MCTS, "kickstart.teacher_network=nope.zip"))
+    with pytest.raises(ConfigError, match=r"kickstart.teacher.network is not a key of the alphabeta teacher"):
+        tiny("kickstart.coef=1.0", "kickstart.teacher.network=t.zip")
+    check_teacher_network(tiny(*MCTS, f"kickstart.teacher.network={path}"))
+    with pytest.raises(ConfigError, match="kickstart.teacher.network: checkpoint 'nope.zip' does not exist"):
+        check_teacher_network(tiny(*MCTS, "kickstart.teacher.network=nope.zip"))
     with pytest.raises(ConfigError, match="was trained on the board"):
-        check_teacher_network(tiny(*MCTS, f"kickstart.teacher_network={path}", "env.rows=5", "env.columns=6"))
-    with pytest.raises(ConfigError, match="teacher_network_steps"):
-        tiny(*MCTS, "kickstart.teacher_network_steps=0")
+        check_teacher_network(tiny(*MCTS, f"kickstart.teacher.network={path}", "env.rows=5", "env.columns=6"))
+    with pytest.raises(ConfigError, match="kickstart.teacher.network_steps must be an integer >= 1"):
+        tiny(*MCTS, "kickstart.teacher.network_steps=0")
 
 
 def test_init_from_starts_a_run_from_a_checkpoints_weights(tiny_agent, tmp_path):

@@ -4,6 +4,7 @@ buffer, and the PPO update with the teacher term."""
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def tiny_config(*overrides: str):
             "policy.cnn_channels=[4]",
             "policy.net_arch=[8]",
             "kickstart.coef=1.0",
-            "kickstart.depth=2",
+            "kickstart.teacher.depth=2",
             *overrides,
         ],
     ).resolved()
@@ -138,7 +139,7 @@ def test_the_buffer_keeps_each_observations_teacher_through_the_shuffle(collecte
     model, config = collected
     for samples in model.rollout_buffer.get(16):
         for planes, teacher in zip(samples.observations.numpy(), samples.teacher.numpy()):
-            expected = search_distribution(position_of(planes), 2, config.kickstart.temperature)
+            expected = search_distribution(position_of(planes), 2, config.kickstart.teacher.temperature)
             np.testing.assert_allclose(teacher, expected)
 
 
@@ -189,7 +190,7 @@ def test_a_kickstarted_run_logs_the_teacher_term_until_it_decays(tmp_path, overl
         "train.total_timesteps=160",
         "train.eval_every=0",
         "kickstart.coef=1.0",
-        "kickstart.depth=2",
+        "kickstart.teacher.depth=2",
         "kickstart.decay_steps=96",
         f"train.overlap={str(overlap).lower()}",
     ]
@@ -221,7 +222,7 @@ def test_the_teacher_is_retired_while_no_acting_thread_steps_the_envs(tmp_path, 
 
     monkeypatch.setattr(ChunkedVecEnv, "set_attr", recording)
     overrides = [*TINY, "train.total_timesteps=160", "train.eval_every=0", "train.overlap=true"]
-    overrides += ["kickstart.coef=1.0", "kickstart.depth=2", "kickstart.decay_steps=64"]
+    overrides += ["kickstart.coef=1.0", "kickstart.teacher.depth=2", "kickstart.decay_steps=64"]
     result = run(load_config(None, overrides).resolved(), tmp_path / "run", None)
     assert calls == [("teacher", None, 0)]  # once, at step 64, with no acting thread alive
 
@@ -257,7 +258,9 @@ def test_mirrored_samples_are_the_mirrored_positions_with_their_own_teacher(coll
         image = mirror_position(position)
         np.testing.assert_array_equal(new_planes, encode_position(image))
         np.testing.assert_array_equal(flipped.action_masks[i].numpy(), legal_mask(BOARD, image.mask))
-        np.testing.assert_allclose(new_teacher, search_distribution(image, 2, config.kickstart.temperature), atol=1e-6)
+        np.testing.assert_allclose(
+            new_teacher, search_distribution(image, 2, config.kickstart.teacher.temperature), atol=1e-6
+        )
         assert int(flipped.actions[i]) == BOARD.columns - 1 - int(samples.actions[i])
         assert float(flipped.advantages[i]) == float(samples.advantages[i])
         assert float(flipped.old_log_prob[i]) == float(samples.old_log_prob[i])
@@ -291,13 +294,13 @@ def test_the_solver_teacher_is_refused_off_its_board_or_without_the_solver(monke
     from connectx_gym.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"only 6x7 boards with 4 in a row, not env.rows=5, env.columns=7"):
-        tiny_config("kickstart.teacher=solver", "env.rows=5")
-    tiny_config("kickstart.teacher=solver", "env.rows=5", "kickstart.coef=0")  # off: nothing to check
+        tiny_config("kickstart.teacher.kind=solver", "env.rows=5")
+    tiny_config("kickstart.teacher.kind=solver", "env.rows=5", "kickstart.coef=0")  # off: nothing to check
     monkeypatch.setitem(sys.modules, "bitbully", None)  # import bitbully now raises ImportError
     with pytest.raises(ConfigError, match=r"needs the perfect Connect-4 solver bitbully.*pip install"):
-        tiny_config("kickstart.teacher=solver")
+        tiny_config("kickstart.teacher.kind=solver")
     with pytest.raises(ValueError, match="teacher must be one of alphabeta|solver|mcts, got 'oracle'"):
-        make_teacher("oracle", 2, 0.1, 20, {"rows": 6, "columns": 7, "inarow": 4})
+        make_teacher(SimpleNamespace(kind="oracle"), {"rows": 6, "columns": 7, "inarow": 4})
 
 
 @pytest.mark.skipif(not oracle.solver_available(), reason="the solver extra is not installed")

@@ -71,10 +71,14 @@ def test_policy_lag_kl_is_logged_and_zero_before_the_first_update(tmp_path):
     assert all(value > 0.0 for value in lag[1:])
 
 
-def test_same_seed_same_weights_and_another_seed_differs(tmp_path):
-    first = run(tmp_path, name="a").final_model
-    second = run(tmp_path, name="b").final_model
-    other = run(tmp_path, "train.seed=1", name="c").final_model
+@pytest.mark.parametrize(
+    "overlap, extra",
+    [(True, ()), (False, ()), (False, ("kickstart.coef=1.0", "kickstart.teacher.depth=2", "train.mirror=true"))],
+)
+def test_same_seed_same_weights_and_another_seed_differs(tmp_path, overlap, extra):
+    first = run(tmp_path, *extra, name="a", overlap=overlap).final_model
+    second = run(tmp_path, *extra, name="b", overlap=overlap).final_model
+    other = run(tmp_path, *extra, "train.seed=1", name="c", overlap=overlap).final_model
     a, b, c = parameters(first), parameters(second), parameters(other)
     assert all(np.array_equal(a[name], b[name]) for name in a)
     assert not all(np.array_equal(a[name], c[name]) for name in a)

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from connectx_gym.config.schema import show, unknown_key
+from connectx_gym.config.kickstart import moved_key_error
+from connectx_gym.config.schema import Section, show, unknown_key
 from connectx_gym.config.training import SECTIONS, Config
 from connectx_gym.errors import ConfigError, did_you_mean
 from connectx_gym.runtime.files import write_atomic
@@ -27,16 +28,43 @@ __all__ = [
     "parse_set_value",
     "read_yaml",
     "save_config",
+    "set_key",
     "yaml_problem",
 ]
 
 
 def config_keys() -> list[str]:
-    """Every ``section.key``, in declaration order."""
-    return [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    """Every ``section.key``, in declaration order, and every ``section.key.sub`` of a tagged key (each key of
+    any of its kinds, once)."""
+    keys = []
+    for name, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            keys.append(f"{name}.{f.name}")
+            subkeys = [sub for kind in f.metadata.get("kinds", {}).values() for sub in kind.keys()]
+            keys += [f"{name}.{f.name}.{sub}" for sub in dict.fromkeys(subkeys)]
+    return keys
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``section.key`` (or ``section.key.sub`` of a tagged key, merged into its mapping) in the config dict
+    ``data`` (``{section: {key: value}}``), in place; the key must be one of :func:`config_keys`."""
+    section, _dot, name = key.partition(".")
+    head, dot, sub = name.partition(".")
+    values = data.get(section)
+    values = dict(values) if isinstance(values, Mapping) else {}
+    if dot:
+        inner = values.get(head)
+        inner = {"kind": inner} if isinstance(inner, str) else dict(_plain(inner) if inner is not None else {})
+        values[head] = {**inner, sub: value}
+    else:
+        values[name] = value
+    data[section] = values
 
 
 def _unknown_key(section: str, key: str) -> ConfigError:
+    moved = getattr(SECTIONS[section], "moved_keys", {})
+    if key in moved:
+        return moved_key_error(section, key, moved[key])
     names = [f.name for f in dataclasses.fields(SECTIONS[section])]
     hint = did_you_mean(key, names)
     if not hint:  # right key, wrong section?
@@ -72,7 +100,9 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
 
 
 def _plain(value: Any) -> Any:
-    """Plain YAML types: tuples become lists, recursively; dicts are copied."""
+    """Plain YAML types: tuples become lists, sections mappings, recursively; dicts are copied."""
+    if isinstance(value, Section):
+        return {name: _plain(getattr(value, name)) for name in value.keys()}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -128,11 +158,12 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         raise ConfigError(f"bad override {override!r}: expected section.key=value, e.g. ppo.learning_rate=1e-4")
     if section not in SECTIONS:
         raise ConfigError(f"bad override {override!r}: {_unknown_section(section)}")
-    if name not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+    if f"{section}.{name}" not in config_keys():
+        head = name.partition(".")[0]
+        if head in {f.name for f in dataclasses.fields(SECTIONS[section])}:  # an unknown key of a tagged key
+            raise ConfigError(f"bad override {override!r}: unknown key '{section}.{name}'")
         raise ConfigError(f"bad override {override!r}: {_unknown_key(section, name)}")
-    value = parse_set_value(text, f"bad override {override!r}")
-    values = data.get(section)
-    data[section] = {**(values if isinstance(values, Mapping) else {}), name: value}
+    set_key(data, f"{section}.{name}", parse_set_value(text, f"bad override {override!r}"))
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:

@@ -45,7 +45,7 @@ __all__ = [
 
 #: the default of a field the user must give (its absence is reported like a null value)
 REQUIRED: Any = dataclasses.MISSING
-_RULES = {"ge", "gt", "le", "lt", "check", "rule", "raw"}
+_RULES = {"ge", "gt", "le", "lt", "check", "rule", "raw", "kinds"}
 
 
 def config_field(default: Any, help: str, **rules: Any) -> Any:
@@ -54,8 +54,9 @@ def config_field(default: Any, help: str, **rules: Any) -> Any:
     :param default: the default value, or :data:`REQUIRED`
     :param rules: ``ge``/``gt``/``le``/``lt`` numeric bounds (element-wise for lists), ``check``
         (a predicate on the converted value), ``rule`` (text replacing the generated description
-        of the allowed values, used in error messages) and ``raw=True`` (the generic check leaves
-        the value as given: the section's ``_validate`` parses it)
+        of the allowed values, used in error messages), ``raw=True`` (the generic check leaves
+        the value as given: the section's ``_validate`` parses it) and ``kinds`` (a tagged field: the
+        section classes of its value by ``kind``, for the generated reference)
     """
     unknown = set(rules) - _RULES
     assert not unknown, f"unknown field rules {unknown}"
@@ -373,15 +374,21 @@ def field_help(cls: type, f: dataclasses.Field) -> str:
     return f.metadata["help"]
 
 
-def reference_rows(cls: type, prefix: str = "", skip: Sequence[str] = ()) -> list[str]:
-    """Rows ``| `prefix.key` | `default` | help |`` of the fields of section class ``cls``."""
+def reference_rows(cls: type, prefix: str = "", skip: Sequence[str] = (), note: str = "") -> list[str]:
+    """Rows ``| `prefix.key` | `default` | help |`` of the fields of section class ``cls`` (a tagged field is
+    followed by the rows of each of its kinds; ``note`` starts every row's help)."""
     rows = []
     for f in dataclasses.fields(cls):
         if f.name not in skip:
             default = field_default(f)
             shown = "required" if default is REQUIRED else f"`{yaml_value(default)}`"
             key = f"{prefix}.{f.name}" if prefix else f.name
-            rows.append(f"| `{key}` | {shown} | {field_help(cls, f)} |")
+            rows.append(f"| `{key}` | {shown} | {note}{field_help(cls, f)} |")
+            kinds = f.metadata.get("kinds", {})
+            if kinds:
+                rows.append(f"| `{key}.kind` | `{default['kind']}` | One of: {', '.join(kinds)}. |")
+            for kind, kind_cls in kinds.items():
+                rows += reference_rows(kind_cls, key, skip=("kind",), note=f"({kind}) ")
     return rows
 
 
@@ -391,13 +398,25 @@ def reference_table(rows: Sequence[str]) -> str:
 
 
 def field_lines(section: Any, indent: str = "", skip: Sequence[str] = ()) -> list[str]:
-    """``key: value  # help`` for the fields of ``section`` (an instance: its values; a class: its defaults)."""
+    """``key: value  # help`` for the fields of ``section`` (an instance: its values; a class: its defaults).
+    A tagged field is a block of its own, followed by the other kinds, commented out."""
     cls = section if isinstance(section, type) else type(section)
     lines = []
     for f in dataclasses.fields(cls):
-        if f.name not in skip:
-            value = field_default(f) if isinstance(section, type) else getattr(section, f.name)
+        if f.name in skip:
+            continue
+        value = field_default(f) if isinstance(section, type) else getattr(section, f.name)
+        kinds = f.metadata.get("kinds")
+        if not kinds:
             lines.append(f"{indent}{f.name}: {yaml_value(value)}  # {field_help(cls, f)}")
+            continue
+        chosen = value if isinstance(value, Section) else kinds[value.get("kind")](**value)
+        lines.append(f"{indent}{f.name}:  # {field_help(cls, f)}")
+        lines += field_lines(chosen, indent + "  ")
+        for kind, kind_cls in kinds.items():
+            if kind != chosen.kind:
+                doc = kind_cls.__doc__.split(":", 1)[1].strip().replace("\n", " ")
+                lines.append(f"{indent}# {f.name}: {yaml_value(kind_cls())}  # {' '.join(doc.split())}")
     return lines
 
 

@@ -1,5 +1,6 @@
 """The training configuration's schema: one frozen dataclass per section of the YAML file
-(env, multiprocessing, ppo, policy, train, selfplay, curriculum, ray, logging) whose fields carry
+(env, multiprocessing, ppo, policy, train, selfplay, curriculum, ray, logging; kickstart is in
+:mod:`connectx_gym.config.kickstart`) whose fields carry
 their help and value rules (see :mod:`connectx_gym.config.schema`), the rules that involve several
 fields of a section, and :class:`Config`, the whole validated configuration of a training run.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from connectx_gym.agents.specs import parse_mixture, parse_spec
+from connectx_gym.config.kickstart import KickstartConfig
 from connectx_gym.config.schema import Section, config_field, is_directory_name, show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.runtime.processes import usable_cpu_count
@@ -334,79 +336,6 @@ class CurriculumConfig(Section):
 
 
 @dataclass(frozen=True)
-class KickstartConfig(Section):
-    """A search teacher the policy is pulled toward early in training (kickstarting)."""
-
-    section: ClassVar[str] = "kickstart"
-
-    coef: float = config_field(
-        2.0,
-        "Weight of the cross-entropy toward the teacher's move distribution in the PPO loss at step 0; "
-        "0 disables kickstarting.",
-        ge=0,
-    )
-    depth: int = config_field(
-        4, "Alpha-beta depth of the teacher, which the env workers run on every position the agent sees.", ge=1
-    )
-    temperature: float = config_field(
-        0.1, "Softmax temperature over the teacher's move values in [-1, 1]; 0 = even over the best moves.", ge=0
-    )
-    decay_steps: int = config_field(
-        3_000_000, "Steps over which the weight falls linearly to 0; after that the workers stop searching.", ge=1
-    )
-    teacher: Literal["alphabeta", "solver", "mcts"] = config_field(
-        "alphabeta",
-        "Who teaches: alphabeta (the search above, on every position; any board), solver (6x7 boards with 4 in a "
-        "row, needs the solver extra: the perfect moves of the shipped opening book up to 10 stones and of the "
-        "perfect solver from solver_from stones on, the search in between) or mcts (the PUCT search over a snapshot "
-        "of the learner's own network, refreshed every refresh_steps: its visit distribution; any board).",
-    )
-    solver_from: int = config_field(
-        20, "Stones on the board from which the solver teacher asks the perfect solver (fast late in the game).", ge=0
-    )
-    simulations: int = config_field(64, "mcts teacher: simulations per searched position.", ge=1)
-    search_share: float = config_field(
-        1.0, "mcts teacher: share of the positions the agent sees that are searched (the rest add no term).", gt=0, le=1
-    )
-    refresh_steps: int = config_field(
-        100_000, "mcts teacher: steps between refreshes of the workers' snapshot of the learner's network.", ge=1
-    )
-    value_coef: float = config_field(
-        0.0,
-        "mcts teacher: weight of the squared error between the value head and the search's root value of each "
-        "searched position, added to the loss while the teacher runs; 0 = the value head learns PPO's returns only.",
-        ge=0,
-    )
-    teacher_network: str | None = config_field(
-        None,
-        "mcts teacher: a checkpoint of this board whose network the search runs over for the first "
-        "teacher_network_steps steps, in place of the learner's snapshot (read safely; its network may have "
-        "another shape than the policy section's, so a larger network can grow from a smaller trained one). "
-        "null = the learner's own network throughout.",
-    )
-    teacher_network_steps: int = config_field(
-        1_000_000, "mcts teacher: steps for which teacher_network is searched; then the learner's snapshots.", ge=1
-    )
-    schedule: Literal["linear", "constant"] = config_field(
-        "linear",
-        "The teacher's weight: linear falls from coef to 0 at decay_steps (the teacher then stops), "
-        "constant keeps coef for the whole run.",
-    )
-
-    def _validate(self) -> None:
-        if self.value_coef > 0 and self.teacher != "mcts":
-            raise ConfigError(
-                f"{self.section}.value_coef={self.value_coef} needs {self.section}.teacher=mcts (the search's root "
-                f"values are its targets), got teacher={self.teacher!r}"
-            )
-        if self.teacher_network and self.teacher != "mcts":
-            raise ConfigError(
-                f"{self.section}.teacher_network={self.teacher_network!r} needs {self.section}.teacher=mcts "
-                f"(its network is what the search runs over), got teacher={self.teacher!r}"
-            )
-
-
-@dataclass(frozen=True)
 class RayConfig(Section):
     """Where the ray backend runs its chunk actors (needs the optional extra: pip install -e ".[ray]")."""
 
@@ -476,19 +405,19 @@ class Config:
                 f" = {ppo.n_steps} × {episodes} = {rollout}"
             )
 
-        if self.kickstart.coef > 0 and self.kickstart.teacher == "solver":
+        if self.kickstart.coef > 0 and self.kickstart.teacher.kind == "solver":
             self._check_solver_teacher()
 
     def _check_solver_teacher(self) -> None:
         env = self.env
         if not board_is_supported(env.rows, env.columns, env.inarow):
             raise ConfigError(
-                f"kickstart.teacher='solver' plays only 6x7 boards with 4 in a row, not env.rows={env.rows}, "
-                f"env.columns={env.columns}, env.inarow={env.inarow}; use kickstart.teacher=alphabeta"
+                f"kickstart.teacher.kind='solver' plays only 6x7 boards with 4 in a row, not env.rows={env.rows}, "
+                f"env.columns={env.columns}, env.inarow={env.inarow}; use kickstart.teacher.kind=alphabeta"
             )
         if not solver_available():
             raise ConfigError(
-                f"kickstart.teacher='solver' needs the perfect Connect-4 solver bitbully, which is not installed; "
+                f"kickstart.teacher.kind='solver' needs the perfect Connect-4 solver bitbully, which is not installed; "
                 f"install the extra with: {INSTALL_HINT}"
             )
 

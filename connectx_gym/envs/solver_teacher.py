@@ -1,4 +1,4 @@
-"""The ``solver`` kickstarting teacher (``kickstart.teacher: solver``): perfect moves where they are
+"""The ``solver`` kickstarting teacher (``kickstart.teacher.kind: solver``): perfect moves where they are
 cheap to know, the alpha-beta teacher in between. 6x7 boards with 4 in a row only.
 
 - up to ``BOOK_PLIES`` stones: the shipped opening book's perfect moves (``connectx_gym.data.book``);

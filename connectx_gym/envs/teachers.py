@@ -66,17 +66,17 @@ class SearchTeacher:
         return {"teacher": distribution, "teacher_value": value}
 
 
-def make_teacher(kind: str, depth: int, temperature: float, solver_from: int, board: dict[str, int]) -> Any:
-    """The ``alphabeta`` or ``solver`` teacher of a ``kickstart`` section (the ``mcts`` one is built by the
-    trainer around its network: None here).
+def make_teacher(config: Any, board: dict[str, int]) -> Any:
+    """The ``alphabeta`` or ``solver`` teacher of a ``kickstart.teacher`` config (its ``kind`` and that kind's
+    keys; the ``mcts`` one is built by the trainer around its network: None here).
 
     :raises ValueError: an unknown kind, a bad depth or temperature, or the solver on another board
     """
-    if kind == "alphabeta":
-        return AlphaBetaTeacher(depth, temperature)
-    if kind == "solver":
+    if config.kind == "alphabeta":
+        return AlphaBetaTeacher(config.depth, config.temperature)
+    if config.kind == "solver":
         check_board(board["rows"], board["columns"], board["inarow"], "the solver teacher")
-        return SolverTeacher(depth, temperature, solver_from)
-    if kind == "mcts":
+        return SolverTeacher(config.depth, config.temperature, config.solver_from)
+    if config.kind == "mcts":
         return None
-    raise ValueError(f"teacher must be one of alphabeta|solver|mcts, got {kind!r}")
+    raise ValueError(f"teacher must be one of alphabeta|solver|mcts, got {config.kind!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from connectx_gym.config import Config, config_from_dict, config_to_dict, load_config, read_yaml
-from connectx_gym.config.loading import parse_set_value
+from connectx_gym.config.loading import parse_set_value, set_key
 from connectx_gym.config.schema import show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
 from connectx_gym.sweeps.schema import MAPPING_KEYS, SWEEP_KEYS, Resources, SweepFile, sweep_file_from_dict
@@ -104,8 +104,7 @@ def merged(base: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]) -> 
     """A copy of the config dict ``base`` with ``{section.key: value}`` set."""
     data = {section: dict(keys) for section, keys in copy.deepcopy(dict(base)).items()}
     for key, value in values.items():
-        section, name = key.split(".", 1)
-        data.setdefault(section, {})[name] = value
+        set_key(data, key, value)
     return data
 
 

@@ -53,9 +53,7 @@ def build_teacher(config: Config) -> Any:
     kickstart = config.kickstart
     if kickstart.coef <= 0:
         return None
-    return make_teacher(
-        kickstart.teacher, kickstart.depth, kickstart.temperature, kickstart.solver_from, env_board(config)
-    )
+    return make_teacher(kickstart.teacher, env_board(config))
 
 
 def ppo_kwargs(config: Config) -> dict[str, Any]:
@@ -167,21 +165,21 @@ def check_init_from(config: Config) -> None:
 
 
 def check_teacher_network(config: Config) -> None:
-    """Fail unless ``kickstart.teacher_network`` (if set) is a checkpoint of this board with its metadata
+    """Fail unless ``kickstart.teacher.network`` (if set) is a checkpoint of this board with its metadata
     (read safely; any network shape).
 
     :raises ConfigError: naming the checkpoint and what does not fit
     """
-    path = config.kickstart.teacher_network
+    path = getattr(config.kickstart.teacher, "network", None)
     if not path:
         return
     try:
         board = load_checkpoint(path).board
     except CheckpointError as error:
-        raise ConfigError(f"kickstart.teacher_network: {error}") from None
+        raise ConfigError(f"kickstart.teacher.network: {error}") from None
     if board != env_board(config):
         raise ConfigError(
-            f"kickstart.teacher_network={path!r} was trained on the board {board}, "
+            f"kickstart.teacher.network={path!r} was trained on the board {board}, "
             f"this config trains on {env_board(config)}"
         )
 

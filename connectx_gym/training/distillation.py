@@ -11,7 +11,7 @@
    with Adam (cross-entropy to the distributions plus squared error to the values);
 4. the fitted network saved as a trainer checkpoint (with its metadata), to start a run from with
    ``train.init_from``: a larger network grows from a smaller trained one in minutes, where
-   ``kickstart.teacher_network`` teaches it on PPO's rollouts.
+   ``kickstart.teacher.network`` teaches it on PPO's rollouts.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class Teaching:
         self.labels: tuple[np.ndarray, np.ndarray] | None = None
         #: the step of the ``mcts`` teacher's snapshot in the workers (None: not sent yet)
         self.snapshot_step: int | None = None
-        #: whether that snapshot is ``kickstart.teacher_network``'s fixed network
+        #: whether that snapshot is ``kickstart.teacher.network``'s fixed network
         self.snapshot_fixed = False
 
     @property
@@ -82,8 +82,11 @@ class Teaching:
         return kickstart_coef(self.config, step) if self.config is not None else 0.0
 
     def value_coef(self, step: int) -> float:
-        """The teacher's value term's weight at ``step``: ``value_coef`` while the teacher term is on."""
-        return self.config.value_coef if self.coef(step) > 0 else 0.0
+        """The teacher's value term's weight at ``step``: the ``mcts`` teacher's ``value_coef`` while the
+        teacher term is on (the other teachers give no values)."""
+        if self.coef(step) <= 0 or self.config.teacher.kind != "mcts":
+            return 0.0
+        return self.config.teacher.value_coef
 
     def start(self, env: Any, step: int, model: Any) -> None:
         """At the start of training: retire the teacher if its weight is already 0, else send the ``mcts``
@@ -102,16 +105,16 @@ class Teaching:
 
     def refresh(self, env: Any, step: int, model: Any) -> None:
         """Send the ``mcts`` teacher's search over ``model``'s current network to the workers, at the start
-        and every ``refresh_steps`` (over ``teacher_network`` instead, once, for its first
-        ``teacher_network_steps``)."""
-        config = self.config
-        if config is None or config.teacher != "mcts":
+        and every ``refresh_steps`` (over the teacher's ``network`` instead, once, for its first
+        ``network_steps``)."""
+        if self.config is None or self.config.teacher.kind != "mcts":
             return
-        fixed = bool(config.teacher_network) and step < config.teacher_network_steps
+        config = self.config.teacher
+        fixed = bool(config.network) and step < config.network_steps
         if self.snapshot_step is not None and fixed == self.snapshot_fixed:
             if fixed or step - self.snapshot_step < config.refresh_steps:
                 return
-        network = load_checkpoint(config.teacher_network) if fixed else from_sb3_model(model)
+        network = load_checkpoint(config.network) if fixed else from_sb3_model(model)
         agent = MctsAgent(network, simulations=config.simulations, name="mcts-teacher")
         env.set_attr("teacher", SearchTeacher(agent, config.search_share))
         self.snapshot_step, self.snapshot_fixed = step, fixed
