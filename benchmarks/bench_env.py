@@ -22,7 +22,7 @@ import numpy as np
 from connectx_gym.agents.specs import make_opponent
 from connectx_gym.envs.connectx import ConnectXEnv
 from connectx_gym.rules.bitboard import Position, geometry
-from connectx_gym.search.alphabeta import clear_caches
+from connectx_gym.search.lines import clear_caches
 
 
 def legal_from_board(board, columns):

@@ -16,7 +16,7 @@ import time
 
 from connectx_gym.evaluation.parallel import play_pairings
 from connectx_gym.evaluation.plan import build_agent
-from connectx_gym.search.alphabeta import clear_caches
+from connectx_gym.search.lines import clear_caches
 
 
 def timed(agents, games, seed, processes):

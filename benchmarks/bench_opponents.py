@@ -28,7 +28,7 @@ from connectx_gym.agents.checkpoint import CheckpointOpponent
 from connectx_gym.agents.selfplay import pool
 from connectx_gym.envs.chunk import EnvChunk
 from connectx_gym.envs.connectx import ConnectXEnv
-from connectx_gym.search.alphabeta import clear_caches
+from connectx_gym.search.lines import clear_caches
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "models" / "pretrained" / "model.zip"
 

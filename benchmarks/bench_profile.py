@@ -60,7 +60,7 @@ def instrument() -> None:
     from stable_baselines3.common.callbacks import CallbackList
 
     from connectx_gym.envs.vec import ChunkedVecEnv
-    from connectx_gym.training.callbacks import EvaluationCallback
+    from connectx_gym.training.evaluation_callback import EvaluationCallback
 
     timed(MaskablePPO, "collect_rollouts", "rollout")
     timed(MaskablePPO, "train", "PPO update")

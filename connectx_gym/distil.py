@@ -110,6 +110,7 @@ def _shape(policy) -> str:
 
 def build_student(config, seed: int):
     """A fresh ``MaskablePPO`` with the config's policy network on its board (its PPO settings unused)."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
@@ -194,6 +195,7 @@ def distil(args: argparse.Namespace) -> int:
     A stop signal saves the work done so far (:mod:`connectx_gym.training.distil_work`) and returns
     the shell's exit code for it; ``--resume`` continues from that work.
     """
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     import torch
 
     config = load_config(config_path_or_default(args.config), args.overrides).resolved()

@@ -258,6 +258,7 @@ def _play_on_ray(args: argparse.Namespace, plan: Plan, agents: list[Any], total_
 def _progress_bar(total: int):
     if not sys.stderr.isatty():
         return None
+    # deferred: tqdm loads only when a bar is drawn (the evaluate command's import stays light)
     from tqdm import tqdm
 
     return tqdm(total=total, unit="game", desc="evaluate", dynamic_ncols=True, file=sys.stderr, leave=False)

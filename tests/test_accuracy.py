@@ -177,7 +177,7 @@ def test_training_never_reads_the_labelled_positions():
         "evaluate.py",
         "evaluation/accuracy.py",
         "evaluation/accuracy_command.py",
-        "training/callbacks.py",
+        "training/evaluation_callback.py",
     ]
 
 

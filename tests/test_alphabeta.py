@@ -16,11 +16,10 @@ import pytest
 
 from connectx_gym.rules.bitboard import EMPTY, Geometry, Position, geometry
 from connectx_gym.search import alphabeta as solver
-from connectx_gym.search.alphabeta import (
+from connectx_gym.search import lines, negamax
+from connectx_gym.search.alphabeta import WIN_SCORE, alphabeta_move, alphabeta_scores
+from connectx_gym.search.negamax import (
     KAGGLE_NEGAMAX_DEPTH,
-    WIN_SCORE,
-    alphabeta_move,
-    alphabeta_scores,
     kaggle_immediate_win,
     kaggle_negamax_move,
     kaggle_negamax_scores,
@@ -134,7 +133,7 @@ def brute_force_value(g: Geometry, own: int, other: int, depth: int, ply: int) -
 
         if all(other_wins_next(bit) for bit in moves):
             return -(WIN_SCORE - ply - 1)
-        return solver._heuristic(solver._tables(g), own, other)
+        return solver._heuristic(lines.tables_for(g), own, other)
     best = None
     for bit in moves:
         if g.is_full(mask | bit):
@@ -304,7 +303,7 @@ def test_negamax_scores_do_not_depend_on_the_cache():
     g = geometry(5, 6, 3)
     positions = random_positions(g, 10, seed=14)
     warm = [kaggle_negamax_scores(p) for p in positions]
-    solver.clear_caches()
+    lines.clear_caches()
     cold = [kaggle_negamax_scores(p) for p in reversed(positions)][::-1]
     assert warm == cold
 
@@ -316,34 +315,34 @@ def test_leaf_counts_the_stone_below_only_two_cells_above_the_bottom():
     # One column of six: Kaggle's leaf checks "row < rows - 2", so a stone right below a landing
     # cell at height 1 is not counted, one below height 2 is.
     g = geometry(6, 1, 4)
-    tables = solver._tables(g)
+    tables = lines.tables_for(g)
     one = g.cell_bit(0, 0)
-    value = solver._kaggle_node_value(tables, one, one, 0, tables.completions(one))
+    value = negamax._kaggle_node_value(tables, one, one, 0, tables.completions(one))
     assert value == (6 + 1 - 1) / 2  # no bonus: the quirk
     two = one | g.cell_bit(0, 1)
-    value = solver._kaggle_node_value(tables, two, two, 0, tables.completions(two))
+    value = negamax._kaggle_node_value(tables, two, two, 0, tables.completions(two))
     assert value == (6 + 1 - 2) / 2 + 1
 
 
 def test_leaf_counts_left_and_right_neighbours_at_the_landing_height():
     g = geometry(6, 7, 4)
-    tables = solver._tables(g)
+    tables = lines.tables_for(g)
     own = g.cell_bit(2, 0) | g.cell_bit(4, 0)
     other = g.cell_bit(0, 0) | g.cell_bit(6, 0)
     mask = own | other
     # Column 3's landing cell has own stones left and right: bonus 2.
-    assert solver._kaggle_node_value(tables, own, mask, 0, tables.completions(own)) == (42 + 1 - 4) / 2 + 2
+    assert negamax._kaggle_node_value(tables, own, mask, 0, tables.completions(own)) == (42 + 1 - 4) / 2 + 2
 
 
 def test_leaf_bonus_is_the_best_column_not_the_sum():
     # Own stones at heights 0..2 of column 1 and at height 3 of column 0 and 2 (on opponent stones):
     # column 1's landing cell (height 3) has left, right and (height >= 2) below: bonus 3.
     g = geometry(6, 3, 5)
-    tables = solver._tables(g)
+    tables = lines.tables_for(g)
     own = sum(g.cell_bit(1, h) for h in range(3)) | g.cell_bit(0, 3) | g.cell_bit(2, 3)
     other = sum(g.cell_bit(c, h) for c in (0, 2) for h in range(3))
     mask = own | other
-    assert solver._kaggle_node_value(tables, own, mask, 0, tables.completions(own)) == (18 + 1 - 11) / 2 + 3
+    assert negamax._kaggle_node_value(tables, own, mask, 0, tables.completions(own)) == (18 + 1 - 11) / 2 + 3
 
 
 def test_negamax_scores_a_full_board_zero():
@@ -417,7 +416,7 @@ def test_negamax_is_fast():
 
     position = Position(geometry(6, 7, 4))
     rng = np.random.default_rng(0)
-    solver.clear_caches()
+    lines.clear_caches()
     start = time.perf_counter()
     kaggle_negamax_move(position, rng)
     assert time.perf_counter() - start < 0.1
@@ -551,7 +550,7 @@ def test_alphabeta_move_is_an_argmax_of_its_scores(depth):
 )
 def test_horizon_heuristic_counts_open_windows(rows, columns, inarow):
     g = geometry(rows, columns, inarow)
-    tables = solver._tables(g)
+    tables = lines.tables_for(g)
     for position in random_positions(g, 15, seed=rows * columns + inarow):
         own = position.stones[position.to_move]
         other = position.mask ^ own

@@ -15,14 +15,13 @@ from connectx_gym.training.builders import env_kwargs
 from connectx_gym.training.callbacks import (
     CheckpointCallback,
     EpisodeStatsCallback,
-    EvaluationCallback,
     Interval,
     OpponentScheduleCallback,
-    ProgressBarCallback,
-    evaluation_openings,
-    make_callbacks,
 )
 from connectx_gym.training.curriculum import Curriculum
+from connectx_gym.training.evaluation_callback import EvaluationCallback, evaluation_openings
+from connectx_gym.training.progress import ProgressBarCallback
+from connectx_gym.training.run_callbacks import make_callbacks
 from connectx_gym.training.run_state import RunState
 
 BOARD = {"rows": 6, "columns": 7, "inarow": 4}

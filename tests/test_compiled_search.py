@@ -10,7 +10,7 @@ import pytest
 from helpers import random_positions
 
 from connectx_gym.rules.bitboard import Position, geometry
-from connectx_gym.search import alphabeta, compiled
+from connectx_gym.search import alphabeta, compiled, lines, negamax
 
 pytestmark = pytest.mark.skipif(not compiled._HAS_NUMBA, reason="numba is not installed")
 
@@ -81,11 +81,11 @@ def test_compiled_kaggle_negamax_gives_the_python_scores_and_moves(monkeypatch, 
     positions = random_positions(dict(rows=rows, columns=columns, inarow=inarow), 60, seed=rows * 10 + inarow)
 
     def scores():
-        alphabeta.clear_caches()
-        return [alphabeta.kaggle_negamax_scores(p) for p in positions]
+        lines.clear_caches()
+        return [negamax.kaggle_negamax_scores(p) for p in positions]
 
     def moves():
-        return [alphabeta.kaggle_negamax_move(p, np.random.default_rng(i)) for i, p in enumerate(positions)]
+        return [negamax.kaggle_negamax_move(p, np.random.default_rng(i)) for i, p in enumerate(positions)]
 
     fast, slow = both_ways(monkeypatch, scores)
     assert fast == slow

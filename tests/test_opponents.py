@@ -24,7 +24,7 @@ from connectx_gym.agents.specs import (
 )
 from connectx_gym.errors import SpecError, UserError
 from connectx_gym.rules.bitboard import Position, geometry
-from connectx_gym.search.alphabeta import kaggle_immediate_win, kaggle_negamax_scores
+from connectx_gym.search.negamax import kaggle_immediate_win, kaggle_negamax_scores
 
 
 def positions(count: int, seed: int, rows: int = 6, columns: int = 7, inarow: int = 4) -> list[Position]:

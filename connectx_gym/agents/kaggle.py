@@ -66,6 +66,7 @@ def import_kaggle(needed_for: str = "a Kaggle agent (kaggle:<name|file.py>)") ->
     if _KAGGLE is None:
         require_kaggle(needed_for)
         with contextlib.redirect_stderr(io.StringIO()):
+            # optional extra [kaggle]: kaggle-environments (1.4 GB, the old gym) is imported only where it is used
             from kaggle_environments.agent import get_last_callable
             from kaggle_environments.envs.connectx import connectx
             from kaggle_environments.utils import Struct

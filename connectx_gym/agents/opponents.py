@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from connectx_gym.rules.bitboard import Position
-from connectx_gym.search.alphabeta import alphabeta_move, kaggle_negamax_move
+from connectx_gym.search.alphabeta import alphabeta_move
+from connectx_gym.search.negamax import kaggle_negamax_move
 
 
 class OpponentError(RuntimeError):

@@ -33,7 +33,7 @@ class AlphaBetaTeacherConfig(Section):
         "alphabeta", "The teacher's kind (alphabeta, solver or mcts); each kind takes only its own keys."
     )
     depth: int = config_field(
-        4, "Alpha-beta depth of the search the env workers run on every position the agent sees.", ge=1
+        4, "Alpha-beta depth of the search the env workers run on the positions the agent sees.", ge=1
     )
     temperature: float = config_field(
         0.1, "Softmax temperature over the search's move values in [-1, 1]; 0 = even over the best moves.", ge=0
@@ -41,18 +41,12 @@ class AlphaBetaTeacherConfig(Section):
 
 
 @dataclass(frozen=True)
-class SolverTeacherConfig(Section):
+class SolverTeacherConfig(AlphaBetaTeacherConfig):
     """solver: the perfect moves of the shipped opening book up to 10 stones and of the perfect solver
-    from solver_from stones on, the alpha-beta search in between; 6x7 boards with 4 in a row, needs the
-    solver extra."""
+    from solver_from stones on, the alpha-beta search above in between; 6x7 boards with 4 in a row, needs
+    the solver extra."""
 
-    section: ClassVar[str] = "kickstart.teacher"
-
-    kind: Literal["solver"] = config_field("solver", "The teacher's kind.")
-    depth: int = config_field(4, "Alpha-beta depth of the search between the book and the solver.", ge=1)
-    temperature: float = config_field(
-        0.1, "Softmax temperature over the move values in [-1, 1]; 0 = even over the best moves.", ge=0
-    )
+    kind: Literal["solver"] = config_field("solver", "The teacher's kind.")  # type: ignore[assignment]
     solver_from: int = config_field(
         20, "Stones on the board from which the perfect solver is asked (fast late in the game).", ge=0
     )

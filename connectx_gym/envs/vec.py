@@ -271,6 +271,7 @@ def make_vec_env(
             fns, num_processes, use_ray=True, ray_address=ray_address, ray_cpus_per_worker=ray_cpus_per_worker
         )
     elif backend == "sb3_subproc":
+        # deferred: SB3's own vec envs are built only for their backends
         from stable_baselines3.common.vec_env import SubprocVecEnv
 
         if start_method == "forkserver":

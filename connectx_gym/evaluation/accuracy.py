@@ -16,7 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing as mp
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from connectx_gym.errors import UserError
 from connectx_gym.evaluation.ratings import wilson_interval
 from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.rules.planes import encode_position, legal_mask
+from connectx_gym.runtime.processes import single_threaded_children
 
 PHASE_NAMES = tuple(name for name, _, _ in PHASES)
 #: each phase's plies as the tables show them: 0-8, 9-20, 21+
@@ -306,6 +309,7 @@ def answer_positions(
     # contiguous slices, each shipped alone: position ``start + j`` of the set is position ``j`` of its
     # slice, so it draws from ``default_rng(seed + start + j)`` as in one process
     jobs = [(agent, labels.slice(start, start + size), seed + start) for start in range(0, len(labels), size)]
+    # deferred: tqdm loads only when a bar is drawn (the evaluate command's import stays light)
     from tqdm import tqdm
 
     bar = tqdm(total=len(labels), desc="positions", unit="pos", disable=None if progress else True, leave=False)
@@ -316,11 +320,6 @@ def answer_positions(
                 out.extend(_answer_chunk(job))
                 bar.update(len(job[1]))
             return out
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from connectx_gym.runtime.processes import single_threaded_children
-
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         with single_threaded_children(), ProcessPoolExecutor(num_processes, mp_context=mp.get_context(method)) as pool:
             for (_, chunk_labels, _), chunk in zip(jobs, pool.map(_answer_chunk, jobs)):

@@ -203,6 +203,7 @@ def ray_play_batch(
     openings = _plain(openings)
     key = (agents_box[0].hex(), games, seed, tuple(sorted(board.items())), openings)
     if _RAY_WORKER_STATE.get("key") != key:
+        # optional extra [ray]: imported only when Ray is used
         import ray
 
         for _, set_threads in openblas_apis():  # one thread, even if the cluster's OPENBLAS_NUM_THREADS says more

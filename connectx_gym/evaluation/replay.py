@@ -58,6 +58,7 @@ def replay_html(result: PairingResult, record: GameRecord, board: dict[str, int]
     of an opening are the record's first moves, so they are stepped like the rest.
     """
     import_kaggle("--replay (Kaggle's HTML player)")  # the first, noisy import of kaggle_environments, silenced
+    # optional extra [kaggle]: kaggle-environments (1.4 GB, the old gym) is imported only where it is used
     from kaggle_environments import make
 
     env = make("connectx", configuration=dict(board), debug=False)

@@ -213,6 +213,7 @@ def write_text(path: str, text: str, what: str) -> None:
 
 def plot_progress(results: Sequence[PairingResult], path: str, title: str) -> None:
     """Win rate vs training step, one line per opponent, with 95% Wilson bands (matplotlib, Agg)."""
+    # deferred: matplotlib takes a second to import and only the report's plots need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,6 +248,7 @@ def plot_progress(results: Sequence[PairingResult], path: str, title: str) -> No
 def plot_ratings(elo: dict[str, Any], path: str, title: str, highlight: Sequence[str] = ()) -> None:
     """Elo ratings with their 95% interval bars, best at the top, from the JSON ``elo`` entry
     (``ratings_document``); the ``highlight`` agents (the evaluated one) in colour."""
+    # deferred: matplotlib takes a second to import and only the report's plots need it
     import matplotlib
 
     matplotlib.use("Agg")

@@ -171,6 +171,7 @@ def load_model(path: os.PathLike | str, env=None, device: str = "cpu", algorithm
 
     :param algorithm: the class to load it as (default ``MaskablePPO``; the trainer passes its subclass)
     """
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     path = verify_checkpoint(path)
@@ -265,6 +266,7 @@ def _policy_weights(path: Path, raw: bytes) -> dict:
 
     :raises CheckpointError: if the member is not a plain state dict of tensors
     """
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     import torch
 
     try:

@@ -9,6 +9,7 @@ them uses these helpers: ``single_threaded_children`` for the environment childr
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 from typing import Any
@@ -68,8 +69,6 @@ def openblas_apis() -> list[tuple[Any, Any]]:
     """
     global _OPENBLAS_APIS
     if _OPENBLAS_APIS is None:
-        import ctypes
-
         _OPENBLAS_APIS = []
         try:
             with open("/proc/self/maps", encoding="utf-8") as handle:

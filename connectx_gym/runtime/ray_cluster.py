@@ -32,6 +32,7 @@ INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "ray[tune]")'
 def import_ray(what: str) -> ModuleType:
     """The ``ray`` module, or a ``UserError`` saying that ``what`` needs it and how to install it."""
     try:
+        # optional extra [ray]: imported only when Ray is used
         import ray
     except ImportError:
         raise UserError(f"{what} needs Ray, which is not installed; install the extra with: {INSTALL_HINT}") from None
@@ -91,6 +92,7 @@ def _use_auth_token(address: str) -> bool:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or DEFAULT_TOKEN_PATH.is_file():
         os.environ[AUTH_MODE_VARIABLE] = "token"
         try:  # Ray reads the variable when it is imported: refresh its config, as `ray start` does
+            # optional extra [ray]: imported only when Ray is used
             from ray._raylet import Config
 
             Config.initialize("")

@@ -23,7 +23,7 @@ def _popcount(x):
 
 @_jit
 def _completions(stones, board_mask, directions, need):
-    """Cells where one more of ``stones`` completes a line (as ``_Tables.completions``)."""
+    """Cells where one more of ``stones`` completes a line (as ``LineTables.completions``)."""
     if need == 0:
         return board_mask
     ones = ~np.uint64(0)
@@ -61,7 +61,7 @@ def _completions(stones, board_mask, directions, need):
 
 @_jit
 def _heuristic(own, opponent, board_mask, directions, starts, weights, inarow, limit):
-    """Weighted count of opponent-free windows by own stones, mover minus opponent (as ``solver._heuristic``)."""
+    """Weighted count of opponent-free windows by own stones, mover minus opponent (as ``alphabeta._heuristic``)."""
     total = np.int64(0)
     planes = np.empty(inarow + 1, dtype=np.uint64)
     for side in range(2):
@@ -207,7 +207,7 @@ def root_scores(own, mask, depth, bits, exact, g):
 
 @_jit
 def _kaggle_value(own, mask, depth, own_completions, k):
-    """Kaggle's ``negamax`` node value for the mover with ``own`` stones (as ``solver._kaggle_node_value``)."""
+    """Kaggle's ``negamax`` node value for the mover with ``own`` stones (as ``negamax._kaggle_node_value``)."""
     board_mask, bottom_mask, directions, need, size, height, below_cells = k
     if mask == board_mask:
         return 0.0

@@ -31,7 +31,7 @@ def available(geometry: Any) -> bool:
 
 
 def geometry_arrays(tables: Any) -> tuple[np.ndarray, ...]:
-    """The per-board constants the kernels take, from ``solver._Tables``."""
+    """The per-board constants the kernels take, from ``lines.LineTables``."""
     masks = np.array([tables.board_mask, tables.bottom_mask], dtype=np.uint64)
     directions = np.array(tables.directions, dtype=np.int64)
     starts = np.array(tables.window_starts, dtype=np.uint64)
@@ -41,7 +41,7 @@ def geometry_arrays(tables: Any) -> tuple[np.ndarray, ...]:
 
 
 def kaggle_constants(tables: Any) -> tuple:
-    """The per-board constants of the compiled Kaggle negamax, from ``solver._Tables``."""
+    """The per-board constants of the compiled Kaggle negamax, from ``lines.LineTables``."""
     return (
         np.uint64(tables.board_mask),
         np.uint64(tables.bottom_mask),
@@ -56,6 +56,7 @@ def kaggle_constants(tables: Any) -> tuple:
 def kaggle_scores(constants: tuple, own: int, mask: int, depth: int, bits: list[int]) -> list[float]:
     """Kaggle's negamax scores of the root moves ``bits``, each searched ``depth`` plies below the root
     by the compiled search (``alphabeta_kernels.kaggle_scores``)."""
+    # deferred: numba compiles the kernels when their module is imported; only the first search pays
     from connectx_gym.search.alphabeta_kernels import kaggle_scores as kernel
 
     found = kernel(np.uint64(own), np.uint64(mask), np.int64(depth), np.array(bits, dtype=np.uint64), constants)
@@ -70,6 +71,7 @@ def root_scores(
     :param arrays: ``geometry_arrays`` of the board
     :param win: ``solver.WIN_SCORE``; ``limit``: the heuristic's bound
     """
+    # deferred: numba compiles the kernels when their module is imported; only the first search pays
     from connectx_gym.search.alphabeta_kernels import root_scores as kernel
 
     masks, directions, starts, weights, center, inarow = arrays

@@ -44,6 +44,7 @@ def check_board(rows: int, columns: int, inarow: int, what: str = "the solver") 
 def import_solver(what: str = "the solver") -> ModuleType:
     """The ``bitbully`` module, or a ``UserError`` saying that ``what`` needs it and how to install it."""
     try:
+        # optional extra [solver]: the perfect solver bitbully
         import bitbully
     except ImportError:
         raise UserError(

@@ -107,6 +107,7 @@ def check_submission(
     """
     # the first, noisy import of kaggle_environments, silenced
     _, get_last_callable, Struct = import_kaggle("export --check")
+    # optional extra [kaggle]: kaggle-environments (1.4 GB, the old gym) is imported only where it is used
     import kaggle_environments
 
     path = os.path.abspath(str(path))

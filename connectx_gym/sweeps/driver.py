@@ -72,6 +72,7 @@ def _cluster(sweep: Sweep) -> int:
 
 def _scheduler(sweep: Sweep, early_stopped: set[str]) -> Any:
     """Tune's scheduler for the sweep; ASHA notes in ``early_stopped`` the trials it stops."""
+    # optional extra [ray]: imported only when Ray is used
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if sweep.scheduler["type"] != "asha":
@@ -100,6 +101,7 @@ def _scheduler(sweep: Sweep, early_stopped: set[str]) -> Any:
 
 def _tuner(sweep: Sweep, scheduler: Any, callback: Any) -> Any:
     """The Tuner running ``run_trial`` over the sweep's search space, a placement group per trial."""
+    # optional extra [ray]: imported only when Ray is used
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 

@@ -85,6 +85,7 @@ def _error_line(error: Any) -> str:
 
 def _trial_error(trial: Any) -> str:
     """One line for the error of a failed Tune trial, from the files Tune wrote on the driver."""
+    # optional extra [ray]: imported only when Ray is used
     from ray import cloudpickle
 
     with contextlib.suppress(Exception):  # unreadable: the caller points at the trial's log
@@ -110,6 +111,7 @@ def progress_callback(sweep: Sweep, records: dict[str, TrialRecord], early_stopp
 
     :param early_stopped: names of the trials the scheduler stopped (filled by the scheduler)
     """
+    # optional extra [ray]: imported only when Ray is used
     from ray.tune import Callback
 
     metric = sweep.metric

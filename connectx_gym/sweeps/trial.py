@@ -69,6 +69,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     :param config: the trial's sampled values, ``{section: {key: value}}``
     :param plan: the base config and launch directory
     """
+    # optional extra [ray]: imported only when Ray is used
     from ray import tune
 
     try:

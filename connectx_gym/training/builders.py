@@ -62,6 +62,7 @@ def ppo_kwargs(config: Config) -> dict[str, Any]:
 
 def build_vec_env(config: Config, seed: int, opponent: Any = None):
     """The monitored vec env of the ``multiprocessing`` section, facing ``opponent`` (default: ``env.opponent``)."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
@@ -91,6 +92,7 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
 def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
     """The PPO trainer (:class:`~connectx_gym.training.ppo.ConnectXPPO`, a MaskablePPO) from the ``policy``,
     ``ppo``, ``train`` and ``kickstart`` sections, new or loaded from the checkpoint in ``resume``."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from connectx_gym.training.policy import config_policy_kwargs
     from connectx_gym.training.ppo import ConnectXPPO
 
@@ -116,6 +118,7 @@ def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
 
 def policy_shapes(config: Config) -> dict[str, list[int]]:
     """The name and shape of every weight of the policy the ``policy`` section builds on the ``env`` board."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
@@ -186,6 +189,7 @@ def check_teacher_network(config: Config) -> None:
 
 def start_from_checkpoint(model: Any, path: str) -> None:
     """Load a checkpoint's network weights (``train.init_from``, checked by ``check_init_from``) into ``model``."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     import torch
 
     _, weights = read_network(path)
@@ -194,6 +198,7 @@ def start_from_checkpoint(model: Any, path: str) -> None:
 
 def make_logger(config: Config, run_dir: Path, resuming: bool):
     """SB3's logger with the outputs of the ``logging`` section (stdout, progress.csv, TensorBoard)."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from stable_baselines3.common.logger import Logger, make_output_format
 
     formats: list[Any] = []
@@ -209,6 +214,7 @@ def make_logger(config: Config, run_dir: Path, resuming: bool):
 def _csv_output(path: Path, resuming: bool):
     """SB3's CSV writer; when resuming, it continues the existing file: SB3 opens it afresh, and the rows
     written so far go back in before anything else (SB3 rewrites the file itself when a new key shows up)."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from stable_baselines3.common.logger import CSVOutputFormat
 
     kept = path.read_text() if resuming and path.is_file() else ""

@@ -85,6 +85,7 @@ class DistilWork:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the work atomically (a stop or crash while writing leaves the previous save)."""
+        # deferred: torch takes seconds to import; callers that never fit or load weights do not pay for it
         import torch
 
         labels = list(self.labels)
@@ -107,6 +108,7 @@ class DistilWork:
 
         :raises UserError: no such file, not a work file, or made with other settings (named)
         """
+        # deferred: torch takes seconds to import; callers that never fit or load weights do not pay for it
         import torch
 
         if not os.path.isfile(path):

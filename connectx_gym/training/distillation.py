@@ -146,6 +146,7 @@ class PolicyFit:
     generator and the epoch, so a fit resumed after any epoch ends exactly as an uninterrupted one."""
 
     def __init__(self, policy: Any, data: Dataset, seed: int, learning_rate: float = 1e-3, batch: int = 256) -> None:
+        # deferred: torch takes seconds to import; callers that never fit or load weights do not pay for it
         import torch
 
         torch.manual_seed(seed)
@@ -157,6 +158,7 @@ class PolicyFit:
 
     def run_epoch(self) -> float:
         """One pass over the data in a fresh random order; returns its mean loss."""
+        # deferred: torch takes seconds to import; callers that never fit or load weights do not pay for it
         import torch
 
         from connectx_gym.training.policy import masked_forward

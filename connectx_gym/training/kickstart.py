@@ -43,17 +43,6 @@ def kickstart_coef(config: Any, steps: int) -> float:
     return config.coef * (1.0 - steps / config.decay_steps)
 
 
-def mean_entropy(distributions: Any) -> float:
-    """Mean entropy of the rows of a torch tensor (0 for none): the part of the cross-entropy the policy
-    cannot remove."""
-    import torch
-
-    if not len(distributions):
-        return 0.0
-    logs = torch.where(distributions > 0, torch.log(distributions.clamp_min(1e-12)), torch.zeros(()))
-    return float(-(distributions * logs).sum(dim=1).mean())
-
-
 class Teaching:
     """The teacher's side of a kickstarted run: its weight, the workers' teacher, and the labels of the
     observations the trainer is about to act on.

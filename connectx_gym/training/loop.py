@@ -70,10 +70,12 @@ def run(
         model was saved
     :raises UserError: the run directory cannot be written, or the checkpoint cannot be loaded
     """
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
-    from connectx_gym.training.callbacks import close_progress_bars, make_callbacks
+    from connectx_gym.training.progress import close_progress_bars
+    from connectx_gym.training.run_callbacks import make_callbacks
 
     check_writable(run_dir)
     save_config(config, run_dir / CONFIG_NAME)

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from connectx_gym.training.acting import ActingThread, Rollout
 from connectx_gym.training.augment import mirrored, random_flips
-from connectx_gym.training.kickstart import Teaching, mean_entropy
+from connectx_gym.training.kickstart import Teaching
 from connectx_gym.training.policy import masked_forward
 
 #: positions sampled from each rollout to estimate the acting -> learning policy KL
@@ -325,6 +325,15 @@ class ConnectXPPO(MaskablePPO):
             _, log_probs, _ = self.policy.evaluate_actions(obs, actions, action_masks=masks)
         log_ratio = log_probs - old_log_probs
         self.logger.record("train/policy_lag_kl", float(((torch.exp(log_ratio) - 1) - log_ratio).mean()))
+
+
+def mean_entropy(distributions: Any) -> float:
+    """Mean entropy of the rows of a torch tensor (0 for none): the part of the cross-entropy the policy
+    cannot remove."""
+    if not len(distributions):
+        return 0.0
+    logs = torch.where(distributions > 0, torch.log(distributions.clamp_min(1e-12)), torch.zeros(()))
+    return float(-(distributions * logs).sum(dim=1).mean())
 
 
 def _evaluate(policy: Any, samples: TeacherSamples):

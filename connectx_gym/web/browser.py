@@ -40,6 +40,7 @@ def headless_chromium(width: int = 1100, height: int = 760) -> Any:
     reason = missing_reason()
     if reason is not None:
         raise RuntimeError(reason)
+    # optional: selenium (the [dev] extra) drives the browser only for the page's tests
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
