@@ -116,13 +116,11 @@ def build_student(config, seed: int):
     quiet_import_sb3()
     from sb3_contrib import MaskablePPO
 
-    from connectx_gym.envs.vec import make_vec_env
+    from connectx_gym.training.builders import build_board_env
     from connectx_gym.training.policy import config_policy_kwargs
 
     board = env_board(config)
-    venv = make_vec_env(
-        dict(board, opponent="random"), parallel_episodes=1, num_processes=1, use_multiprocessing=False, seed=seed
-    )
+    venv = build_board_env(config, seed)
     model = MaskablePPO(
         "MlpPolicy",
         venv,

@@ -209,3 +209,7 @@ def test_every_evaluation_logs_the_value_signs_accuracy(tmp_path):
         rows = [r for r in csv.DictReader(handle) if r.get("eval/value_sign_decided")]
     assert rows and 0 <= float(rows[-1]["eval/value_sign_decided"]) <= 1
     assert 0 <= float(rows[-1]["eval/value_sign_lost"]) <= 1
+    # and per phase of the game
+    for phase in ("opening", "middle", "late"):
+        assert 0 <= float(rows[-1][f"eval/perfect_move_rate/{phase}"]) <= 1
+        assert 0 <= float(rows[-1][f"eval/value_sign_decided/{phase}"]) <= 1

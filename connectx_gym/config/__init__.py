@@ -6,6 +6,7 @@ names callers use, so ``from connectx_gym.config import Config, load_config`` ke
 
 from __future__ import annotations
 
+from connectx_gym.config.alphazero import AlphaZeroConfig
 from connectx_gym.config.kickstart import TEACHER_KINDS
 from connectx_gym.config.loading import (
     config_from_dict,
@@ -44,6 +45,7 @@ __all__ = [
     "CurriculumConfig",
     "KickstartConfig",
     "TEACHER_KINDS",
+    "AlphaZeroConfig",
     "RayConfig",
     "LoggingConfig",
     "SECTIONS",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from connectx_gym.agents.specs import parse_mixture, parse_spec
+from connectx_gym.config.alphazero import AlphaZeroConfig
 from connectx_gym.config.kickstart import KickstartConfig
 from connectx_gym.config.schema import Section, config_field, is_directory_name, show
 from connectx_gym.errors import ConfigError, UserError, did_you_mean
@@ -252,6 +253,12 @@ class TrainConfig(Section):
         "openings spread evenly over the suite, so that greedy players do not replay a few lines from the empty "
         "board. 6x7 and 5x6 boards with 4 in a row (the shipped suites); other boards start from the empty board.",
     )
+    algorithm: Literal["ppo", "alphazero"] = config_field(
+        "ppo",
+        "The trainer: ppo (MaskablePPO against the env's opponents, with the kickstart, curriculum and selfplay "
+        "sections) or alphazero (self-play with search for both seats and supervised fitting: the alphazero "
+        "section; steps are self-play positions).",
+    )
     device: Literal["cpu", "cuda", "auto"] = config_field("cpu", "Torch device; auto = cuda when available.")
     overlap: bool = config_field(
         False,
@@ -372,6 +379,7 @@ SECTIONS: dict[str, type] = {
         SelfPlayConfig,
         CurriculumConfig,
         KickstartConfig,
+        AlphaZeroConfig,
         RayConfig,
         LoggingConfig,
     )
@@ -390,6 +398,7 @@ class Config:
     selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     kickstart: KickstartConfig = field(default_factory=KickstartConfig)
+    alphazero: AlphaZeroConfig = field(default_factory=AlphaZeroConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -399,7 +408,7 @@ class Config:
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         ppo, episodes = self.ppo, self.multiprocessing.parallel_episodes
         rollout = ppo.n_steps * episodes
-        if rollout % ppo.batch_size:
+        if rollout % ppo.batch_size and self.train.algorithm == "ppo":
             raise ConfigError(
                 f"ppo.batch_size={ppo.batch_size} must divide ppo.n_steps × multiprocessing.parallel_episodes"
                 f" = {ppo.n_steps} × {episodes} = {rollout}"

@@ -89,6 +89,48 @@ def build_vec_env(config: Config, seed: int, opponent: Any = None):
     return VecMonitor(venv)
 
 
+def build_board_env(config: Config, seed: int):
+    """One in-process env of the config's board: what a model needs to know its spaces when no env is stepped
+    (AlphaZero's loop, ``distil``)."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
+    from connectx_gym.envs.vec import make_vec_env
+
+    return make_vec_env(
+        dict(env_board(config), opponent="random"),
+        parallel_episodes=1,
+        num_processes=1,
+        use_multiprocessing=False,
+        seed=seed,
+    )
+
+
+def build_network_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
+    """A ``MaskablePPO`` that holds the ``policy`` section's network for AlphaZero's loop (its PPO settings
+    unused), new, from ``train.init_from``, or loaded from the checkpoint in ``resume``."""
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
+    from sb3_contrib import MaskablePPO
+
+    from connectx_gym.training.policy import config_policy_kwargs
+
+    if resume:
+        model = load_model(resume[1], env=venv, device=config.train.device)
+    else:
+        model = MaskablePPO(
+            "MlpPolicy",
+            venv,
+            policy_kwargs=config_policy_kwargs(config.policy),
+            n_steps=config.ppo.n_steps,
+            batch_size=config.ppo.n_steps,
+            seed=config.train.seed,
+            device=config.train.device,
+            verbose=0,
+        )
+        if config.train.init_from:
+            start_from_checkpoint(model, config.train.init_from)
+    model.connectx_board = env_board(config)
+    return model
+
+
 def build_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
     """The PPO trainer (:class:`~connectx_gym.training.ppo.ConnectXPPO`, a MaskablePPO) from the ``policy``,
     ``ppo``, ``train`` and ``kickstart`` sections, new or loaded from the checkpoint in ``resume``."""

@@ -145,6 +145,12 @@ class EvaluationCallback(BaseCallback):
         }
         for name, rate in rates.items():
             self.logger.record(f"eval/{name}", rate)
+        # and per phase of the game (opening, middle, end), as evaluate --accuracy reports them
+        for phase, tally in result.phases.items():
+            self.logger.record(f"eval/perfect_move_rate/{phase}", tally.rate("perfect"))
+        for phase, part in values.phases.items():
+            self.logger.record(f"eval/value_sign_decided/{phase}", values.rate(part, "decided"))
+            self.logger.record(f"eval/value_sign_lost/{phase}", values.rate(part, "lost"))
         return rates
 
     def _report(self, mean: float) -> None:

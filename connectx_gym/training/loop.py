@@ -21,7 +21,13 @@ from connectx_gym.config import Config, save_config
 from connectx_gym.errors import TrainingFailed, WorkerError
 from connectx_gym.runtime.checkpoints import save_model
 from connectx_gym.runtime.stopping import Stopped, announce, as_stopped
-from connectx_gym.training.builders import build_model, build_vec_env, make_logger
+from connectx_gym.training.builders import (
+    build_board_env,
+    build_model,
+    build_network_model,
+    build_vec_env,
+    make_logger,
+)
 from connectx_gym.training.layout import CONFIG_NAME, FINAL_MODEL_NAME
 from connectx_gym.training.run_state import RunState, save_checkpoint
 from connectx_gym.training.setup import check_writable
@@ -74,25 +80,39 @@ def run(
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
+    from connectx_gym.training.alphazero import AlphaZeroState, AlphaZeroTrainer
     from connectx_gym.training.progress import close_progress_bars
     from connectx_gym.training.run_callbacks import make_callbacks
 
     check_writable(run_dir)
-    save_config(config, run_dir / CONFIG_NAME)
     start_step = resume[0] if resume else 0
-    state = RunState(config, run_dir, resume)
+    alphazero = config.train.algorithm == "alphazero"
+    if alphazero:
+        state: Any = AlphaZeroState(run_dir, config.alphazero.window)
+        if resume:
+            state.restore(start_step)
+    else:
+        state = RunState(config, run_dir, resume)
+    save_config(config, run_dir / CONFIG_NAME)
     print(f"run directory: {run_dir}", file=sys.stderr)
-    venv = build_vec_env(config, config.train.seed + start_step, opponent=state.opponent)
+    if alphazero:
+        venv = build_board_env(config, config.train.seed + start_step)
+    else:
+        venv = build_vec_env(config, config.train.seed + start_step, opponent=state.opponent)
     model = callbacks = None
     try:
         if resume:
             print(f"resuming from {resume[1]} (step {start_step})", file=sys.stderr)
-        model = build_model(config, venv, resume)
+        model = (build_network_model if alphazero else build_model)(config, venv, resume)
+        if alphazero:
+            state.model = model  # the state is saved with the step of the checkpoint it goes with
         model.set_logger(make_logger(config, run_dir, resuming=bool(resume)))
         callbacks = make_callbacks(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
-        if remaining > 0:
+        if alphazero and (remaining > 0 or state.pending):  # a generation stopped halfway is finished
+            AlphaZeroTrainer(model, config, state).learn(remaining, callbacks)
+        elif remaining > 0:
             model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
         elapsed = time.perf_counter() - started
         checkpoint = save_checkpoint(model, run_dir, state)
@@ -120,7 +140,7 @@ def run(
         venv.close()
 
 
-def _failed(error: WorkerError, model: Any, run_dir: Path, state: RunState) -> TrainingFailed:
+def _failed(error: WorkerError, model: Any, run_dir: Path, state: Any) -> TrainingFailed:
     """Save what was trained (if anything) and say so in the error the caller reports."""
     # ends the line the progress bar was drawing, so the error starts on a line of its own
     print(file=sys.stderr)

@@ -35,10 +35,11 @@ def make_callbacks(
     config: Config,
     run_dir: Path,
     start_step: int,
-    state: RunState,
+    state: RunState | Any,
     report: Callable[[dict[str, Any]], Any] | None = None,
 ) -> CallbackList:
-    """The trainer's callbacks for ``config``, in the order they run at every step.
+    """The trainer's callbacks for ``config``, in the order they run at every step (AlphaZero's loop: the
+    progress bar, checkpoints and evaluation, after every chunk of self-play games).
 
     Episodes are counted before the curriculum may switch opponents; the bar moves before a
     checkpoint is saved and before an evaluation, which runs last and shows on the bar when done.
@@ -46,13 +47,16 @@ def make_callbacks(
     :param report: see :class:`EvaluationCallback`
     """
     train = config.train
-    stats = EpisodeStatsCallback()
+    ppo = train.algorithm == "ppo"  # AlphaZero's loop plays no episodes against opponents, has no curriculum
+    stats = EpisodeStatsCallback() if ppo else None
     bar = None
     if config.logging.progress_bar:
         bar = ProgressBarCallback(train.total_timesteps, start_step, stats, state.curriculum)
-    schedule = OpponentScheduleCallback(
-        state, config.selfplay.snapshot_every, start_step, say=bar.write if bar is not None else print_to_stderr
-    )
+    schedule = None
+    if ppo:
+        schedule = OpponentScheduleCallback(
+            state, config.selfplay.snapshot_every, start_step, say=bar.write if bar is not None else print_to_stderr
+        )
     checkpoints = CheckpointCallback(run_dir, train.checkpoint_every, train.keep_checkpoints, state, start_step)
     evaluation = EvaluationCallback(
         train.eval_opponents,

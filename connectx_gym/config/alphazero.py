@@ -1,0 +1,42 @@
+"""The ``alphazero`` section: AlphaZero's loop (``train.algorithm: alphazero``), how self-play searches
+and explores, which value target the network learns, the replay window and the fitting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from connectx_gym.config.schema import Section, config_field
+
+
+@dataclass(frozen=True)
+class AlphaZeroConfig(Section):
+    """AlphaZero's loop (train.algorithm: alphazero): self-play with search, a replay window, fitting."""
+
+    section: ClassVar[str] = "alphazero"
+
+    games: int = config_field(256, "Self-play games per generation; the network is fitted after each generation.", ge=1)
+    simulations: int = config_field(64, "Search simulations per move (a kept subtree's visits count).", ge=1)
+    parallel_games: int = config_field(
+        32, "Games each self-play worker plays at once; their leaves share one forward pass per round.", ge=1
+    )
+    c_puct: float = config_field(2.0, "Weight of the prior in the search's selection score.", gt=0)
+    leaf_batch: int = config_field(8, "Leaves collected per tree per round (a virtual loss spreads them).", ge=1)
+    fpu_reduction: float = config_field(0.2, "An unvisited move's value: the node's network value minus this.", ge=0)
+    noise_alpha: float = config_field(1.0, "Dirichlet noise parameter on every root's priors.", gt=0)
+    noise_fraction: float = config_field(0.25, "Share of the root priors replaced by the noise; 0 = none.", ge=0, le=1)
+    temperature_moves: int = config_field(
+        8, "Plies at the start of a game whose move is drawn in proportion to the visit counts.", ge=0
+    )
+    value_target: Literal["z", "q", "mix"] = config_field(
+        "mix",
+        "The value head's target: the game's outcome z, the search's root value q, or their mean; a position "
+        "the tree proves carries its exact value.",
+    )
+    window: int = config_field(4, "Generations of self-play samples the replay window holds.", ge=1)
+    mirror: bool = config_field(
+        True, "Add each position's left-right mirror image to the training set (then merge repeats, targets averaged)."
+    )
+    epochs: int = config_field(2, "Passes over the replay window's training set after each generation.", ge=1)
+    batch_size: int = config_field(256, "Minibatch size of the fitting.", ge=1)
+    learning_rate: float = config_field(1e-3, "Adam's learning rate of the fitting.", gt=0)

@@ -1,0 +1,332 @@
+"""AlphaZero's loop (``train.algorithm: alphazero``): generations of self-play with search for both seats,
+a replay window, supervised fitting, then the next generation with the new weights.
+
+Each generation:
+
+1. **Self-play.** The network's weights go to the self-play workers (``multiprocessing.num_processes``
+   processes, numpy only, one BLAS thread each) as numpy arrays. ``alphazero.games`` games are split
+   into chunks of ``alphazero.parallel_games``; a worker plays a chunk's games at once, every move a
+   PUCT search whose leaves from all its games share one forward pass per round
+   (:mod:`connectx_gym.training.az_selfplay`). A chunk is a function of the weights, the settings and
+   its seed ``(train.seed, generation, chunk)``, so a resumed generation plays the same games.
+2. **Targets.** The visit distributions (exact where the tree proves the position), and the value
+   target of ``alphazero.value_target``.
+3. **Fitting.** The replay window (the last ``alphazero.window`` generations, this one included),
+   mirrored and with repeated positions merged (:mod:`connectx_gym.training.replay_window`), is
+   fitted for ``alphazero.epochs`` passes: cross-entropy to the policy targets plus squared error to
+   the value targets, with the policy's own Adam optimizer (saved in every checkpoint).
+
+The self-play workers use both cores while the learner waits; the learner fits (torch on every core)
+while the workers wait: the two alternate, so no core idles. Each generation logs where its time
+went (``alphazero/selfplay_seconds``, ``fit_seconds``, ``callback_seconds``) and prints one line.
+
+The budget is ``train.total_timesteps`` self-play positions; a generation is always finished, so a
+run may end past it by less than one generation. Steps are positions: ``train.checkpoint_every`` and
+``train.eval_every`` count them, and the shared callbacks (progress bar with its ETA, checkpoints,
+evaluation with accuracy and value sign) run after every chunk.
+
+**Stopping and resuming.** What a run carries besides the model (the window, the generation, the
+chunks of it played so far) is :class:`AlphaZeroState`, saved atomically (``alphazero_state.npz``)
+right before every checkpoint. A stop during the fitting puts back the weights and optimizer of the
+generation's start before the checkpoint is saved, so ``--resume`` fits that generation again; a
+resumed run ends with the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from connectx_gym.errors import UserError
+from connectx_gym.inference.numpy_policy import NumpyPolicy, from_sb3_model
+from connectx_gym.runtime.files import write_atomic
+from connectx_gym.runtime.processes import single_threaded_blas, single_threaded_children
+from connectx_gym.runtime.stopping import ignore_stop_signals
+from connectx_gym.training.az_selfplay import FIELDS, Samples, SelfPlaySettings, play_games, value_targets
+from connectx_gym.training.policy import masked_forward
+from connectx_gym.training.replay_window import ReplayWindow
+
+#: the state file in the run directory, written right before every checkpoint
+STATE_NAME = "alphazero_state.npz"
+
+
+def settings_of(section: Any) -> SelfPlaySettings:
+    """The self-play settings of an ``alphazero`` config section."""
+    return SelfPlaySettings(
+        simulations=section.simulations,
+        c_puct=section.c_puct,
+        batch=section.leaf_batch,
+        fpu_reduction=section.fpu_reduction,
+        noise_alpha=section.noise_alpha,
+        noise_fraction=section.noise_fraction,
+        temperature_moves=section.temperature_moves,
+    )
+
+
+def play_chunk(job: tuple[bytes, tuple[int, int, int], int, SelfPlaySettings, tuple[int, ...], int]) -> Samples:
+    """One chunk of self-play games in a worker: ``(network bytes, board, games, settings, seed, parallel)``."""
+    payload, board, games, settings, seed, parallel = job
+    with single_threaded_blas():
+        network = NumpyPolicy.from_bytes(payload)
+        return play_games(network.policy_value, board, games, settings, list(seed), parallel)
+
+
+class SelfPlayPool:
+    """The self-play workers: ``processes`` worker processes (forkserver, one BLAS thread each, ignoring the
+    stop signals: the parent decides when they stop), or this process when ``processes`` is 1."""
+
+    def __init__(self, processes: int) -> None:
+        self.pool = None
+        if processes > 1:
+            with single_threaded_children():
+                self.pool = get_context("forkserver").Pool(processes, initializer=ignore_stop_signals)
+
+    def map(self, jobs: list) -> Any:
+        """The chunks' samples, in order, as they finish."""
+        if self.pool is None:
+            return map(play_chunk, jobs)
+        return self.pool.imap(play_chunk, jobs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+class AlphaZeroState:
+    """What an AlphaZero run carries across a restart besides the model: the replay window, the generation
+    and the chunks of it played so far (their samples), and the step they were saved at.
+
+    :param model: the model whose step count is saved with the state
+    """
+
+    FILE = STATE_NAME
+
+    def __init__(self, run_dir: Path, window: int, model: Any = None) -> None:
+        self.run_dir = run_dir
+        self.model = model
+        self.window = ReplayWindow(window)
+        self.generation = 0
+        #: samples of the current generation's chunks played so far, in chunk order
+        self.pending: list[Samples] = []
+        #: a progress bar, checkpoints and evaluation are no part of the AlphaZero loop's own state
+        self.curriculum = None
+        self.pool = None
+
+    def save(self) -> None:
+        arrays: dict[str, np.ndarray] = {
+            "step": np.array(-1 if self.model is None else self.model.num_timesteps),
+            "generation": np.array(self.generation),
+            "window_size": np.array(self.window.generations),
+            "chunks": np.array(len(self.pending)),
+        }
+        for i, (stones, policy, values) in enumerate(self.window.parts):
+            arrays[f"window_stones_{i}"], arrays[f"window_policy_{i}"], arrays[f"window_values_{i}"] = (
+                stones,
+                policy,
+                values,
+            )
+        for i, part in enumerate(self.pending):
+            for name in FIELDS:
+                arrays[f"pending_{name}_{i}"] = getattr(part, name)
+            arrays[f"pending_stats_{i}"] = np.array(
+                [part.stats.get(k, 0) for k in ("games", "positions", "evaluations", "seconds")]
+            )
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        write_atomic(self.run_dir / self.FILE, buffer.getvalue())
+
+    def restore(self, step: int) -> None:
+        """Load the state saved with the checkpoint of ``step``.
+
+        :raises UserError: no state file, or one saved with another checkpoint
+        """
+        path = self.run_dir / self.FILE
+        if not path.is_file():
+            raise UserError(f"--resume: {path} is missing: an AlphaZero run keeps its replay window there")
+        with np.load(path, allow_pickle=False) as data:
+            saved = int(data["step"])
+            if saved != step:
+                raise UserError(
+                    f"--resume: {path} was saved with the checkpoint of step {saved}, not step {step}; "
+                    "resume from that checkpoint"
+                )
+            self.generation = int(data["generation"])
+            self.window = ReplayWindow(int(data["window_size"]))
+            count = sum(1 for name in data.files if name.startswith("window_stones_"))
+            self.window.parts = [
+                (data[f"window_stones_{i}"], data[f"window_policy_{i}"], data[f"window_values_{i}"])
+                for i in range(count)
+            ]
+            self.pending = []
+            for i in range(int(data["chunks"])):
+                part = Samples(*(data[f"pending_{name}_{i}"] for name in FIELDS))
+                stats = data[f"pending_stats_{i}"].tolist()
+                part.stats = dict(zip(("games", "positions", "evaluations", "seconds"), stats))
+                self.pending.append(part)
+
+
+class AlphaZeroTrainer:
+    """AlphaZero's loop over a ``MaskablePPO``'s policy network (the model is the network's container: its
+    checkpoints are the PPO trainer's, with their metadata).
+
+    :param model: the model (new or loaded); its policy is fitted in place
+    :param config: the whole config (``alphazero``, ``train``, ``multiprocessing`` and ``env`` sections)
+    :param state: the run's :class:`AlphaZeroState`
+    """
+
+    def __init__(self, model: Any, config: Any, state: AlphaZeroState) -> None:
+        self.model = model
+        self.config = config
+        self.section = config.alphazero
+        self.state = state
+        state.model = model
+        env = config.env
+        self.board = (env.rows, env.columns, env.inarow)
+        self.settings = settings_of(self.section)
+        self.say = lambda text: print(text, file=sys.stderr)
+
+    # ------------------------------------------------------------------ the loop
+    def learn(self, total_timesteps: int, callback: Any) -> Any:
+        """Run generations until the model has ``total_timesteps`` more steps (positions), finishing a generation
+        begun before a stop whatever the budget; ``callback`` is an SB3 ``CallbackList``, told after every chunk."""
+        model = self.model
+        target = model.num_timesteps + total_timesteps
+        callback.init_callback(model)
+        callback.on_training_start(locals(), globals())
+        for item in getattr(callback, "callbacks", ()):
+            if hasattr(item, "write"):
+                self.say = item.write
+        processes = self.config.multiprocessing.num_processes if self.config.multiprocessing.use_multiprocessing else 1
+        pool = SelfPlayPool(int(processes))
+        try:
+            while model.num_timesteps < target or self.state.pending:
+                if not self._generation(callback, pool):
+                    break
+        finally:
+            pool.close()
+        callback.on_training_end()
+        return model
+
+    def _generation(self, callback: Any, pool: SelfPlayPool) -> bool:
+        """One generation: the chunks not yet played, then the fit; False when a callback stops training."""
+        model, state, section = self.model, self.state, self.section
+        chunk_sizes = [
+            min(section.parallel_games, section.games - start)
+            for start in range(0, section.games, section.parallel_games)
+        ]
+        payload = from_sb3_model(model).to_bytes()
+        seed = int(self.config.train.seed)
+        jobs = [
+            (payload, self.board, games, self.settings, (seed, state.generation, index), section.parallel_games)
+            for index, games in enumerate(chunk_sizes)
+        ][len(state.pending) :]
+        started = time.perf_counter()
+        callback_seconds = 0.0
+        for samples in pool.map(jobs):
+            state.pending.append(samples)
+            model.num_timesteps += len(samples)
+            tick = time.perf_counter()
+            callback.update_locals({"samples": samples})
+            keep_going = callback.on_step()
+            callback_seconds += time.perf_counter() - tick
+            if not keep_going:
+                return False
+        selfplay_seconds = time.perf_counter() - started - callback_seconds
+        played = Samples.join(state.pending)
+        tick = time.perf_counter()
+        window = ReplayWindow(state.window.generations)
+        window.parts = list(state.window.parts)
+        window.add(played.stones, played.policy, value_targets(played, section.value_target))
+        data = window.training_set(mirror=section.mirror)
+        losses = self._fit(data, state.generation)
+        fit_seconds = time.perf_counter() - tick
+        state.window, state.pending = window, []
+        state.generation += 1
+        self._log(played, data, losses, selfplay_seconds, fit_seconds, callback_seconds)
+        return True
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, data: Any, generation: int) -> tuple[float, float]:
+        """Fit the policy to ``data`` for ``alphazero.epochs`` passes; returns the last pass's mean policy and
+        value losses. A stop while fitting puts the weights and the optimizer back as they were."""
+        policy, section = self.model.policy, self.section
+        optimizer = policy.optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = section.learning_rate
+        saved = copy.deepcopy((policy.state_dict(), optimizer.state_dict()))
+        device = self.model.device
+        planes = torch.as_tensor(data.planes, device=device)
+        masks = torch.as_tensor(data.masks, device=device)
+        targets = torch.as_tensor(data.targets, device=device)
+        values = torch.as_tensor(data.values, device=device)
+        rng = np.random.default_rng([int(self.config.train.seed), generation])
+        policy_loss = value_loss = 0.0
+        try:
+            policy.set_training_mode(True)
+            for _ in range(section.epochs):
+                order = torch.as_tensor(rng.permutation(len(planes)), device=device)
+                policy_total = value_total = 0.0
+                for start in range(0, len(planes), section.batch_size):
+                    idx = order[start : start + section.batch_size]
+                    predicted, distribution = masked_forward(policy, planes[idx], masks[idx])
+                    log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
+                    cross_entropy = -(targets[idx] * log_probs).sum(dim=1).mean()
+                    squared = torch.nn.functional.mse_loss(predicted.squeeze(1), values[idx])
+                    optimizer.zero_grad()
+                    (cross_entropy + squared).backward()
+                    optimizer.step()
+                    policy_total += cross_entropy.item() * len(idx)
+                    value_total += squared.item() * len(idx)
+                policy_loss, value_loss = policy_total / len(planes), value_total / len(planes)
+        except BaseException:
+            policy.load_state_dict(saved[0])
+            optimizer.load_state_dict(saved[1])
+            raise
+        finally:
+            policy.set_training_mode(False)
+        return policy_loss, value_loss
+
+    # ------------------------------------------------------------------ logging
+    def _log(
+        self, played: Samples, data: Any, losses: tuple[float, float], selfplay: float, fit: float, callbacks: float
+    ) -> None:
+        stats = played.stats
+        seconds_in_workers = max(float(stats.get("seconds", 0.0)), 1e-9)
+        record = self.model.logger.record
+        evaluations_per_second = stats.get("evaluations", 0) / max(selfplay, 1e-9)
+        values = {
+            "generation": self.state.generation,
+            "games": stats.get("games", 0),
+            "positions": len(played),
+            "proven_share": float(played.proven.mean()) if len(played) else 0.0,
+            "window_positions": len(data.planes),
+            "duplicate_share": data.duplicate_share,
+            "policy_loss": losses[0],
+            "value_loss": losses[1],
+            "selfplay_seconds": selfplay,
+            "fit_seconds": fit,
+            "callback_seconds": callbacks,
+            "evaluations_per_second": evaluations_per_second,
+            "worker_evaluations_per_second": stats.get("evaluations", 0) / seconds_in_workers,
+        }
+        for name, value in values.items():
+            record(f"alphazero/{name}", value)
+        record("time/total_timesteps", self.model.num_timesteps)
+        self.model.logger.dump(self.model.num_timesteps)
+        self.say(
+            f"generation {self.state.generation}: {values['games']} games, {values['positions']:,} positions "
+            f"({values['proven_share']:.0%} proven) | self-play {selfplay:.0f} s ({evaluations_per_second:,.0f} "
+            f"leaf evaluations/s), fit {fit:.0f} s on {values['window_positions']:,} positions "
+            f"({data.duplicate_share:.0%} repeats merged), callbacks {callbacks:.0f} s | loss "
+            f"{losses[0]:.3f} + {losses[1]:.3f}"
+        )

@@ -1,0 +1,273 @@
+"""AlphaZero's loop (train.algorithm: alphazero): self-play targets against a brute-forced small board,
+the replay window (mirroring, merged repeats, its save), the trainer's checkpoints, and resume giving
+the run an uninterrupted one gives."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from helpers import TINY
+
+from connectx_gym.search.puct_board import SearchBoard
+from connectx_gym.training.az_selfplay import SelfPlaySettings, play_games, value_targets
+from connectx_gym.training.replay_window import ReplayWindow, full_planes
+
+SMALL = (3, 4, 3)  # rows, columns, inarow: small enough to solve by brute force
+
+
+def uniform(planes: np.ndarray):
+    """A network that knows nothing: even logits, value 0."""
+    return np.zeros((len(planes), planes.shape[-1])), np.zeros(len(planes))
+
+
+@functools.cache
+def solve(own: int, mask: int) -> int:
+    """The exact value of a position of SMALL for the player to move: 1 win, 0 draw, -1 loss."""
+    board = SearchBoard(*SMALL)
+    best = -1
+    for column in range(board.columns):
+        bit = (mask + board.bottom_cells[column]) & board.column_masks[column]
+        if not bit:
+            continue
+        if board.has_line(own | bit):
+            return 1
+        if mask | bit == board.full:
+            best = max(best, 0)
+            continue
+        best = max(best, -solve(mask ^ own, mask | bit))
+    return best
+
+
+def bitboards(stones: np.ndarray) -> tuple[int, int]:
+    """The (mover's stones, all stones) of a sample's stone planes, in the search's layout."""
+    rows, columns = stones.shape[1:]
+    own = mask = 0
+    for r in range(rows):
+        for c in range(columns):
+            bit = 1 << (c * (rows + 1) + (rows - 1 - r))
+            if stones[0, r, c]:
+                own |= bit
+            if stones[0, r, c] or stones[1, r, c]:
+                mask |= bit
+    return own, mask
+
+
+@pytest.fixture(scope="module")
+def small_games():
+    settings = SelfPlaySettings(simulations=400, temperature_moves=4)
+    return play_games(uniform, SMALL, 12, settings, seed=3, parallel=5)
+
+
+def test_proven_targets_are_the_brute_forced_values(small_games):
+    samples = small_games
+    assert samples.proven.any() and not samples.proven.all()
+    for stones, policy, q, exact in zip(samples.stones, samples.policy, samples.q, samples.proven):
+        own, mask = bitboards(stones)
+        if exact:
+            assert q == solve(own, mask)
+            # all the mass on one move, and that move keeps the value
+            (column,) = np.flatnonzero(policy)
+            board = SearchBoard(*SMALL)
+            bit = (mask + board.bottom_cells[column]) & board.column_masks[column]
+            after = (
+                1 if board.has_line(own | bit) else (0 if mask | bit == board.full else -solve(mask ^ own, mask | bit))
+            )
+            assert after == q
+        else:
+            assert abs(policy.sum() - 1) < 1e-5 and -1 <= q <= 1
+
+
+def test_outcomes_follow_the_games_and_alternate_by_mover(small_games):
+    samples = small_games
+    cells = SMALL[0] * SMALL[1]
+    # samples come game after game: a game starts where the board is empty
+    starts = [i for i, stones in enumerate(samples.stones) if not stones.any()] + [len(samples)]
+    assert len(starts) - 1 == samples.stats["games"] == 12
+    for begin, end in zip(starts, starts[1:]):
+        z = samples.z[begin:end]
+        assert all(z[i] == -z[i + 1] for i in range(len(z) - 1))  # the movers alternate
+        # the last mover won, unless its move filled the board without a line
+        last_stones = int(samples.stones[end - 1].sum())
+        assert z[-1] == 1.0 or (z[-1] == 0.0 and last_stones == cells - 1)
+
+
+def test_value_targets_mix_outcome_and_search_but_keep_proofs(small_games):
+    samples = small_games
+    mix = value_targets(samples, "mix")
+    open_ = ~samples.proven
+    np.testing.assert_allclose(mix[open_], (samples.z[open_] + samples.q[open_]) / 2)
+    for kind in ("z", "q", "mix"):
+        assert np.array_equal(value_targets(samples, kind)[samples.proven], samples.q[samples.proven])
+    with pytest.raises(ValueError, match="must be one of z|q|mix"):
+        value_targets(samples, "outcome")
+
+
+def test_the_same_seed_plays_the_same_games():
+    settings = SelfPlaySettings(simulations=16)
+    a = play_games(uniform, SMALL, 4, settings, seed=7, parallel=2)
+    b = play_games(uniform, SMALL, 4, settings, seed=7, parallel=2)
+    c = play_games(uniform, SMALL, 4, settings, seed=8, parallel=2)
+    assert np.array_equal(a.stones, b.stones) and np.array_equal(a.policy, b.policy)
+    assert not (len(a) == len(c) and np.array_equal(a.stones, c.stones))
+
+
+def test_the_window_mirrors_and_merges_repeats_with_averaged_targets():
+    rows, columns = 2, 3
+    empty = np.zeros((2, rows, columns), np.uint8)
+    left = empty.copy()
+    left[1, 1, 0] = 1  # the other's stone bottom left
+    right = left[..., ::-1].copy()
+    window = ReplayWindow(2)
+    window.add(np.stack([empty, left]), np.array([[1, 0, 0], [0, 1, 0]], np.float32), np.array([0.5, 1.0], np.float32))
+    window.add(np.stack([right]), np.array([[0, 0, 1]], np.float32), np.array([-1.0], np.float32))
+    data = window.training_set(mirror=True)
+    # 3 samples and their mirror images: the empty board twice, left and right three times each
+    assert data.samples == 6 and len(data.planes) == 3 and data.duplicate_share == 0.5
+    keys = [tuple(p[:2].astype(int).ravel()) for p in data.planes]
+    empty_row = keys.index(tuple(empty.ravel()))
+    np.testing.assert_allclose(data.targets[empty_row], [0.5, 0, 0.5])  # the empty board, averaged with its mirror
+    left_row = keys.index(tuple(left.ravel()))
+    # left: its own sample (policy centre, value 1) and right's mirror image (policy to the left, value -1)
+    np.testing.assert_allclose(data.targets[left_row], [0.5, 0.5, 0])
+    assert data.values[left_row] == 0.0
+    # the full planes: playable cells above the stones, and who moves first
+    assert data.planes[left_row, 2].tolist() == [[1, 0, 0], [0, 1, 1]]
+    assert data.planes[left_row, 3].max() == 0.0 and data.planes[empty_row, 3].min() == 1.0
+    assert data.masks[left_row].tolist() == [True, True, True]
+    # the oldest generation leaves once the window is full
+    window.add(np.stack([empty]), np.array([[0, 1, 0]], np.float32), np.array([0.0], np.float32))
+    assert len(window) == 2 and len(window.parts) == 2
+
+
+def test_the_window_saves_and_loads_back(tmp_path):
+    rng = np.random.default_rng(0)
+    window = ReplayWindow(3)
+    for size in (5, 7):
+        window.add(
+            rng.integers(0, 2, (size, 2, 6, 7)).astype(np.uint8),
+            rng.random((size, 7)).astype(np.float32),
+            rng.random(size).astype(np.float32),
+        )
+    path = tmp_path / "window.npz"
+    window.save(path)
+    loaded = ReplayWindow.load(path)
+    assert loaded.generations == 3 and len(loaded.parts) == 2
+    for mine, theirs in zip(window.parts, loaded.parts):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file left
+
+
+def test_full_planes_match_the_envs_observation():
+    from connectx_gym.rules.bitboard import Position, geometry
+    from connectx_gym.rules.planes import encode_position, legal_mask
+
+    position = Position(geometry(6, 7, 4))
+    for column in (3, 3, 2, 4, 0, 6, 6, 6, 6, 6, 6):
+        position.play(column)
+    planes = encode_position(position)
+    built, masks = full_planes(planes[None, :2].astype(np.uint8))
+    np.testing.assert_array_equal(built[0], planes)
+    np.testing.assert_array_equal(masks[0], legal_mask(position.geometry, position.mask))
+
+
+# ---------------------------------------------------------------------------------------- the trainer
+AZ = (
+    *TINY,
+    "train.algorithm=alphazero",
+    "train.eval_accuracy=false",
+    "alphazero.games=4",
+    "alphazero.parallel_games=2",
+    "alphazero.simulations=8",
+    "alphazero.epochs=1",
+    "alphazero.batch_size=32",
+    "train.total_timesteps=120",
+    "train.checkpoint_every=1000",
+    "train.eval_every=0",
+)
+
+
+def az_config(*overrides: str):
+    from connectx_gym.config import load_config
+
+    return load_config(None, [*AZ, *overrides]).resolved()
+
+
+def weights(path) -> dict[str, np.ndarray]:
+    from connectx_gym.runtime.checkpoints import read_network
+
+    return read_network(path)[1]
+
+
+def test_an_alphazero_run_saves_checkpoints_the_package_reads(tmp_path, capsys):
+    from connectx_gym.inference.numpy_policy import load_checkpoint
+    from connectx_gym.runtime.checkpoints import read_metadata
+    from connectx_gym.training.loop import run
+
+    result = run(az_config(), tmp_path / "run", None)
+    assert result.final_model.is_file() and result.steps >= 120 and not result.interrupted
+    err = capsys.readouterr().err
+    assert "generation 1: 4 games" in err and "leaf evaluations/s" in err
+    assert read_metadata(result.final_model)["board"] == {"rows": 6, "columns": 7, "inarow": 4}
+    assert load_checkpoint(result.final_model).move is not None  # numpy policy: mcts:, export, play take it
+    rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    assert "alphazero/selfplay_seconds" in rows[0] and len(rows) >= 3
+    assert (tmp_path / "run" / "alphazero_state.npz").is_file()
+
+
+def stop_at(monkeypatch, module, name, calls: int):
+    """Make ``module.name`` raise KeyboardInterrupt on its ``calls``-th call (counting from 1)."""
+    original = getattr(module, name)
+    count = [0]
+
+    def wrapped(*args, **kwargs):
+        count[0] += 1
+        if count[0] == calls:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+@pytest.mark.parametrize("where", ["selfplay", "fit"])
+def test_a_stopped_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, where):
+    from connectx_gym.training import alphazero
+    from connectx_gym.training.loop import run
+
+    whole = run(az_config(), tmp_path / "whole", None)
+    with monkeypatch.context() as patch:
+        if where == "selfplay":
+            stop_at(patch, alphazero, "play_chunk", 3)  # the first chunk of the second generation
+        else:
+            stop_at(patch, alphazero.ReplayWindow, "training_set", 2)  # the second generation's fit
+        stopped = run(az_config(), tmp_path / "parts", None)
+    assert stopped.interrupted and stopped.checkpoint is not None
+    resumed = run(az_config(), tmp_path / "parts", (stopped.steps, stopped.checkpoint))
+    assert resumed.steps == whole.steps
+    a, b = weights(whole.final_model), weights(resumed.final_model)
+    assert all(np.array_equal(a[name], b[name]) for name in a)
+
+
+def test_resume_refuses_a_state_saved_with_another_checkpoint(tmp_path):
+    from connectx_gym.errors import UserError
+    from connectx_gym.training.loop import run
+
+    result = run(az_config(), tmp_path / "run", None)
+    with pytest.raises(UserError, match="was saved with the checkpoint of step"):
+        run(az_config("train.total_timesteps=400"), tmp_path / "run", (7, result.checkpoint))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("alphazero.games=0", "alphazero.games must be an integer >= 1, got 0"),
+        ("alphazero.value_target=outcome", "alphazero.value_target must be one of z|q|mix"),
+        ("train.algorithm=dqn", "train.algorithm must be one of ppo|alphazero"),
+    ],
+)
+def test_bad_alphazero_settings_get_one_line(override, message):
+    from connectx_gym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("|", r"\|")):
+        az_config(override)
