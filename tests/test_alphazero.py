@@ -5,6 +5,7 @@ the run an uninterrupted one gives."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import numpy as np
 import pytest
@@ -212,7 +213,7 @@ def test_an_alphazero_run_saves_checkpoints_the_package_reads(tmp_path, capsys):
     assert read_metadata(result.final_model)["board"] == {"rows": 6, "columns": 7, "inarow": 4}
     assert load_checkpoint(result.final_model).move is not None  # numpy policy: mcts:, export, play take it
     rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
-    assert "alphazero/selfplay_seconds" in rows[0] and len(rows) >= 3
+    assert "alphazero/selfplay_seconds" in rows[0] and "time/time_elapsed" in rows[0] and len(rows) >= 3
     assert (tmp_path / "run" / "alphazero_state.npz").is_file()
 
 
@@ -271,3 +272,66 @@ def test_bad_alphazero_settings_get_one_line(override, message):
 
     with pytest.raises(ConfigError, match=message.replace("|", r"\|")):
         az_config(override)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the optional ray extra is not installed")
+def test_self_play_on_ray_tasks_plays_the_same_games(tmp_path):
+    """multiprocessing.backend: ray runs each chunk as a Ray task on a local instance: the same chunks, so
+    the same weights as the worker processes."""
+    import ray
+
+    from connectx_gym.runtime.ray_cluster import connect
+    from connectx_gym.training.loop import run
+
+    started = not ray.is_initialized()
+    connect("", num_cpus=2)
+    try:
+        on_ray = run(az_config("multiprocessing.backend=ray"), tmp_path / "ray", None)
+    finally:
+        if started:
+            ray.shutdown()
+    processes = ("multiprocessing.use_multiprocessing=true", "multiprocessing.num_processes=2")
+    local = run(az_config(*processes), tmp_path / "local", None)
+    a, b = weights(on_ray.final_model), weights(local.final_model)
+    assert on_ray.steps == local.steps and all(np.array_equal(a[name], b[name]) for name in a)
+
+
+def centre_is_good(planes: np.ndarray):
+    """A network with even priors whose value says: the player who has the bottom centre cell is winning
+    (value -1 for the player to move when the other holds it, +1 when they do)."""
+    bottom_centre = planes[:, :2, -1, planes.shape[-1] // 2]
+    values = bottom_centre[:, 0] - bottom_centre[:, 1]
+    return np.zeros((len(planes), planes.shape[-1])), values
+
+
+def test_gumbel_improves_the_policy_toward_the_move_the_values_favour():
+    from connectx_gym.search.puct_board import SearchBoard
+    from connectx_gym.training.gumbel import GumbelSearch
+
+    search = GumbelSearch(SearchBoard(6, 7, 4), centre_is_good)
+    roots = [search.root(0, 0) for _ in range(3)]
+    search.run(roots, simulations=0)
+    found = search.search_roots(roots, 32, [np.random.default_rng(i) for i in range(3)])
+    for root, (column, improved, value) in zip(roots, found):
+        assert column in root.moves and abs(improved.sum() - 1) < 1e-9
+        assert root.moves[int(np.argmax(improved))] == 3  # the centre, though the priors are even
+        assert improved.max() > 1 / len(root.moves) + 0.3
+        assert 0 < value <= 1  # v_mix: the centre's good value weighs in
+
+
+def test_gumbel_self_play_targets_are_distributions_and_proofs_stay_exact(small_games):
+    settings = SelfPlaySettings(simulations=32, policy_target="gumbel")
+    samples = play_games(uniform, SMALL, 6, settings, seed=4, parallel=3)
+    assert np.allclose(samples.policy.sum(axis=1), 1, atol=1e-5)
+    for stones, q, exact in zip(samples.stones, samples.q, samples.proven):
+        if exact:
+            assert q == solve(*bitboards(stones))
+    again = play_games(uniform, SMALL, 6, settings, seed=4, parallel=3)
+    assert np.array_equal(samples.policy, again.policy)
+
+
+def test_an_alphazero_run_with_gumbel_targets(tmp_path):
+    from connectx_gym.training.loop import run
+
+    result = run(az_config("alphazero.policy_target=gumbel", "alphazero.considered=4"), tmp_path / "run", None)
+    assert result.final_model.is_file() and result.steps >= 120

@@ -123,6 +123,8 @@ SPEC_DEFAULTS = {
         noise_alpha=1.0,
         noise_fraction=0.25,
         temperature_moves=8,
+        policy_target="visits",
+        considered=16,
         value_target="mix",
         window=4,
         mirror=True,
@@ -706,3 +708,12 @@ def test_section_classes_are_exported():
         "ray": RayConfig,
         "logging": LoggingConfig,
     }
+
+
+@pytest.mark.parametrize("name, board", [("alphazero.yaml", (6, 7, 4)), ("alphazero-5x6.yaml", (5, 6, 4))])
+def test_alphazero_recipes_train_from_scratch_by_alphazeros_loop(name, board):
+    config = load_config(CONFIGS / name).resolved()
+    assert config.train.algorithm == "alphazero" and config.train.init_from is None
+    assert (config.env.rows, config.env.columns, config.env.inarow) == board
+    assert config.train.checkpoint_every < config.train.total_timesteps
+    assert f"python -m connectx_gym.train --config configs/{name}" in (CONFIGS / name).read_text(encoding="utf-8")

@@ -28,6 +28,13 @@ class AlphaZeroConfig(Section):
     temperature_moves: int = config_field(
         8, "Plies at the start of a game whose move is drawn in proportion to the visit counts.", ge=0
     )
+    policy_target: Literal["visits", "gumbel"] = config_field(
+        "visits",
+        "The policy target and the move played: visits (PUCT at the root: the visit distribution, moves drawn by "
+        "visit count for temperature_moves plies, Dirichlet noise) or gumbel (Gumbel AlphaZero's root: Gumbel "
+        "noise, sequential halving, the improved policy of completed Q-values; no Dirichlet noise or temperature).",
+    )
+    considered: int = config_field(16, "gumbel: moves kept at the root for sequential halving.", ge=2)
     value_target: Literal["z", "q", "mix"] = config_field(
         "mix",
         "The value head's target: the game's outcome z, the search's root value q, or their mean; a position "

@@ -4,7 +4,8 @@ a replay window, supervised fitting, then the next generation with the new weigh
 Each generation:
 
 1. **Self-play.** The network's weights go to the self-play workers (``multiprocessing.num_processes``
-   processes, numpy only, one BLAS thread each) as numpy arrays. ``alphazero.games`` games are split
+   processes, numpy only, one BLAS thread each; with ``multiprocessing.backend: ray``, Ray tasks on
+   the cluster of the ``ray`` section) as numpy arrays. ``alphazero.games`` games are split
    into chunks of ``alphazero.parallel_games``; a worker plays a chunk's games at once, every move a
    PUCT search whose leaves from all its games share one forward pass per round
    (:mod:`connectx_gym.training.az_selfplay`). A chunk is a function of the weights, the settings and
@@ -45,10 +46,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from connectx_gym.errors import UserError
+from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.inference.numpy_policy import NumpyPolicy, from_sb3_model
 from connectx_gym.runtime.files import write_atomic
 from connectx_gym.runtime.processes import single_threaded_blas, single_threaded_children
+from connectx_gym.runtime.ray_cluster import connect
 from connectx_gym.runtime.stopping import ignore_stop_signals
 from connectx_gym.training.az_selfplay import FIELDS, Samples, SelfPlaySettings, play_games, value_targets
 from connectx_gym.training.policy import masked_forward
@@ -68,6 +70,8 @@ def settings_of(section: Any) -> SelfPlaySettings:
         noise_alpha=section.noise_alpha,
         noise_fraction=section.noise_fraction,
         temperature_moves=section.temperature_moves,
+        policy_target=section.policy_target,
+        considered=section.considered,
     )
 
 
@@ -79,21 +83,53 @@ def play_chunk(job: tuple[bytes, tuple[int, int, int], int, SelfPlaySettings, tu
         return play_games(network.policy_value, board, games, settings, list(seed), parallel)
 
 
+def play_chunk_ray(payload: bytes, job: tuple) -> Samples:
+    """:func:`play_chunk` as a Ray task: the network comes from the object store, once per generation."""
+    return play_chunk((payload, *job))
+
+
 class SelfPlayPool:
     """The self-play workers: ``processes`` worker processes (forkserver, one BLAS thread each, ignoring the
-    stop signals: the parent decides when they stop), or this process when ``processes`` is 1."""
+    stop signals: the parent decides when they stop), this process when ``processes`` is 1, or, with
+    ``ray`` (the connected ``ray`` module, ``multiprocessing.backend: ray``), one Ray task per chunk
+    reserving ``ray_cpus`` CPUs, on whatever cluster Ray was joined to.
+    """
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, ray: Any = None, ray_cpus: float = 1.0) -> None:
         self.pool = None
-        if processes > 1:
+        self.ray = ray
+        self.task = None
+        if ray is not None:
+            self.task = ray.remote(num_cpus=ray_cpus)(play_chunk_ray)  # here, not at import: Ray is optional
+        elif processes > 1:
             with single_threaded_children():
                 self.pool = get_context("forkserver").Pool(processes, initializer=ignore_stop_signals)
 
     def map(self, jobs: list) -> Any:
         """The chunks' samples, in order, as they finish."""
+        if self.ray is not None:
+            return self._ray_map(jobs)
         if self.pool is None:
             return map(play_chunk, jobs)
         return self.pool.imap(play_chunk, jobs)
+
+    def _ray_map(self, jobs: list) -> Any:
+        ray = self.ray
+        if not jobs:
+            return
+        payload = ray.put(jobs[0][0])  # every chunk of a generation searches the same network
+        pending = [self.task.remote(payload, job[1:]) for job in jobs]
+        try:
+            for ref in list(pending):
+                try:
+                    samples = ray.get(ref)
+                except ray.exceptions.RayError as error:
+                    raise WorkerError(f"a Ray self-play task failed: {str(error).strip().splitlines()[0]}") from None
+                pending.remove(ref)
+                yield samples
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -194,20 +230,26 @@ class AlphaZeroTrainer:
         self.board = (env.rows, env.columns, env.inarow)
         self.settings = settings_of(self.section)
         self.say = lambda text: print(text, file=sys.stderr)
+        self.started = time.perf_counter()
 
     # ------------------------------------------------------------------ the loop
     def learn(self, total_timesteps: int, callback: Any) -> Any:
         """Run generations until the model has ``total_timesteps`` more steps (positions), finishing a generation
         begun before a stop whatever the budget; ``callback`` is an SB3 ``CallbackList``, told after every chunk."""
         model = self.model
+        self.started = time.perf_counter()
         target = model.num_timesteps + total_timesteps
         callback.init_callback(model)
         callback.on_training_start(locals(), globals())
         for item in getattr(callback, "callbacks", ()):
             if hasattr(item, "write"):
                 self.say = item.write
-        processes = self.config.multiprocessing.num_processes if self.config.multiprocessing.use_multiprocessing else 1
-        pool = SelfPlayPool(int(processes))
+        mp = self.config.multiprocessing
+        processes = mp.num_processes if mp.use_multiprocessing else 1
+        ray = None
+        if mp.backend == "ray":
+            ray = connect(self.config.ray.address, what="the ray backend")
+        pool = SelfPlayPool(int(processes), ray, self.config.ray.num_cpus_per_worker)
         try:
             while model.num_timesteps < target or self.state.pending:
                 if not self._generation(callback, pool):
@@ -322,6 +364,8 @@ class AlphaZeroTrainer:
         for name, value in values.items():
             record(f"alphazero/{name}", value)
         record("time/total_timesteps", self.model.num_timesteps)
+        # as SB3 logs it: seconds since this session's training started (recipe_curves.py reads it)
+        record("time/time_elapsed", int(time.perf_counter() - self.started))
         self.model.logger.dump(self.model.num_timesteps)
         self.say(
             f"generation {self.state.generation}: {values['games']} games, {values['positions']:,} positions "

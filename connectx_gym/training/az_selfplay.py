@@ -34,6 +34,7 @@ import numpy as np
 from connectx_gym.search.puct import TreeSearch
 from connectx_gym.search.puct_board import SearchBoard
 from connectx_gym.search.targets import search_targets
+from connectx_gym.training.gumbel import GumbelSearch
 
 #: the per-sample arrays of ``Samples``
 FIELDS = ("stones", "policy", "q", "z", "proven")
@@ -52,6 +53,10 @@ class SelfPlaySettings:
     noise_alpha: float = 1.0
     noise_fraction: float = 0.25
     temperature_moves: int = 8
+    #: ``visits`` (PUCT at the root, the visit distribution) or ``gumbel`` (Gumbel AlphaZero's root)
+    policy_target: str = "visits"
+    #: Gumbel: the moves kept for sequential halving
+    considered: int = 16
 
 
 @dataclass
@@ -118,7 +123,8 @@ def play_games(
     games were started, and ``stats``: games, positions, leaf evaluations and the seconds spent."""
     started = time.perf_counter()
     search_board = SearchBoard(*board)
-    search = TreeSearch(
+    gumbel = settings.policy_target == "gumbel"
+    search = (GumbelSearch if gumbel else TreeSearch)(
         search_board,
         evaluate,
         c_puct=settings.c_puct,
@@ -137,14 +143,21 @@ def play_games(
             if game.root is None:
                 game.root = search.root(game.own, game.mask)
             roots.append(game.root)
-        search.run(roots, simulations=settings.simulations, noise=noise, rngs=[g.rng for g in live] if noise else None)
+        if gumbel:
+            chosen = _gumbel_moves(search, live, settings)
+        else:
+            rngs = [g.rng for g in live] if noise else None
+            search.run(roots, simulations=settings.simulations, noise=noise, rngs=rngs)
         still = []
         for game in live:
-            temperature = 1.0 if game.plies < settings.temperature_moves else 0.0
-            result = search.result(game.root, temperature=temperature, rng=game.rng)
-            policy, q = search_targets(result)
-            game.rows.append((game.own, game.mask, policy, q, result.proven is not None))
-            column = result.move
+            if gumbel:
+                column, policy, q, exact = chosen[game.index]
+            else:
+                temperature = 1.0 if game.plies < settings.temperature_moves else 0.0
+                result = search.result(game.root, temperature=temperature, rng=game.rng)
+                policy, q = search_targets(result)
+                column, exact = result.move, result.proven is not None
+            game.rows.append((game.own, game.mask, policy, q, exact))
             bit = (game.mask + search_board.bottom_cells[column]) & search_board.column_masks[column]
             mover = game.own | bit
             game.plies += 1
@@ -165,6 +178,28 @@ def play_games(
         live = still
     done.sort(key=lambda game: game.index)
     return _samples(done, search_board, search.evaluations, time.perf_counter() - started)
+
+
+def _gumbel_moves(search: GumbelSearch, live: list[_Game], settings: SelfPlaySettings) -> dict:
+    """Per game index ``(column, policy target, value target, proven)`` of a Gumbel search of every live root."""
+    search.run([game.root for game in live], simulations=0)  # evaluates the fresh roots, nothing more
+    chosen, open_games = {}, []
+    for game in live:
+        if game.root.proven is not None:  # the proof decides: all the mass on the proven move
+            result = search.result(game.root)
+            policy, q = search_targets(result)
+            chosen[game.index] = (result.move, policy, q, True)
+        else:
+            open_games.append(game)
+    if open_games:
+        found = search.search_roots(
+            [g.root for g in open_games], settings.simulations, [g.rng for g in open_games], settings.considered
+        )
+        for game, (column, improved, value) in zip(open_games, found):
+            policy = np.zeros(search.board.columns, dtype=np.float32)
+            policy[game.root.moves] = improved
+            chosen[game.index] = (column, policy, value, False)
+    return chosen
 
 
 def _samples(games: list[_Game], board: SearchBoard, evaluations: int, seconds: float) -> Samples:
