@@ -114,25 +114,9 @@ def build_student(config, seed: int):
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
-    from sb3_contrib import MaskablePPO
+    from connectx_gym.training.builders import build_board_env, new_network_model
 
-    from connectx_gym.training.builders import build_board_env
-    from connectx_gym.training.policy import config_policy_kwargs
-
-    board = env_board(config)
-    venv = build_board_env(config, seed)
-    model = MaskablePPO(
-        "MlpPolicy",
-        venv,
-        policy_kwargs=config_policy_kwargs(config.policy),
-        n_steps=config.ppo.n_steps,
-        batch_size=config.ppo.n_steps,
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
-    model.connectx_board = board
-    return model
+    return new_network_model(config, build_board_env(config, seed), seed)
 
 
 def _open_work(args: argparse.Namespace, settings: dict, saved_at):

@@ -107,26 +107,34 @@ def build_board_env(config: Config, seed: int):
 def build_network_model(config: Config, venv: Any, resume: tuple[int, Path] | None):
     """A ``MaskablePPO`` that holds the ``policy`` section's network for AlphaZero's loop (its PPO settings
     unused), new, from ``train.init_from``, or loaded from the checkpoint in ``resume``."""
+    if resume:
+        model = load_model(resume[1], env=venv, device=config.train.device)
+        model.connectx_board = env_board(config)
+        return model
+    model = new_network_model(config, venv, config.train.seed, config.train.device)
+    if config.train.init_from:
+        start_from_checkpoint(model, config.train.init_from)
+    return model
+
+
+def new_network_model(config: Config, venv: Any, seed: int, device: str = "cpu"):
+    """A fresh ``MaskablePPO`` with the ``policy`` section's network on the config's board, its PPO settings
+    unused (AlphaZero's loop, ``distil``'s student)."""
     # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
     from sb3_contrib import MaskablePPO
 
     from connectx_gym.training.policy import config_policy_kwargs
 
-    if resume:
-        model = load_model(resume[1], env=venv, device=config.train.device)
-    else:
-        model = MaskablePPO(
-            "MlpPolicy",
-            venv,
-            policy_kwargs=config_policy_kwargs(config.policy),
-            n_steps=config.ppo.n_steps,
-            batch_size=config.ppo.n_steps,
-            seed=config.train.seed,
-            device=config.train.device,
-            verbose=0,
-        )
-        if config.train.init_from:
-            start_from_checkpoint(model, config.train.init_from)
+    model = MaskablePPO(
+        "MlpPolicy",
+        venv,
+        policy_kwargs=config_policy_kwargs(config.policy),
+        n_steps=config.ppo.n_steps,
+        batch_size=config.ppo.n_steps,
+        seed=seed,
+        device=device,
+        verbose=0,
+    )
     model.connectx_board = env_board(config)
     return model
 
