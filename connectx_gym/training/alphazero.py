@@ -36,7 +36,6 @@ resumed run ends with the weights of an uninterrupted one.
 from __future__ import annotations
 
 import copy
-import io
 import sys
 import time
 from multiprocessing import get_context
@@ -48,13 +47,13 @@ import torch
 
 from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.inference.numpy_policy import NumpyPolicy, from_sb3_model
-from connectx_gym.runtime.files import write_atomic
 from connectx_gym.runtime.processes import single_threaded_blas, single_threaded_children
 from connectx_gym.runtime.ray_cluster import connect
 from connectx_gym.runtime.stopping import ignore_stop_signals
-from connectx_gym.training.az_selfplay import FIELDS, Samples, SelfPlaySettings, play_games, value_targets
-from connectx_gym.training.policy import masked_forward
-from connectx_gym.training.replay_window import ReplayWindow
+from connectx_gym.training.az_selfplay import FIELDS, STATS, Samples, SelfPlaySettings, play_games, value_targets
+from connectx_gym.training.distillation import fit_step
+from connectx_gym.training.progress import ProgressBarCallback
+from connectx_gym.training.replay_window import ReplayWindow, write_npz
 
 #: the state file in the run directory, written right before every checkpoint
 STATE_NAME = "alphazero_state.npz"
@@ -140,46 +139,37 @@ class SelfPlayPool:
 
 class AlphaZeroState:
     """What an AlphaZero run carries across a restart besides the model: the replay window, the generation
-    and the chunks of it played so far (their samples), and the step they were saved at.
+    and the chunks of it played so far (their samples), and the step they were saved at; restored from
+    ``run_dir`` when resuming, as :class:`~connectx_gym.training.run_state.RunState` is for PPO.
 
-    :param model: the model whose step count is saved with the state
+    :param resume: the ``(step, checkpoint)`` being resumed from, or None for a fresh run
+    :raises UserError: resuming without the state file, or with one saved with another checkpoint
     """
 
     FILE = STATE_NAME
 
-    def __init__(self, run_dir: Path, window: int, model: Any = None) -> None:
+    def __init__(self, config: Any, run_dir: Path, resume: tuple[int, Path] | None) -> None:
         self.run_dir = run_dir
-        self.model = model
-        self.window = ReplayWindow(window)
+        self.window = ReplayWindow(config.alphazero.window)
         self.generation = 0
         #: samples of the current generation's chunks played so far, in chunk order
         self.pending: list[Samples] = []
-        #: a progress bar, checkpoints and evaluation are no part of the AlphaZero loop's own state
-        self.curriculum = None
-        self.pool = None
+        if resume:
+            self.restore(resume[0])
 
-    def save(self) -> None:
+    def save(self, step: int | None = None) -> None:
+        """Write the state atomically, before the checkpoint of ``step``."""
         arrays: dict[str, np.ndarray] = {
-            "step": np.array(-1 if self.model is None else self.model.num_timesteps),
+            "step": np.array(-1 if step is None else step),
             "generation": np.array(self.generation),
-            "window_size": np.array(self.window.generations),
             "chunks": np.array(len(self.pending)),
+            **self.window.to_arrays("window_"),
         }
-        for i, (stones, policy, values) in enumerate(self.window.parts):
-            arrays[f"window_stones_{i}"], arrays[f"window_policy_{i}"], arrays[f"window_values_{i}"] = (
-                stones,
-                policy,
-                values,
-            )
         for i, part in enumerate(self.pending):
             for name in FIELDS:
                 arrays[f"pending_{name}_{i}"] = getattr(part, name)
-            arrays[f"pending_stats_{i}"] = np.array(
-                [part.stats.get(k, 0) for k in ("games", "positions", "evaluations", "seconds")]
-            )
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        write_atomic(self.run_dir / self.FILE, buffer.getvalue())
+            arrays[f"pending_stats_{i}"] = np.array([part.stats.get(key, 0) for key in STATS])
+        write_npz(self.run_dir / self.FILE, arrays)
 
     def restore(self, step: int) -> None:
         """Load the state saved with the checkpoint of ``step``.
@@ -197,17 +187,11 @@ class AlphaZeroState:
                     "resume from that checkpoint"
                 )
             self.generation = int(data["generation"])
-            self.window = ReplayWindow(int(data["window_size"]))
-            count = sum(1 for name in data.files if name.startswith("window_stones_"))
-            self.window.parts = [
-                (data[f"window_stones_{i}"], data[f"window_policy_{i}"], data[f"window_values_{i}"])
-                for i in range(count)
-            ]
+            self.window = ReplayWindow.from_arrays(data, "window_")
             self.pending = []
             for i in range(int(data["chunks"])):
                 part = Samples(*(data[f"pending_{name}_{i}"] for name in FIELDS))
-                stats = data[f"pending_stats_{i}"].tolist()
-                part.stats = dict(zip(("games", "positions", "evaluations", "seconds"), stats))
+                part.stats = dict(zip(STATS, data[f"pending_stats_{i}"].tolist()))
                 self.pending.append(part)
 
 
@@ -225,7 +209,6 @@ class AlphaZeroTrainer:
         self.config = config
         self.section = config.alphazero
         self.state = state
-        state.model = model
         env = config.env
         self.board = (env.rows, env.columns, env.inarow)
         self.settings = settings_of(self.section)
@@ -237,12 +220,14 @@ class AlphaZeroTrainer:
         """Run generations until the model has ``total_timesteps`` more steps (positions), finishing a generation
         begun before a stop whatever the budget; ``callback`` is an SB3 ``CallbackList``, told after every chunk."""
         model = self.model
+        if total_timesteps <= 0 and not self.state.pending:
+            return model
         self.started = time.perf_counter()
         target = model.num_timesteps + total_timesteps
         callback.init_callback(model)
         callback.on_training_start(locals(), globals())
-        for item in getattr(callback, "callbacks", ()):
-            if hasattr(item, "write"):
+        for item in callback.callbacks:
+            if isinstance(item, ProgressBarCallback):  # the generation's line must not break the bar
                 self.say = item.write
         mp = self.config.multiprocessing
         processes = mp.num_processes if mp.use_multiprocessing else 1
@@ -286,8 +271,7 @@ class AlphaZeroTrainer:
         selfplay_seconds = time.perf_counter() - started - callback_seconds
         played = Samples.join(state.pending)
         tick = time.perf_counter()
-        window = ReplayWindow(state.window.generations)
-        window.parts = list(state.window.parts)
+        window = state.window.copy()
         window.add(played.stones, played.policy, value_targets(played, section.value_target))
         data = window.training_set(mirror=section.mirror)
         losses = self._fit(data, state.generation)
@@ -320,13 +304,9 @@ class AlphaZeroTrainer:
                 policy_total = value_total = 0.0
                 for start in range(0, len(planes), section.batch_size):
                     idx = order[start : start + section.batch_size]
-                    predicted, distribution = masked_forward(policy, planes[idx], masks[idx])
-                    log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
-                    cross_entropy = -(targets[idx] * log_probs).sum(dim=1).mean()
-                    squared = torch.nn.functional.mse_loss(predicted.squeeze(1), values[idx])
-                    optimizer.zero_grad()
-                    (cross_entropy + squared).backward()
-                    optimizer.step()
+                    cross_entropy, squared = fit_step(
+                        policy, optimizer, planes[idx], masks[idx], targets[idx], values[idx]
+                    )
                     policy_total += cross_entropy.item() * len(idx)
                     value_total += squared.item() * len(idx)
                 policy_loss, value_loss = policy_total / len(planes), value_total / len(planes)

@@ -38,6 +38,8 @@ from connectx_gym.training.gumbel import GumbelSearch
 
 #: the per-sample arrays of ``Samples``
 FIELDS = ("stones", "policy", "q", "z", "proven")
+#: what ``Samples.stats`` counts
+STATS = ("games", "positions", "evaluations", "seconds")
 #: how the value target is made from the game's outcome z and the search's root value q
 VALUE_TARGETS = ("z", "q", "mix")
 
@@ -72,16 +74,6 @@ class Samples:
 
     def __len__(self) -> int:
         return len(self.stones)
-
-    @classmethod
-    def empty(cls, rows: int, columns: int) -> Samples:
-        return cls(
-            np.zeros((0, 2, rows, columns), np.uint8),
-            np.zeros((0, columns), np.float32),
-            np.zeros(0, np.float32),
-            np.zeros(0, np.float32),
-            np.zeros(0, bool),
-        )
 
     @classmethod
     def join(cls, parts: list[Samples]) -> Samples:
@@ -224,5 +216,5 @@ def _samples(games: list[_Game], board: SearchBoard, evaluations: int, seconds: 
         np.array(z, dtype=np.float32),
         np.array(proven, dtype=bool),
     )
-    samples.stats = {"games": len(games), "positions": len(samples), "evaluations": evaluations, "seconds": seconds}
+    samples.stats = dict(zip(STATS, (len(games), len(samples), evaluations, seconds)))
     return samples

@@ -161,20 +161,13 @@ class PolicyFit:
         # deferred: torch takes seconds to import; callers that never fit or load weights do not pay for it
         import torch
 
-        from connectx_gym.training.policy import masked_forward
-
         x, m, p, v = self.x, self.m, self.p, self.v
         self.policy.set_training_mode(True)
         total, order = 0.0, torch.as_tensor(self.rng.permutation(len(x)))
         for start in range(0, len(x), self.batch):
             idx = order[start : start + self.batch]
-            values, distribution = masked_forward(self.policy, x[idx], m[idx])
-            log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
-            loss = -(p[idx] * log_probs).sum(dim=1).mean() + torch.nn.functional.mse_loss(values.squeeze(1), v[idx])
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item() * len(idx)
+            cross_entropy, squared = fit_step(self.policy, self.optimizer, x[idx], m[idx], p[idx], v[idx])
+            total += (cross_entropy + squared).item() * len(idx)
         self.policy.set_training_mode(False)
         self.epoch += 1
         return total / len(x)
@@ -196,6 +189,24 @@ class PolicyFit:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.epoch = int(state["epoch"])
+
+
+def fit_step(policy: Any, optimizer: Any, planes: Any, masks: Any, targets: Any, values: Any) -> tuple[Any, Any]:
+    """One Adam step of ``policy`` on a minibatch (torch tensors): cross-entropy of its masked move distribution
+    to ``targets`` plus squared error of its value to ``values``; returns the two loss terms (tensors)."""
+    # deferred: torch takes seconds to import; callers that never fit or load weights do not pay for it
+    import torch
+
+    from connectx_gym.training.policy import masked_forward
+
+    predicted, distribution = masked_forward(policy, planes, masks)
+    log_probs = distribution.distribution.logits  # normalised, masked ones ~ -1e8
+    cross_entropy = -(targets * log_probs).sum(dim=1).mean()
+    squared = torch.nn.functional.mse_loss(predicted.squeeze(1), values)
+    optimizer.zero_grad()
+    (cross_entropy + squared).backward()
+    optimizer.step()
+    return cross_entropy, squared
 
 
 def fit_policy(

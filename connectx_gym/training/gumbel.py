@@ -86,8 +86,8 @@ class GumbelSearch(TreeSearch):
         for state in states:
             scores = self._scores(state)
             move_index = max(state["survivors"], key=lambda i: scores[i])
-            q, v_mix = self._completed(state)
-            improved = state["logits"] + self._sigma(q, state)
+            q, v_mix, visits = self._completed(state)
+            improved = state["logits"] + self._sigma(q, visits)
             improved = np.exp(improved - improved.max())
             improved /= improved.sum()
             out.append((state["root"].moves[move_index], improved, v_mix))
@@ -106,6 +106,7 @@ class GumbelSearch(TreeSearch):
         return 0.0, False
 
     def _completed(self, state):
+        """The completed Q of every move from the root's side, ``v_mix``, and the visits per move."""
         root, children = state["root"], state["children"]
         priors = np.asarray(root.priors, dtype=np.float64)
         q, known = np.zeros(len(children)), np.zeros(len(children), dtype=bool)
@@ -121,15 +122,15 @@ class GumbelSearch(TreeSearch):
         else:
             v_mix = value
         q = np.where(known, q, v_mix)
-        state["visits"] = visits
-        return q, float(np.clip(v_mix, -1.0, 1.0))
+        return q, float(np.clip(v_mix, -1.0, 1.0)), visits
 
     @staticmethod
-    def _sigma(q, state):
+    def _sigma(q, visits):
         low, high = q.min(), q.max()
         scaled = (q - low) / (high - low) if high > low else np.zeros_like(q)
-        return (C_VISIT + state["visits"].max()) * C_SCALE * scaled
+        return (C_VISIT + visits.max()) * C_SCALE * scaled
 
     def _scores(self, state):
-        q, _ = self._completed(state)
-        return state["gumbel"] + state["logits"] + self._sigma(q, state)
+        """Sequential halving's score of every move: ``g + logit + sigma(completed q)``."""
+        q, _, visits = self._completed(state)
+        return state["gumbel"] + state["logits"] + self._sigma(q, visits)

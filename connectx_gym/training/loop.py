@@ -1,7 +1,8 @@
 """One training run from a validated config to its final model: ``run``, and the ``TrainResult`` it returns.
 
-``run`` writes the config into the run directory, builds the vec env and the model (new, or the
-checkpoint being resumed), trains with the callbacks of ``make_callbacks`` and saves a last
+``run`` writes the config into the run directory, builds the run state, the vec env and the model (new,
+or the checkpoint being resumed) of the trainer ``train.algorithm`` names (:func:`trainer_of`: PPO or
+AlphaZero's loop, the only part of a run that differs), trains with the callbacks of ``make_callbacks`` and saves a last
 checkpoint and the final model. Ctrl-C (and SIGTERM and SIGHUP, which the train command turns into
 :class:`~connectx_gym.runtime.stopping.Stopped`) saves a checkpoint and returns a result that names
 the signal; a failed env worker saves one and raises
@@ -80,40 +81,26 @@ def run(
     from connectx_gym.runtime.quiet import quiet_import_sb3
 
     quiet_import_sb3()
-    from connectx_gym.training.alphazero import AlphaZeroState, AlphaZeroTrainer
     from connectx_gym.training.progress import close_progress_bars
     from connectx_gym.training.run_callbacks import make_callbacks
 
     check_writable(run_dir)
     start_step = resume[0] if resume else 0
-    alphazero = config.train.algorithm == "alphazero"
-    if alphazero:
-        state: Any = AlphaZeroState(run_dir, config.alphazero.window)
-        if resume:
-            state.restore(start_step)
-    else:
-        state = RunState(config, run_dir, resume)
+    trainer = trainer_of(config.train.algorithm)
+    state = trainer.state(config, run_dir, resume)
     save_config(config, run_dir / CONFIG_NAME)
     print(f"run directory: {run_dir}", file=sys.stderr)
-    if alphazero:
-        venv = build_board_env(config, config.train.seed + start_step)
-    else:
-        venv = build_vec_env(config, config.train.seed + start_step, opponent=state.opponent)
+    venv = trainer.envs(config, config.train.seed + start_step, state)
     model = callbacks = None
     try:
         if resume:
             print(f"resuming from {resume[1]} (step {start_step})", file=sys.stderr)
-        model = (build_network_model if alphazero else build_model)(config, venv, resume)
-        if alphazero:
-            state.model = model  # the state is saved with the step of the checkpoint it goes with
+        model = trainer.model(config, venv, resume)
         model.set_logger(make_logger(config, run_dir, resuming=bool(resume)))
         callbacks = make_callbacks(config, run_dir, start_step, state, report)
         remaining = config.train.total_timesteps - start_step
         started = time.perf_counter()
-        if alphazero and (remaining > 0 or state.pending):  # a generation stopped halfway is finished
-            AlphaZeroTrainer(model, config, state).learn(remaining, callbacks)
-        elif remaining > 0:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
+        trainer.learn(model, config, state, remaining, callbacks)
         elapsed = time.perf_counter() - started
         checkpoint = save_checkpoint(model, run_dir, state)
         final_model = run_dir / FINAL_MODEL_NAME
@@ -138,6 +125,50 @@ def run(
         raise _failed(error, model, run_dir, state) from error
     finally:
         venv.close()
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """What :func:`run` needs of one kind of trainer (``train.algorithm``); the rest of a run (the run directory,
+    logger, callbacks, checkpoints, stopping and resuming) is shared.
+
+    :param state: ``(config, run_dir, resume) ->`` what the run carries besides the model, restored when resuming
+    :param envs: ``(config, seed, state) ->`` the vec env the model is built on
+    :param model: ``(config, venv, resume) ->`` the model, new or loaded
+    :param learn: ``(model, config, state, remaining steps, callbacks)``: train (a no-op with nothing left to do)
+    """
+
+    state: Callable[..., Any]
+    envs: Callable[..., Any]
+    model: Callable[..., Any]
+    learn: Callable[..., None]
+
+
+def trainer_of(algorithm: str) -> Trainer:
+    """The trainer of ``train.algorithm``: MaskablePPO (``ppo``) or AlphaZero's loop (``alphazero``)."""
+    if algorithm == "alphazero":
+        # deferred: the loop's module imports torch, and run() imports SB3 first, quietly
+        from connectx_gym.training.alphazero import AlphaZeroState, AlphaZeroTrainer
+
+        return Trainer(
+            state=AlphaZeroState,
+            envs=lambda config, seed, state: build_board_env(config, seed),
+            model=build_network_model,
+            learn=lambda model, config, state, remaining, callbacks: AlphaZeroTrainer(model, config, state).learn(
+                remaining, callbacks
+            ),
+        )
+    return Trainer(
+        state=RunState,
+        envs=lambda config, seed, state: build_vec_env(config, seed, opponent=state.opponent),
+        model=build_model,
+        learn=_learn_ppo,
+    )
+
+
+def _learn_ppo(model: Any, config: Config, state: RunState, remaining: int, callbacks: Any) -> None:
+    if remaining > 0:
+        model.learn(remaining, callback=callbacks, reset_num_timesteps=False)
 
 
 def _failed(error: WorkerError, model: Any, run_dir: Path, state: Any) -> TrainingFailed:

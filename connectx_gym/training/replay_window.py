@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,21 +106,46 @@ class ReplayWindow:
         planes, masks = full_planes(stones[first[order]])
         return TrainingSet(planes, masks, mean_policy, mean_values, count)
 
+    def copy(self) -> ReplayWindow:
+        """A window holding the same generations (the arrays are shared: they are never written in place)."""
+        window = ReplayWindow(self.generations)
+        window.parts = list(self.parts)
+        return window
+
     # ------------------------------------------------------------------ saving
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The window as named arrays (``prefix`` starts every name), for an ``.npz`` of its own or another's."""
+        arrays = {f"{prefix}generations": np.array(self.generations)}
+        for i, (stones, policy, values) in enumerate(self.parts):
+            arrays[f"{prefix}stones_{i}"] = stones
+            arrays[f"{prefix}policy_{i}"] = policy
+            arrays[f"{prefix}values_{i}"] = values
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, data: Any, prefix: str = "") -> ReplayWindow:
+        """The window of :meth:`to_arrays`'s names in ``data`` (a loaded ``.npz`` or a dict)."""
+        window = cls(int(data[f"{prefix}generations"]))
+        count = sum(1 for name in data if name.startswith(f"{prefix}stones_"))
+        window.parts = [
+            (data[f"{prefix}stones_{i}"], data[f"{prefix}policy_{i}"], data[f"{prefix}values_{i}"])
+            for i in range(count)
+        ]
+        return window
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the window to ``path`` atomically (a stop while writing leaves the previous file)."""
-        arrays = {"generations": np.array(self.generations)}
-        for i, (stones, policy, values) in enumerate(self.parts):
-            arrays[f"stones_{i}"], arrays[f"policy_{i}"], arrays[f"values_{i}"] = stones, policy, values
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        write_atomic(path, buffer.getvalue())
+        write_npz(path, self.to_arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReplayWindow:
         """The window saved at ``path`` (no pickles are read)."""
         with np.load(path, allow_pickle=False) as data:
-            window = cls(int(data["generations"]))
-            count = sum(1 for name in data.files if name.startswith("stones_"))
-            window.parts = [(data[f"stones_{i}"], data[f"policy_{i}"], data[f"values_{i}"]) for i in range(count)]
-        return window
+            return cls.from_arrays(data)
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write named arrays to a compressed ``.npz`` at ``path`` atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())

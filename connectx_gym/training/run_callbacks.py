@@ -51,7 +51,7 @@ def make_callbacks(
     stats = EpisodeStatsCallback() if ppo else None
     bar = None
     if config.logging.progress_bar:
-        bar = ProgressBarCallback(train.total_timesteps, start_step, stats, state.curriculum)
+        bar = ProgressBarCallback(train.total_timesteps, start_step, stats, state.curriculum if ppo else None)
     schedule = None
     if ppo:
         schedule = OpponentScheduleCallback(

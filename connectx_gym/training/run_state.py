@@ -47,15 +47,18 @@ class RunState:
         """The opponent the envs should face now."""
         return self.curriculum.opponent if self.curriculum.active else None
 
-    def save(self) -> None:
+    def save(self, step: int | None = None) -> None:
+        """Write the state atomically, before the checkpoint of ``step`` (the curriculum and the pool do not
+        depend on the step)."""
         state: dict[str, Any] = {"stage": self.curriculum.stage}
         if self.pool is not None:
             state["pool"] = self.pool.state()
         write_atomic(self.run_dir / self.FILE, pickle.dumps(state))
 
 
-def save_checkpoint(model: Any, run_dir: Path, state: RunState | None) -> Path:
-    """Save ``state`` (if any), then the model as the checkpoint of its current step; returns its path."""
+def save_checkpoint(model: Any, run_dir: Path, state: Any) -> Path:
+    """Save ``state`` (if any: a :class:`RunState` or another trainer's, with ``save(step)``), then the model as
+    the checkpoint of its current step; returns its path."""
     if state is not None:
-        state.save()
+        state.save(model.num_timesteps)
     return save_model(model, checkpoint_path(run_dir, model.num_timesteps))
