@@ -1,19 +1,25 @@
 """Is the network's size what holds the student under its teacher? A supervised probe of capacity.
 
-Positions come from games of a checkpoint's own sampled policy (a few random moves first). Each is
-labelled as the ``mcts`` kickstarting teacher labels it: 64 simulations over that checkpoint, its
-visit distribution and root value (the sampling and labelling of ``python -m connectx_gym.distil``,
-``connectx_gym.training.distillation``). Each of ``--networks`` (the
-trainer's ``BoardCNN`` with policy and value heads as SB3 builds them) is fitted from scratch to
+Positions come from games of a checkpoint's own sampled policy (a few random moves first). With
+``--labels mcts`` (the default) each is labelled as the ``mcts`` kickstarting teacher labels it:
+``--simulations`` over that checkpoint, its visit distribution and root value (the sampling and
+labelling of ``python -m connectx_gym.distil``, ``connectx_gym.training.distillation``). With
+``--labels solver`` (6x7 only, the ``[solver]`` extra) the perfect solver labels them: an even
+distribution over its best moves and the sign of the position's value: what the network could hold
+with perfect targets, the capacity ceiling. Each of ``--networks`` (the trainer's ``BoardCNN``, plain
+or with residual blocks, with policy and value heads as SB3 builds them) is fitted from scratch to
 those targets for the same number of epochs. Each is then graded on the shipped labelled positions
-(greedy perfect/good moves and its value's sign), beside the teacher itself and the checkpoint.
+(greedy perfect/good moves and its value's sign; the shipped positions and their mirror images are
+left out of the fitted ones), beside the checkpoint and, with mcts labels, the teacher itself.
 
     python benchmarks/capacity_probe.py models/pretrained/model.zip [--positions 40000] [--epochs 10]
-        [--networks 64,64:128 64,64,64,64:128 128,128,128:256] [--simulations 64] [--seed 0]
+        [--networks 64,64:128 64,64,64,64:128 64+2:128] [--labels mcts|solver] [--simulations 64] [--seed 0]
 
-If a larger network fits the same targets better on the held-out shipped positions, the network's
-size is a limit; if both land together under the teacher, the data or the compute is. Prints a
-table, then one JSON object as the last line.
+A network is CHANNELS[+BLOCKS]:HEAD_UNITS: ``64,64:128`` is the shipped shape, ``64+2:128`` a 64-wide
+convolution then 2 residual blocks (``policy.res_blocks``). If a larger network fits the same
+targets better on the held-out shipped positions, the network's size is a limit; if both land
+together under the teacher, the data or the compute is. Prints a table, then one JSON object as the
+last line.
 """
 
 from __future__ import annotations
@@ -29,14 +35,15 @@ from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.training.distillation import Dataset, label_chunk, label_positions, sample_positions
 
 
-def build_net(shape, channels, heads: int):
-    """The trainer's ``BoardCNN`` with a policy and a value head of ``heads`` units each, as SB3 builds them."""
+def build_net(shape, channels, heads: int, blocks: int = 0):
+    """The trainer's ``BoardCNN`` (``blocks`` residual blocks after the convolutions) with a policy and a
+    value head of ``heads`` units each, as SB3 builds them."""
     import torch
     from gymnasium import spaces
 
     from connectx_gym.training.policy import BoardCNN
 
-    features = BoardCNN(spaces.Box(0, 1, shape=shape, dtype=np.float32), channels=channels)
+    features = BoardCNN(spaces.Box(0, 1, shape=shape, dtype=np.float32), channels=channels, res_blocks=blocks)
     width = features.features_dim
 
     def head(out: int):
@@ -82,13 +89,48 @@ def grade_net(net, labels) -> dict[str, float]:
     return move_and_value_rates(labels, logits.argmax(axis=1).tolist(), values)
 
 
-def parse_network(text: str) -> tuple[tuple[int, ...], int]:
-    """``"64,64:128"`` -> ``((64, 64), 128)``; ValueError unless every number is positive."""
-    channels, heads = text.split(":")
+def parse_network(text: str) -> tuple[tuple[int, ...], int, int]:
+    """``"64,64:128"`` -> ``((64, 64), 0, 128)``, ``"64+2:128"`` -> ``((64,), 2, 128)``; ValueError unless
+    every number is positive (the blocks may be 0)."""
+    layers, heads = text.split(":")
+    channels, _, blocks = layers.partition("+")
     size = tuple(int(c) for c in channels.split(","))
-    if not size or min(size) < 1 or int(heads) < 1:
+    count = int(blocks) if blocks else 0
+    if not size or min(size) < 1 or int(heads) < 1 or count < 0:
         raise ValueError(text)
-    return size, int(heads)
+    return size, count, int(heads)
+
+
+def solver_targets(positions, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The perfect solver's labels: an even distribution over the best moves, and the sign of the best
+    move's score (the position's value for the side to move)."""
+    from connectx_gym.search.solver import Oracle, best_columns
+
+    oracle = Oracle()
+    targets = np.zeros((len(positions), columns), dtype=np.float32)
+    values = np.zeros(len(positions), dtype=np.float32)
+    for i, position in enumerate(positions):
+        scores = oracle.scores(position)
+        best = best_columns(scores)
+        targets[i, best] = 1.0 / len(best)
+        values[i] = np.sign(max(s for s in scores if s is not None))
+    return targets, values
+
+
+def held_out(positions, labels):
+    """``positions`` without the shipped labelled ones and their mirror images."""
+
+    def boards(position):
+        board = np.asarray(position.to_kaggle()).reshape(position.geometry.rows, -1)
+        return board.tobytes(), board[:, ::-1].tobytes()
+
+    shipped = {key for position in labels.positions() for key in boards(position)}
+    return [p for p in positions if boards(p)[0] not in shipped]
+
+
+def describe(size, blocks: int, heads: int) -> str:
+    residual = f" + {blocks} residual block{'s' if blocks > 1 else ''}" if blocks else ""
+    return f"CNN {list(size)}{residual}, heads {heads}"
 
 
 def main() -> None:
@@ -102,56 +144,74 @@ def main() -> None:
         "--networks",
         nargs="+",
         default=["64,64:128", "64,64,64,64:128", "128,128,128:256"],
-        help="each network as CHANNELS:HEAD_UNITS (default: the shipped 64,64:128, a deeper and a wider one)",
+        help="each network as CHANNELS[+BLOCKS]:HEAD_UNITS (default: the shipped 64,64:128, a deeper and a wider one)",
     )
+    parser.add_argument("--labels", choices=["mcts", "solver"], default="mcts")
     parser.add_argument("--simulations", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:
         networks = [parse_network(text) for text in args.networks]
     except ValueError:
-        parser.error(f"--networks takes CHANNELS:HEAD_UNITS such as 64,64:128, got {args.networks}")
+        parser.error(
+            f"--networks takes CHANNELS[+BLOCKS]:HEAD_UNITS such as 64,64:128 or 64+2:128, not {args.networks}"
+        )
     if args.positions < 1 or args.epochs < 1 or args.simulations < 1:
         parser.error("--positions, --epochs and --simulations must be positive")
     torch.set_num_threads(2)
     policy, labels = load_checkpoint(args.checkpoint), load_positions()
     rows, clock = [], time.perf_counter()
-    positions = sample_positions(policy, args.positions, args.seed)
-    targets, values = label_positions(args.checkpoint, positions, args.simulations)
+    positions = held_out(sample_positions(policy, args.positions, args.seed), labels)
+    if args.labels == "solver":
+        targets, values = solver_targets(positions, policy.board["columns"])
+        source = "the perfect solver"
+    else:
+        targets, values = label_positions(args.checkpoint, positions, args.simulations)
+        source = f"{args.simulations} simulations"
     data = Dataset.of(positions, targets, values)
-    print(
-        f"{len(positions)} positions labelled by {args.simulations} simulations in {time.perf_counter() - clock:.0f} s"
-    )
+    print(f"{len(positions)} positions labelled by {source} in {time.perf_counter() - clock:.0f} s", flush=True)
     rows.append({"network": "the checkpoint itself", **greedy_rates(policy, labels)})
-    teacher = label_chunk((args.checkpoint, args.simulations, labels.positions()))
-    moves = [int(np.argmax(p)) for p, _ in teacher]
-    rows.append(
-        {
-            "network": f"its {args.simulations}-simulation teacher",
-            **move_and_value_rates(labels, moves, [v for _, v in teacher]),
-        }
-    )
-    for size, heads in networks:
+    if args.labels == "mcts":
+        teacher = label_chunk((args.checkpoint, args.simulations, labels.positions()))
+        moves = [int(np.argmax(p)) for p, _ in teacher]
+        rows.append(
+            {
+                "network": f"its {args.simulations}-simulation teacher",
+                **move_and_value_rates(labels, moves, [v for _, v in teacher]),
+            }
+        )
+    for size, blocks, heads in networks:
         torch.manual_seed(args.seed)  # the initial weights too: the same seed gives the same table
-        net = build_net(data.planes.shape[1:], size, heads)
+        net = build_net(data.planes.shape[1:], size, heads, blocks)
         params = sum(p.numel() for p in net.parameters())
         start = time.perf_counter()
         loss = fit(net, data.planes, data.masks, data.targets, data.values, args.epochs, args.seed)
         rows.append(
             {
-                "network": f"CNN {list(size)}, heads {heads}: {params / 1e3:.0f}k parameters",
+                "network": f"{describe(size, blocks, heads)}: {params / 1e3:.0f}k parameters",
                 "loss": round(loss, 4),
                 "fit_seconds": round(time.perf_counter() - start, 1),
                 **grade_net(net, labels),
             }
         )
-    print(f"{'network':<48} perfect   good   value decided   value lost")
+        print(f"fitted {rows[-1]['network']} in {rows[-1]['fit_seconds']:.0f} s", flush=True)
+    print(f"{'network':<64} perfect   good   value decided   value lost")
     for row in rows:
         print(
-            f"{row['network']:<48} {100 * row['perfect']:6.1f}% {100 * row['good']:6.1f}% "
+            f"{row['network']:<64} {100 * row['perfect']:6.1f}% {100 * row['good']:6.1f}% "
             f"{100 * row['value_decided']:12.1f}% {100 * row['value_lost']:11.1f}%"
         )
-    print(json.dumps({"checkpoint": args.checkpoint, "positions": len(positions), "epochs": args.epochs, "rows": rows}))
+    print(
+        json.dumps(
+            {
+                "checkpoint": args.checkpoint,
+                "labels": args.labels,
+                "positions": len(positions),
+                "epochs": args.epochs,
+                "rows": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

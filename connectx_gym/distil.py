@@ -105,6 +105,8 @@ def _elapsed(start: float) -> str:
 
 def _shape(policy) -> str:
     layers = f"CNN {list(policy.cnn_channels)}" if policy.features == "cnn" else "MLP"
+    if policy.features == "cnn" and policy.res_blocks:
+        layers += f" + {policy.res_blocks} residual blocks"
     return f"{layers}, heads {list(policy.net_arch)}"
 
 

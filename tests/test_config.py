@@ -86,7 +86,9 @@ SPEC_DEFAULTS = {
         max_grad_norm=0.5,
         target_kl=None,
     ),
-    "policy": dict(features="cnn", cnn_channels=[64, 64], kernel_size=3, net_arch=[128], activation="relu"),
+    "policy": dict(
+        features="cnn", cnn_channels=[64, 64], kernel_size=3, res_blocks=0, net_arch=[128], activation="relu"
+    ),
     "train": dict(
         total_timesteps=3_000_000,
         seed=0,
@@ -297,6 +299,7 @@ BAD = [
     ("policy.cnn_channels=32", "policy.cnn_channels must be a non-empty list of integers >= 1, got 32"),
     ("policy.kernel_size=4", "policy.kernel_size must be an odd integer >= 1, got 4"),
     ("policy.kernel_size=-1", "policy.kernel_size must be an odd integer >= 1, got -1"),
+    ("policy.res_blocks=-1", "policy.res_blocks must be an integer >= 0, got -1"),
     ("policy.net_arch=[64,true]", "policy.net_arch must be a list of integers >= 1, got [64, true]"),
     ("policy.activation=sigmoid", "policy.activation must be one of relu|tanh|gelu, got 'sigmoid'"),
     ("train.total_timesteps=0", "train.total_timesteps must be an integer >= 1, got 0"),

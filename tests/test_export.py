@@ -38,6 +38,10 @@ MODEL_SPECS = {
         {"rows": 5, "columns": 6, "inarow": 3},
         {"features": "mlp", "net_arch": (16, 16), "activation": "gelu"},
     ),
+    "resnet_6x7": (
+        {"rows": 6, "columns": 7, "inarow": 4},
+        {"features": "cnn", "cnn_channels": (8,), "res_blocks": 2, "net_arch": (16,), "activation": "relu"},
+    ),
     "cnn_5x6x3_tanh": (
         {"rows": 5, "columns": 6, "inarow": 3},
         {"features": "cnn", "cnn_channels": (6,), "kernel_size": 5, "net_arch": (12,), "activation": "tanh"},

@@ -249,3 +249,31 @@ def test_from_sb3_model_and_numpy_policy_value_agree(policy, checkpoint):
     logits, values = policy.policy_value(planes)
     other = from_sb3_model(load_model(checkpoint))
     assert np.allclose(logits, other.logits(planes), atol=1e-5) and np.allclose(values, other.values(planes), atol=1e-5)
+
+
+def test_a_small_resnet_reads_back_from_its_checkpoint_with_torchs_values(tmp_path):
+    """Residual blocks (policy.res_blocks) survive the checkpoint: the numpy forward pass of the file gives
+    torch's logits and values, and the blocks are really there (a plain CNN's numbers differ)."""
+    import torch
+
+    from connectx_gym.inference.numpy_policy import load_checkpoint
+    from connectx_gym.runtime.checkpoints import load_model
+
+    settings = dict(features="cnn", cnn_channels=[6], kernel_size=3, net_arch=[8], activation="relu", res_blocks=2)
+    path = tiny_checkpoint(tmp_path / "resnet.zip", BOARD, settings=settings, steps=64)
+    policy = load_checkpoint(path)
+    assert len(policy.blocks) == 2 and len(policy.conv_layers) == 1
+    planes = (np.random.default_rng(2).random((9, 4, 6, 7)) < 0.3).astype(np.float32)
+    logits, values = policy.policy_value(planes)
+    model = load_model(path)
+    with torch.no_grad():
+        observations = torch.as_tensor(planes)
+        expected_values = model.policy.predict_values(observations).numpy()[:, 0]
+        features = model.policy.extract_features(observations, model.policy.pi_features_extractor)
+        expected_logits = model.policy.action_net(model.policy.mlp_extractor.forward_actor(features)).numpy()
+    np.testing.assert_allclose(values, expected_values, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(logits, expected_logits, atol=1e-5, rtol=0)
+    plain = type(policy)(
+        {k: v for k, v in policy.arrays().items() if ".blocks." not in k}, policy.activation, policy.board
+    )
+    assert not np.allclose(plain.values(planes), values, atol=1e-3)

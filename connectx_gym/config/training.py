@@ -203,6 +203,12 @@ class PolicyConfig(Section):
         check=_is_odd,
         rule="an odd integer >= 1",
     )
+    res_blocks: int = config_field(
+        0,
+        "Residual blocks after the cnn layers (a small ResNet): two convolutions of the last layer's width "
+        "each, added back to the block's input, no normalisation; 0 = a plain CNN.",
+        ge=0,
+    )
     net_arch: tuple[int, ...] = config_field(
         (128,), "Hidden layer sizes of the shared MLP head after the feature extractor.", ge=1
     )

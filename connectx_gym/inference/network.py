@@ -62,11 +62,14 @@ class Network:
     :param value_hidden: the value half's hidden layers
     :param value_head: the layer from them to the value; None for a network used for its policy only
     :param activation: the activation of every layer but the heads
+    :param blocks: residual blocks after the convolutions, each two ``(weight, bias)`` pairs: the block
+        computes ``activation(x + conv2(activation(conv1(x))))``
     """
 
-    def __init__(self, conv, policy_hidden, action_head, value_hidden, value_head, activation):
+    def __init__(self, conv, policy_hidden, action_head, value_hidden, value_head, activation, blocks=()):
         activate(np.zeros(1, dtype=np.float32), activation)  # an unknown name fails here, not mid-game
-        self.conv, self.policy_hidden, self.action_head = list(conv), list(policy_hidden), action_head
+        self.conv, self.blocks = list(conv), [tuple(block) for block in blocks]
+        self.policy_hidden, self.action_head = list(policy_hidden), action_head
         self.value_hidden, self.value_head, self.activation = list(value_hidden), value_head, activation
         #: both halves' first hidden layers side by side, so one matrix product serves the two (built on
         #: the first :meth:`policy_value`: a network that only plays its policy never needs it)
@@ -79,6 +82,9 @@ class Network:
             x = x[None]
         for weight, bias in self.conv:
             x = activate(conv2d_same(x, weight, bias), self.activation)
+        for first, second in self.blocks:
+            inner = activate(conv2d_same(x, *first), self.activation)
+            x = activate(x + conv2d_same(inner, *second), self.activation)
         return x.reshape(x.shape[0], -1)
 
     def _half(self, x, hidden, head):

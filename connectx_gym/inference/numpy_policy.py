@@ -37,6 +37,7 @@ from connectx_gym.runtime.checkpoints import (
 MASKED_LOGIT = -1e8
 
 _CONV_KEY = re.compile(r"^features_extractor\.cnn\.(\d+)\.weight$")
+_BLOCK_KEY = re.compile(r"^features_extractor\.blocks\.(\d+)\.conv1\.weight$")
 _MLP_KEY = re.compile(r"^mlp_extractor\.(policy_net|value_net)\.(\d+)\.weight$")
 
 
@@ -54,6 +55,14 @@ class NumpyPolicy:
         self.activation = activation
         self.board = {key: int(board[key]) for key in ("rows", "columns", "inarow")}
         self.conv_layers = self._layers(weights, _CONV_KEY, "features_extractor.cnn")
+        #: the residual blocks after the convolutions, each its two layers
+        self.blocks = [
+            (self._pair(weights, f"{prefix}.conv1"), self._pair(weights, f"{prefix}.conv2"))
+            for prefix in (
+                f"features_extractor.blocks.{i}"
+                for i in sorted(int(m.group(1)) for m in map(_BLOCK_KEY.match, weights) if m)
+            )
+        ]
         mlp = {"policy_net": [], "value_net": []}
         indices: dict[str, list[int]] = {"policy_net": [], "value_net": []}
         for key in weights:
@@ -66,7 +75,13 @@ class NumpyPolicy:
         self.action_head = self._pair(weights, "action_net")
         self.value_head = self._pair(weights, "value_net")
         self.network = Network(
-            self.conv_layers, self.policy_layers, self.action_head, self.value_layers, self.value_head, activation
+            self.conv_layers,
+            self.policy_layers,
+            self.action_head,
+            self.value_layers,
+            self.value_head,
+            activation,
+            self.blocks,
         )
 
     @staticmethod
@@ -151,6 +166,10 @@ class NumpyPolicy:
         out: dict[str, np.ndarray] = {}
         for i, (w, b) in enumerate(self.conv_layers):
             out[f"features_extractor.cnn.{2 * i}.weight"], out[f"features_extractor.cnn.{2 * i}.bias"] = w, b
+        for i, block in enumerate(self.blocks):
+            for name, (w, b) in zip(("conv1", "conv2"), block):
+                prefix = f"features_extractor.blocks.{i}.{name}"
+                out[f"{prefix}.weight"], out[f"{prefix}.bias"] = w, b
         for net, layers in (("policy_net", self.policy_layers), ("value_net", self.value_layers)):
             for i, (w, b) in enumerate(layers):
                 out[f"mlp_extractor.{net}.{2 * i}.weight"], out[f"mlp_extractor.{net}.{2 * i}.bias"] = w, b

@@ -61,7 +61,13 @@ def _load_network():
     def head(name):
         return (arrays[name + ".weight"], arrays[name + ".bias"]) if name + ".weight" in arrays else None
 
-    return Network(stack("conv"), stack("hidden"), head("head"), stack("value_hidden"), head("value_head"), ACTIVATION)
+    blocks, i = [], 0
+    while "block" + str(i) + ".0.weight" in arrays:
+        blocks.append([head("block" + str(i) + "." + str(j)) for j in (0, 1)])
+        i += 1
+    return Network(
+        stack("conv"), stack("hidden"), head("head"), stack("value_hidden"), head("value_head"), ACTIVATION, blocks
+    )
 
 
 def _load_book():

@@ -51,6 +51,8 @@ def describe_architecture(policy) -> str:
         channels = [int(weight.shape[0]) for weight, _ in policy.conv_layers]
         kernel = int(policy.conv_layers[0][0].shape[-1])
         features = f"cnn {channels} kernel {kernel}"
+        if policy.blocks:
+            features += f", {len(policy.blocks)} residual blocks"
     else:
         features = "mlp"
     hidden = [int(weight.shape[0]) for weight, _ in policy.policy_layers]
@@ -97,6 +99,10 @@ def weights_payload(policy, value: bool = True) -> bytes:
         for i, (weight, bias) in enumerate(layers):
             arrays[f"{prefix}{i}.weight"] = np.asarray(weight, dtype=np.float32)
             arrays[f"{prefix}{i}.bias"] = np.asarray(bias, dtype=np.float32)
+    for i, block in enumerate(policy.blocks):
+        for j, (weight, bias) in enumerate(block):
+            arrays[f"block{i}.{j}.weight"] = np.asarray(weight, dtype=np.float32)
+            arrays[f"block{i}.{j}.bias"] = np.asarray(bias, dtype=np.float32)
     for name, (weight, bias) in heads:
         arrays[f"{name}.weight"] = np.asarray(weight, dtype=np.float32)
         arrays[f"{name}.bias"] = np.asarray(bias, dtype=np.float32)
