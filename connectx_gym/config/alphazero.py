@@ -26,13 +26,16 @@ class AlphaZeroConfig(Section):
     noise_alpha: float = config_field(1.0, "Dirichlet noise parameter on every root's priors.", gt=0)
     noise_fraction: float = config_field(0.25, "Share of the root priors replaced by the noise; 0 = none.", ge=0, le=1)
     temperature_moves: int = config_field(
-        8, "Plies at the start of a game whose move is drawn in proportion to the visit counts.", ge=0
+        8,
+        "Plies at the start of a game whose move is drawn in proportion to the visit counts (gumbel: to the "
+        "improved policy).",
+        ge=0,
     )
     policy_target: Literal["visits", "gumbel"] = config_field(
         "visits",
         "The policy target and the move played: visits (PUCT at the root: the visit distribution, moves drawn by "
         "visit count for temperature_moves plies, Dirichlet noise) or gumbel (Gumbel AlphaZero's root: Gumbel "
-        "noise, sequential halving, the improved policy of completed Q-values; no Dirichlet noise or temperature).",
+        "noise, sequential halving, the improved policy of completed Q-values; no Dirichlet noise).",
     )
     considered: int = config_field(16, "gumbel: moves kept at the root for sequential halving.", ge=2)
     value_target: Literal["z", "q", "mix"] = config_field(

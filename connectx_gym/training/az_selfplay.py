@@ -10,7 +10,9 @@ forward pass of the numpy network. So a worker's network calls are batches of ab
 ``games * batch`` positions, which is what keeps the bare forward pass the bottleneck.
 
 Exploration: Dirichlet noise on every root's priors, and for the first ``temperature_moves`` plies
-of a game the move is drawn in proportion to the visit counts (then the most visited move).
+of a game the move is drawn in proportion to the visit counts (then the most visited move). With
+Gumbel targets the Gumbel noise at the root takes the Dirichlet noise's place, and the first
+``temperature_moves`` moves are drawn from the improved policy (then sequential halving's winner).
 
 Each searched position leaves a sample: the position (the mover's stones and all stones, in the
 search's bitboard layout), the policy target (the visit distribution; all mass on the chosen move
@@ -190,6 +192,8 @@ def _gumbel_moves(search: GumbelSearch, live: list[_Game], settings: SelfPlaySet
         for game, (column, improved, value) in zip(open_games, found):
             policy = np.zeros(search.board.columns, dtype=np.float32)
             policy[game.root.moves] = improved
+            if game.plies < settings.temperature_moves:  # the opening's exploration: a draw from the target
+                column = int(game.root.moves[game.rng.choice(len(improved), p=improved / improved.sum())])
             chosen[game.index] = (column, policy, value, False)
     return chosen
 
