@@ -4,6 +4,8 @@ greedy policy on the shipped solver-labelled positions at every evaluation of ea
 the runs evaluated against it. A resumed run restarts SB3's ``time/time_elapsed`` at 0; each
 restart is added to the time reached before it, so the minutes are training time summed over the
 run's sessions (the time between a segment's last logged rollout and its interruption is lost).
+AlphaZero's runs (``train.algorithm: alphazero``) log the same clock once a generation; a log
+without it counts the generations' own self-play, fit and callback seconds.
 
     python benchmarks/recipe_curves.py default=models/default strong=models/strong \\
         --plot models/pretrained/accuracy_curves.png
@@ -22,16 +24,22 @@ import json
 from pathlib import Path
 
 RATES = (("perfect", "eval/perfect_move_rate"), ("good", "eval/good_move_rate"))
+#: the parts of an AlphaZero generation's time in its log row
+GENERATION_PARTS = ("selfplay", "fit", "callback")
 
 
 def curve(run_dir: Path) -> list[dict[str, float]]:
     """``{minutes, steps, perfect, good[, alphabeta2, value_sign]}`` at every evaluation of a run."""
     with open(run_dir / "progress.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    points, offset, last = [], 0.0, 0.0
+    points, offset, last, generations = [], 0.0, 0.0, 0.0
     for row in rows:
+        if row.get("alphazero/selfplay_seconds"):  # AlphaZero's generations: the time each one took
+            generations += sum(float(row[f"alphazero/{part}_seconds"] or 0) for part in GENERATION_PARTS)
         if not row.get("time/time_elapsed"):
-            continue
+            if not row.get("alphazero/selfplay_seconds"):
+                continue
+            row["time/time_elapsed"] = generations  # a log without the clock: the generations' own time
         elapsed = float(row["time/time_elapsed"])
         if elapsed < last:  # a resumed segment starts its clock again
             offset += last
