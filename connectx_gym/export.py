@@ -7,7 +7,8 @@ boards with 4 in a row, the solver-made opening book (``--no-book``: without it)
 seats (:mod:`connectx_gym.submission.check`), exiting 1 on any invalid move, error or timeout.
 The checkpoint is read without unpickling anything (``--trust-checkpoint`` for a file without
 metadata); ``--trust-checkpoint --upgrade-checkpoint NEW.zip`` instead writes a copy of a trusted
-older checkpoint with its metadata. Bad input is one ``error:`` line and exit 2.
+older checkpoint with its metadata, and ``--weights-only NEW.zip`` a copy without the optimizer's
+state (what the shipped model carries). Bad input is one ``error:`` line and exit 2.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from connectx_gym.runtime.checkpoints import (
     METADATA_MEMBER,
     TRUST_FLAG,
     add_trust_option,
+    strip_optimizer,
     trusted_checkpoints,
     upgrade_checkpoint,
 )
@@ -75,9 +77,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"instead of a submission, write a copy of the checkpoint with its {METADATA_MEMBER} (the network's "
         f"shape, board and activation), so that it loads without unpickling; needs {TRUST_FLAG}",
     )
+    parser.add_argument(
+        "--weights-only",
+        metavar="NEW.zip",
+        help="instead of a submission, write a copy of the checkpoint without its optimizer's state (a fresh "
+        "optimizer in its place; about a third of the size): for shipping a model that runs start from "
+        "(train.init_from) rather than resume",
+    )
     args = parser.parse_args(argv)
+    if args.upgrade_checkpoint is not None and args.weights_only is not None:
+        raise UserError("--upgrade-checkpoint and --weights-only each write a checkpoint; give one of them")
     if args.upgrade_checkpoint is not None:
         check_upgrade(args.upgrade_checkpoint, args.trust_checkpoint)
+    if args.weights_only is not None:
+        check_output_zip("--weights-only", args.weights_only, args.checkpoint)
     args.search_ms = check_search_ms(args.search_ms)
     if args.check:
         require_kaggle("--check (it plays the file through kaggle_environments)")
@@ -118,11 +131,18 @@ def check_upgrade(output: str, trusted: bool) -> None:
             f"--upgrade-checkpoint reads the checkpoint with SB3's full loader, which unpickles objects from the "
             f"file and so can run code from it; pass {TRUST_FLAG} too if you trust the file"
         )
+    check_output_zip("--upgrade-checkpoint", output)
+
+
+def check_output_zip(option: str, output: str, checkpoint: str | None = None) -> None:
+    """Refuse an ``option`` whose checkpoint ``output`` is not a ``.zip``, cannot be written, or is the input."""
     if not output.lower().endswith(".zip"):
-        raise UserError(f"--upgrade-checkpoint must name a .zip file, got {output!r}")
+        raise UserError(f"{option} must name a .zip file, got {output!r}")
+    if checkpoint is not None and os.path.abspath(output) == os.path.abspath(checkpoint):
+        raise UserError(f"{option} {output!r} is the checkpoint itself; name another file")
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise UserError(f"--upgrade-checkpoint {output!r}: cannot write to the folder {folder!r}")
+        raise UserError(f"{option} {output!r}: cannot write to the folder {folder!r}")
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -130,6 +150,13 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.upgrade_checkpoint is not None:
         board = upgrade_checkpoint(args.checkpoint, args.upgrade_checkpoint)
         print(f"wrote {args.upgrade_checkpoint}: the checkpoint with its {METADATA_MEMBER} ({board_text(board)})")
+        return 0
+    if args.weights_only is not None:
+        before, after = strip_optimizer(args.checkpoint, args.weights_only)
+        print(
+            f"wrote {args.weights_only}: the checkpoint without its optimizer's state, "
+            f"{_format_size(after)} (was {_format_size(before)})"
+        )
         return 0
     with trusted_checkpoints(args.trust_checkpoint):
         result = export(args.checkpoint, args.output, args.search_ms, book=not args.no_book)

@@ -728,3 +728,48 @@ def test_cli_reports_the_book_and_turns_it_off(models, tmp_path, shipped_book):
     assert "search 10 ms/move; opening book off)" in result.stdout
     result = run_cli(models["mlp_5x6x3"][1], "-o", "small.py", "--search-ms", "10", cwd=tmp_path)
     assert "search 10 ms/move; no opening book (6x7 inarow 4 only))" in result.stdout
+
+
+# ====================================================================== --weights-only
+def test_weights_only_copy_drops_the_optimizers_moments_and_loads_as_before(models, tmp_path):
+    import torch
+
+    from connectx_gym.runtime.checkpoints import OPTIMIZER_MEMBER, load_model, read_network, save_model
+
+    source = tmp_path / "full.zip"
+    model = train_tiny(*MODEL_SPECS["cnn_6x7"])  # trained: Adam holds its moments
+    save_model(model, source)
+    result = run_cli(source, "--weights-only", "light.zip", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote light.zip: the checkpoint without its optimizer's state" in result.stdout
+    light = tmp_path / "light.zip"
+    assert light.stat().st_size < 0.6 * source.stat().st_size
+    (meta, weights), (meta_full, weights_full) = read_network(light), read_network(source)
+    assert meta == meta_full and weights.keys() == weights_full.keys()
+    assert all(np.array_equal(weights[k], weights_full[k]) for k in weights)
+    with zipfile.ZipFile(light) as archive:
+        state = torch.load(io.BytesIO(archive.read(OPTIMIZER_MEMBER)), weights_only=True)
+    assert state["state"] == {} and state["param_groups"][0]["lr"] == model.policy.optimizer.param_groups[0]["lr"]
+    loaded = load_model(light)  # SB3's own loader takes it, and it trains on from there
+    assert loaded.policy.optimizer.state_dict()["state"] == {}
+    planes = torch.as_tensor(np.zeros((1, 4, 6, 7), dtype=np.float32))
+    with torch.no_grad():
+        assert torch.equal(loaded.policy.predict_values(planes), model.policy.predict_values(planes))
+
+
+@pytest.mark.parametrize(
+    "case, needle",
+    [("not_zip", "must name a .zip"), ("itself", "is the checkpoint itself"), ("both", "give one of them")],
+)
+def test_weights_only_bad_input_is_one_line(models, tmp_path, case, needle):
+    good = Path(models["cnn_6x7"][1])
+    extra = {
+        "not_zip": ["--weights-only", "light.pt"],
+        "itself": ["--weights-only", str(good)],
+        "both": ["--weights-only", "a.zip", "--upgrade-checkpoint", "b.zip", "--trust-checkpoint"],
+    }[case]
+    result = run_cli(good, *extra, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -310,6 +310,51 @@ def read_network(path: os.PathLike | str) -> tuple[dict, dict]:
     return metadata, weights
 
 
+#: the archive member that holds the optimizer's state (Adam's moments: twice the weights' size)
+OPTIMIZER_MEMBER = "policy.optimizer.pth"
+
+
+def strip_optimizer(path: os.PathLike | str, output: os.PathLike | str) -> tuple[int, int]:
+    """Write a copy of a checkpoint whose optimizer state is a fresh one (its settings kept, no moments),
+    for shipping: every other member is copied as it is, so SB3, ``train.init_from`` and every reader
+    of weights load it as before, and nothing is unpickled (the optimizer's state is read with
+    ``torch.load(weights_only=True)``). Returns the sizes in bytes before and after.
+
+    :raises CheckpointError: if it is not an intact checkpoint with its metadata, or its optimizer state is
+        not plain data
+    """
+    # deferred: stable-baselines3 and torch take seconds to import, and the command's argument checks come first
+    import torch
+
+    try:
+        read_network(path)  # an intact checkpoint with its metadata, whose weights match it
+    except UntrustedCheckpointError:
+        raise CheckpointError(
+            f"checkpoint '{path}' has no {METADATA_MEMBER}: write a copy with it first ({TRUST_FLAG} "
+            "--upgrade-checkpoint NEW.zip)"
+        ) from None
+    path = Path(path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            raw = source.read(info)
+            if info.filename == OPTIMIZER_MEMBER:
+                try:
+                    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+                    fresh = {"state": {}, "param_groups": state["param_groups"]}
+                except Exception as error:  # torch raises many kinds of errors for what it refuses
+                    raise CheckpointError(
+                        f"checkpoint '{path}': {OPTIMIZER_MEMBER} is not a plain optimizer state "
+                        f"({type(error).__name__})"
+                    ) from None
+                member = io.BytesIO()
+                torch.save(fresh, member)
+                raw = member.getvalue()
+            target.writestr(info, raw)
+    write_atomic(output, buffer.getvalue())
+    return path.stat().st_size, Path(output).stat().st_size
+
+
 def upgrade_checkpoint(path: os.PathLike | str, output: os.PathLike | str) -> dict[str, int]:
     """Load a trusted checkpoint with SB3's full loader and save it to ``output`` with its metadata, so that
     it loads safely from then on; returns its board."""
