@@ -1,4 +1,5 @@
-"""``python -m connectx_gym.train``: MaskablePPO on batched rollouts from chunked env workers.
+"""``python -m connectx_gym.train``: MaskablePPO on batched rollouts from chunked env workers, or
+AlphaZero's loop over the same workers (``train.algorithm: alphazero``).
 
 Loads and validates the YAML config (plus ``--set`` overrides) before anything is written, builds
 the vectorized env and the model, and trains with a progress bar, atomic checkpoints every
@@ -28,7 +29,8 @@ from connectx_gym.training.setup import DEFAULT_CONFIG, prepare_run
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(
         prog="python -m connectx_gym.train",
-        description="Train a MaskablePPO ConnectX agent on batched rollouts from parallel env workers.",
+        description="Train a ConnectX agent: MaskablePPO on batched rollouts from parallel env workers (the "
+        "default), or AlphaZero's loop of self-play with search and supervised fitting (train.algorithm: alphazero).",
     )
     add_config_options(
         parser,
