@@ -265,6 +265,8 @@ def test_resume_refuses_a_state_saved_with_another_checkpoint(tmp_path):
         ("alphazero.games=0", "alphazero.games must be an integer >= 1, got 0"),
         ("alphazero.value_target=outcome", "alphazero.value_target must be one of z|q|mix"),
         ("train.algorithm=dqn", "train.algorithm must be one of ppo|alphazero"),
+        ("alphazero.window_max=2", "alphazero.window_max must be >= alphazero.window=4, got 2"),
+        ("alphazero.learning_rate_final=0", "alphazero.learning_rate_final must be a number > 0"),
     ],
 )
 def test_bad_alphazero_settings_get_one_line(override, message):
@@ -335,3 +337,43 @@ def test_an_alphazero_run_with_gumbel_targets(tmp_path):
 
     result = run(az_config("alphazero.policy_target=gumbel", "alphazero.considered=4"), tmp_path / "run", None)
     assert result.final_model.is_file() and result.steps >= 120
+
+
+def test_the_window_grows_and_the_learning_rate_falls_when_asked():
+    fixed = az_config("alphazero.window=3").alphazero
+    assert [fixed.window_at(g) for g in range(6)] == [3] * 6 and fixed.learning_rate_at(0.7) == fixed.learning_rate
+    section = az_config("alphazero.window=3", "alphazero.window_max=5", "alphazero.learning_rate_final=1e-4").alphazero
+    assert [section.window_at(g) for g in range(8)] == [3, 3, 4, 4, 5, 5, 5, 5]
+    rates = [section.learning_rate_at(p) for p in (0.0, 0.25, 0.5, 1.0, 2.0)]
+    assert rates[0] == pytest.approx(1e-3) and rates[2] == pytest.approx(5.5e-4) and rates[-2:] == [1e-4, 1e-4]
+    assert rates[0] > rates[1] > rates[2] > rates[3]
+
+
+def test_a_run_applies_the_window_and_learning_rate_schedules(tmp_path, monkeypatch):
+    """Each generation's fit sees the window of its generation and the learning rate of its step."""
+    from connectx_gym.training import alphazero
+    from connectx_gym.training.loop import run
+
+    seen = []
+    original = alphazero.AlphaZeroTrainer._fit
+
+    def spy(trainer, data, generation):
+        result = original(trainer, data, generation)
+        lr = trainer.model.policy.optimizer.param_groups[0]["lr"]
+        seen.append((len(trainer.state.window.parts), lr, trainer.model.num_timesteps))
+        return result
+
+    monkeypatch.setattr(alphazero.AlphaZeroTrainer, "_fit", spy)
+    config = az_config(
+        "alphazero.window=1",
+        "alphazero.window_max=2",
+        "alphazero.learning_rate_final=1e-5",
+        "train.total_timesteps=300",
+    )
+    run(config, tmp_path / "run", None)
+    assert len(seen) >= 3
+    # the window passed to the fit is a copy: the state's holds the generations before this one
+    assert [parts for parts, _, _ in seen[1:4]] == [1, 1, 2]
+    for _, lr, step in seen:
+        assert lr == pytest.approx(config.alphazero.learning_rate_at(step / 300))
+    assert seen[0][1] > seen[-1][1]

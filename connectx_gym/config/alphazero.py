@@ -3,10 +3,12 @@ and explores, which value target the network learns, the replay window and the f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from connectx_gym.config.schema import Section, config_field
+from connectx_gym.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,38 @@ class AlphaZeroConfig(Section):
         "the tree proves carries its exact value.",
     )
     window: int = config_field(4, "Generations of self-play samples the replay window holds.", ge=1)
+    window_max: int | None = config_field(
+        None,
+        "If set, the window grows by one generation every two generations, from window up to this many; "
+        "null = it stays at window.",
+        ge=1,
+    )
     mirror: bool = config_field(
         True, "Add each position's left-right mirror image to the training set (then merge repeats, targets averaged)."
     )
     epochs: int = config_field(2, "Passes over the replay window's training set after each generation.", ge=1)
     batch_size: int = config_field(256, "Minibatch size of the fitting.", ge=1)
     learning_rate: float = config_field(1e-3, "Adam's learning rate of the fitting.", gt=0)
+    learning_rate_final: float | None = config_field(
+        None,
+        "If set, the learning rate falls from learning_rate to this along a half cosine over "
+        "train.total_timesteps; null = constant.",
+        gt=0,
+    )
+
+    def _validate(self) -> None:
+        if self.window_max is not None and self.window_max < self.window:
+            raise ConfigError(f"alphazero.window_max must be >= alphazero.window={self.window}, got {self.window_max}")
+
+    def window_at(self, generation: int) -> int:
+        """Generations the window holds when ``generation`` (counted from 0) joins it."""
+        if self.window_max is None:
+            return self.window
+        return min(self.window_max, self.window + generation // 2)
+
+    def learning_rate_at(self, progress: float) -> float:
+        """The fitting's learning rate at ``progress`` (0 to 1) of the run."""
+        if self.learning_rate_final is None:
+            return self.learning_rate
+        share = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.learning_rate_final + (self.learning_rate - self.learning_rate_final) * share

@@ -272,6 +272,7 @@ class AlphaZeroTrainer:
         played = Samples.join(state.pending)
         tick = time.perf_counter()
         window = state.window.copy()
+        window.generations = section.window_at(state.generation)
         window.add(played.stones, played.policy, value_targets(played, section.value_target))
         data = window.training_set(mirror=section.mirror)
         losses = self._fit(data, state.generation)
@@ -287,8 +288,9 @@ class AlphaZeroTrainer:
         value losses. A stop while fitting puts the weights and the optimizer back as they were."""
         policy, section = self.model.policy, self.section
         optimizer = policy.optimizer
+        rate = section.learning_rate_at(self.model.num_timesteps / self.config.train.total_timesteps)
         for group in optimizer.param_groups:
-            group["lr"] = section.learning_rate
+            group["lr"] = rate
         saved = copy.deepcopy((policy.state_dict(), optimizer.state_dict()))
         device = self.model.device
         planes = torch.as_tensor(data.planes, device=device)
