@@ -34,6 +34,22 @@ TINY = (
 )
 
 
+#: a few tiny AlphaZero generations of 4 games each, in this process
+TINY_AZ = (
+    *TINY,
+    "train.algorithm=alphazero",
+    "train.eval_accuracy=false",
+    "alphazero.games=4",
+    "alphazero.parallel_games=2",
+    "alphazero.simulations=8",
+    "alphazero.epochs=1",
+    "alphazero.batch_size=32",
+    "train.total_timesteps=120",
+    "train.checkpoint_every=1000",
+    "train.eval_every=0",
+)
+
+
 def train_command(*overrides: str, config: str = QUICK) -> list[str]:
     """``python -m connectx_gym.train --config <config> --set <override> ...`` as a new process runs it."""
     command = [sys.executable, "-m", "connectx_gym.train", "--config", config]

@@ -9,7 +9,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from helpers import TINY
+from helpers import TINY_AZ
 
 from connectx_gym.search.puct_board import SearchBoard
 from connectx_gym.training.az_selfplay import SelfPlaySettings, play_games, value_targets
@@ -174,19 +174,7 @@ def test_full_planes_match_the_envs_observation():
 
 
 # ---------------------------------------------------------------------------------------- the trainer
-AZ = (
-    *TINY,
-    "train.algorithm=alphazero",
-    "train.eval_accuracy=false",
-    "alphazero.games=4",
-    "alphazero.parallel_games=2",
-    "alphazero.simulations=8",
-    "alphazero.epochs=1",
-    "alphazero.batch_size=32",
-    "train.total_timesteps=120",
-    "train.checkpoint_every=1000",
-    "train.eval_every=0",
-)
+AZ = TINY_AZ
 
 
 def az_config(*overrides: str):

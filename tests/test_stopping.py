@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_train, train_command
+from helpers import TINY_AZ, run_train, train_command
 
 from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime import stopping
@@ -196,3 +196,51 @@ def test_a_closed_terminal_saves_and_resumes(tmp_path):
     )
     assert "Traceback" not in text
     _resume_reaches_the_plan(tmp_path, run, _step(saved))
+
+
+def test_alphazero_stopped_by_sigterm_to_its_group_during_the_fit_saves_and_resumes(tmp_path):
+    """``timeout`` and schedulers send SIGTERM to the whole process group. AlphaZero's self-play
+    workers (two processes) sit idle while the learner fits; the stop must not hang on them: the run
+    saves, exits 143, and resumes."""
+    out = tmp_path / "out.log"
+    overrides = [
+        *TINY_AZ,
+        "train.run_name=az",
+        "multiprocessing.use_multiprocessing=true",
+        "multiprocessing.num_processes=2",
+        "alphazero.epochs=80",  # the fit takes most of each generation: the stop lands there
+        "train.total_timesteps=100000",
+    ]
+
+    def as_a_job() -> None:
+        for signum in stopping.STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        os.setpgrp()
+
+    with open(out, "wb") as sink:
+        process = subprocess.Popen(
+            train_command(*overrides), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=as_a_job
+        )
+    run = tmp_path / "models" / "az"
+    try:
+        _wait_for(lambda: b"generation 1:" in out.read_bytes(), "the first generation")
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGTERM)
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+    text = out.read_text()
+    assert code == 143, text
+    (saved,) = _checkpoints(run)
+    assert "stopped by SIGTERM: saved" in text and "Traceback" not in text
+    result = run_train(
+        tmp_path,
+        "--resume",
+        str(run),
+        "--set",
+        "alphazero.epochs=1",
+        "--set",
+        f"train.total_timesteps={_step(saved) + 50}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (run / "final_model.zip").is_file()

@@ -47,9 +47,9 @@ import torch
 
 from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.inference.numpy_policy import NumpyPolicy, from_sb3_model
-from connectx_gym.runtime.processes import single_threaded_blas, single_threaded_children
+from connectx_gym.runtime.processes import single_threaded_blas
 from connectx_gym.runtime.ray_cluster import connect
-from connectx_gym.runtime.stopping import ignore_stop_signals
+from connectx_gym.runtime.worker_pool import WorkerPool
 from connectx_gym.training.az_selfplay import FIELDS, STATS, Samples, SelfPlaySettings, play_games, value_targets
 from connectx_gym.training.distillation import fit_step
 from connectx_gym.training.progress import ProgressBarCallback
@@ -101,8 +101,7 @@ class SelfPlayPool:
         if ray is not None:
             self.task = ray.remote(num_cpus=ray_cpus)(play_chunk_ray)  # here, not at import: Ray is optional
         elif processes > 1:
-            with single_threaded_children():
-                self.pool = get_context("forkserver").Pool(processes, initializer=ignore_stop_signals)
+            self.pool = WorkerPool(processes, get_context("forkserver"), "self-play worker")
 
     def map(self, jobs: list) -> Any:
         """The chunks' samples, in order, as they finish."""
@@ -132,8 +131,7 @@ class SelfPlayPool:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            self.pool.close()
             self.pool = None
 
 

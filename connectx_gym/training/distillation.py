@@ -28,8 +28,8 @@ from connectx_gym.agents.mcts import MctsAgent
 from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.rules.planes import encode_position, legal_mask
-from connectx_gym.runtime.processes import single_threaded_blas, single_threaded_children
-from connectx_gym.runtime.stopping import ignore_stop_signals
+from connectx_gym.runtime.processes import single_threaded_blas
+from connectx_gym.runtime.worker_pool import WorkerPool
 from connectx_gym.search.targets import search_targets
 
 #: positions per labelling task (a progress line after each)
@@ -91,13 +91,12 @@ def label_chunks(
     if processes <= 1:
         yield from map(label_chunk, jobs)
         return
-    with single_threaded_children():  # the workers (and a forkserver this starts) run one BLAS thread
-        # the parent decides when labelling stops: a Ctrl-C or hang-up to the group leaves the workers alone
-        pool = get_context("forkserver").Pool(processes, initializer=ignore_stop_signals)
+    # the parent decides when labelling stops: a stop signal to the group leaves the workers alone
+    pool = WorkerPool(processes, get_context("forkserver"), "labelling worker")
     try:
         yield from pool.imap(label_chunk, jobs)
     finally:
-        pool.terminate()
+        pool.close()
 
 
 def label_positions(
