@@ -105,14 +105,17 @@ def test_guard_output_restores_the_streams():
 PLANNED = 16384
 
 
+def as_a_job() -> None:
+    """In the child before it runs: its own process group, as a shell starts a job, with every stop
+    signal at its default even where the tests run under nohup or in the background."""
+    for signum in stopping.STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    os.setpgrp()
+
+
 def _start_train(cwd: Path, name: str, stdout, checkpoint_every: int) -> subprocess.Popen:
     """The quick recipe (two env worker processes) in its own process group, as a shell starts a job,
     with every stop signal at its default even where the tests run under nohup or in the background."""
-
-    def as_a_job() -> None:
-        for signum in stopping.STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        os.setpgrp()
 
     command = train_command(
         f"train.run_name={name}",
@@ -128,6 +131,18 @@ def _wait_for(condition, what: str, timeout: float = 120) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def _stop_when(process: subprocess.Popen, out: Path, marker: bytes, what: str, signum: int, pause: float) -> int:
+    """Once ``marker`` is in the output file ``out`` (and ``pause`` seconds later), send ``signum`` to the
+    process's group; its exit status (it is killed if it has not exited within a minute)."""
+    try:
+        _wait_for(lambda: marker in out.read_bytes(), what)
+        time.sleep(pause)
+        os.killpg(process.pid, signum)
+        return process.wait(timeout=60)
+    finally:
+        process.kill()
 
 
 def _checkpoints(run: Path) -> list[Path]:
@@ -181,13 +196,7 @@ def test_a_closed_terminal_saves_and_resumes(tmp_path):
     with open(out, "wb") as sink:
         process = _start_train(tmp_path, "hangup", sink, checkpoint_every=10**9)
     run = tmp_path / "models" / "hangup"
-    try:
-        _wait_for(lambda: b"train:" in out.read_bytes(), "the progress bar")
-        time.sleep(1.0)
-        os.killpg(process.pid, signal.SIGHUP)
-        code = process.wait(timeout=60)
-    finally:
-        process.kill()
+    code = _stop_when(process, out, b"train:", "the progress bar", signal.SIGHUP, pause=1.0)
     assert code == 129, out.read_text()
     (saved,) = _checkpoints(run)
     text = out.read_text()
@@ -212,23 +221,12 @@ def test_alphazero_stopped_by_sigterm_to_its_group_during_the_fit_saves_and_resu
         "train.total_timesteps=100000",
     ]
 
-    def as_a_job() -> None:
-        for signum in stopping.STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        os.setpgrp()
-
     with open(out, "wb") as sink:
         process = subprocess.Popen(
             train_command(*overrides), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=as_a_job
         )
     run = tmp_path / "models" / "az"
-    try:
-        _wait_for(lambda: b"generation 1:" in out.read_bytes(), "the first generation")
-        time.sleep(0.5)
-        os.killpg(process.pid, signal.SIGTERM)
-        code = process.wait(timeout=60)
-    finally:
-        process.kill()
+    code = _stop_when(process, out, b"generation 1:", "the first generation", signal.SIGTERM, pause=0.5)
     text = out.read_text()
     assert code == 143, text
     (saved,) = _checkpoints(run)
