@@ -9,7 +9,6 @@ that raises or dies becomes a ``WorkerError`` naming the worker, its envs and th
 from __future__ import annotations
 
 import math
-import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from connectx_gym.envs.chunk import ChunkActor, EnvChunk, dispatch, worker_main
 from connectx_gym.errors import UserError, WorkerError
 from connectx_gym.runtime.processes import usable_cpu_count
 from connectx_gym.runtime.ray_cluster import cluster_cpus, connect, import_ray
+from connectx_gym.runtime.worker_pool import exit_text
 
 #: seconds between liveness checks while waiting for a worker's reply
 POLL_INTERVAL_S = 0.5
@@ -42,17 +42,6 @@ def split_evenly(count: int, parts: int) -> list[range]:
 def worker_label(index: int, env_indices: range, where: str) -> str:
     """How errors name a worker: ``env worker 1 (envs 2-3, pid 4242)``."""
     return f"env worker {index} (envs {env_indices.start}-{env_indices.stop - 1}, {where})"
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "is unresponsive"
-    if exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
 
 
 class InProcessWorker:
@@ -119,7 +108,7 @@ class SubprocessWorker:
 
     def _raise_dead(self):
         self.process.join(timeout=1.0)
-        raise WorkerError(f"{self.describe()} {_signal_name(self.process.exitcode)}")
+        raise WorkerError(f"{self.describe()} {exit_text(self.process.exitcode)}")
 
     def stop(self) -> None:
         if self.process.is_alive():

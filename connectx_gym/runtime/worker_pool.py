@@ -51,14 +51,16 @@ def _serve(remote: Any, parent_remote: Any) -> None:
         remote.close()
 
 
-def _death(process: Any) -> str:
-    code = process.exitcode
-    if code is not None and code < 0:
+def exit_text(exitcode: int | None) -> str:
+    """How an error says a worker process ended: ``was killed by SIGKILL``, ``exited with code 3``."""
+    if exitcode is None:
+        return "is unresponsive"
+    if exitcode < 0:
         try:
-            return f"was killed by {signal.Signals(-code).name}"
+            return f"was killed by {signal.Signals(-exitcode).name}"
         except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
 
 
 class WorkerPool:
@@ -120,13 +122,13 @@ class WorkerPool:
         try:
             self.workers[index][1].send(task)
         except (BrokenPipeError, EOFError, OSError):
-            raise WorkerError(f"{self._describe(index)} {_death(self._joined(index))}") from None
+            raise WorkerError(f"{self._describe(index)} {exit_text(self._joined(index).exitcode)}") from None
 
     def _receive(self, index: int) -> Any:
         try:
             status, payload = self.workers[index][1].recv()
         except (EOFError, OSError):
-            raise WorkerError(f"{self._describe(index)} {_death(self._joined(index))}") from None
+            raise WorkerError(f"{self._describe(index)} {exit_text(self._joined(index).exitcode)}") from None
         if status == "error":
             summary, worker_traceback = payload
             raise WorkerError(f"{self._describe(index)} failed: {summary}", worker_traceback)
