@@ -62,7 +62,7 @@ def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5.6))
     for label, points in curves.items():
         minutes = [p["minutes"] for p in points]
         line = axes[0].plot(minutes, [100 * p["perfect"] for p in points], marker="o", ms=3, label=f"{label}: perfect")
@@ -89,7 +89,8 @@ def plot(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
         axis.set_xlabel("wall-clock minutes of training (2 CPU cores)")
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=8)
+            # below the plot, so that no curve hides under it
+            axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     figure.suptitle("Solver-graded accuracy of the greedy policy against training time")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

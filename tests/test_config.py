@@ -226,16 +226,17 @@ def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():
     assert strong.train.checkpoint_every < strong.train.total_timesteps
 
 
-def test_strong_deep_yaml_continues_a_deeper_network_distilled_from_the_shipped_model():
+def test_strong_deep_yaml_continues_a_deeper_network_distilled_from_the_strong_recipes_model():
     deep = load_config(CONFIGS / "strong-deep.yaml")
     default = load_config()
     assert deep.env == default.env and len(deep.policy.cnn_channels) > len(default.policy.cnn_channels)
     teacher = deep.kickstart.teacher
     assert teacher.kind == "mcts" and teacher.value_coef > 0 and teacher.network is None
-    # it starts from what the distil command in its header writes (from the tracked model), not from a tracked file
+    # it starts from what the distil command in its header writes (from strong.yaml's run), not from a tracked file
     header = (CONFIGS / "strong-deep.yaml").read_text(encoding="utf-8").split("\npolicy:")[0]
-    assert "python -m connectx_gym.distil models/pretrained/model.zip --config configs/strong-deep.yaml" in header
-    assert f"-o {deep.train.init_from}" in header and (ROOT / "models/pretrained/model.zip").is_file()
+    assert "python -m connectx_gym.distil models/strong/final_model.zip --config configs/strong-deep.yaml" in header
+    assert "--set train.run_name=strong" in (CONFIGS / "strong.yaml").read_text(encoding="utf-8")
+    assert f"-o {deep.train.init_from}" in header
     assert deep.train.checkpoint_every < deep.train.total_timesteps
 
 
