@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from connectx_gym.agents.specs import make_agent
-from connectx_gym.evaluation.accuracy import answer_positions, load_positions
+from connectx_gym.evaluation.accuracy import answer_positions, classify_moves, load_positions
 
 
 def split_moves(scores: np.ndarray, moves: Sequence[int | None]) -> dict[str, int]:
@@ -29,15 +29,10 @@ def split_moves(scores: np.ndarray, moves: Sequence[int | None]) -> dict[str, in
     solver's score per position and column (NaN for a full column)."""
     best = np.nanmax(scores, axis=1)
     counts = {"positions": len(moves), "perfect": 0, "kept_won": 0, "kept_lost": 0, "changed": 0}
-    for row, move in enumerate(moves):
-        legal = move is not None and 0 <= move < scores.shape[1] and not np.isnan(scores[row, move])
-        chosen = scores[row, move] if legal else np.nan
-        if legal and chosen == best[row]:
-            counts["perfect"] += 1
-        elif legal and np.sign(chosen) == np.sign(best[row]):
-            counts["kept_won" if best[row] > 0 else "kept_lost"] += 1
-        else:
-            counts["changed"] += 1
+    for row, which in enumerate(classify_moves(scores, moves)):
+        if which == "kept":
+            which = "kept_won" if best[row] > 0 else "kept_lost"
+        counts["changed" if which == "illegal" else which] += 1
     return counts
 
 
@@ -47,7 +42,8 @@ def main() -> None:
     parser.add_argument("--num-processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     labels = load_positions()
-    won, lost = int((np.nanmax(labels.scores, axis=1) > 0).sum()), int((np.nanmax(labels.scores, axis=1) < 0).sum())
+    best = np.nanmax(labels.scores, axis=1)
+    won, lost = int((best > 0).sum()), int((best < 0).sum())
     report = {"positions": len(labels), "won_positions": won, "lost_positions": lost, "agents": {}}
     for spec in args.agents:
         moves = answer_positions(make_agent(spec), labels, num_processes=args.num_processes)

@@ -21,6 +21,7 @@ from connectx_gym.errors import UserError
 from connectx_gym.evaluation.accuracy import (
     LabelledPositions,
     answer_positions,
+    classify_moves,
     grade,
     load_positions,
     phase_of,
@@ -110,6 +111,16 @@ def test_lost_positions_make_every_move_good_but_only_the_longest_defence_perfec
     labels = LabelledPositions([[]], np.array([[-3, -1, -5, -1, -3, -4, -5]], dtype=float), ["opening"])
     assert grade(labels, [2]).overall.good == 1 and grade(labels, [2]).overall.perfect == 0
     assert grade(labels, [1]).overall.perfect == 1 and grade(labels, [3]).overall.perfect == 1
+
+
+def test_each_move_is_classified_perfect_kept_changed_or_illegal():
+    scores = np.array([[-3, -1, -5, -1, np.nan, 2, 0], [3, 1, 0, -2, 3, 1, 1]], dtype=float)
+    assert classify_moves(scores, [5, 0]) == ["perfect", "perfect"]
+    assert classify_moves(scores, [6, 1]) == ["changed", "kept"]  # a draw given for a win; a slower win
+    assert classify_moves(scores, [4, 3]) == ["illegal", "changed"]
+    assert classify_moves(scores, [None, 9]) == ["illegal", "illegal"]
+    with pytest.raises(ValueError, match="1 moves for 2 positions"):
+        classify_moves(scores, [0])
 
 
 def test_illegal_or_missing_moves_count_as_neither():

@@ -94,6 +94,54 @@ def test_outcomes_follow_the_games_and_alternate_by_mover(small_games):
         assert z[-1] == 1.0 or (z[-1] == 0.0 and last_stones == cells - 1)
 
 
+@functools.cache
+def quickest(own: int, mask: int) -> int:
+    """The stones on SMALL's board when a won position's mover wins by the quickest win (a lost one's, the
+    slowest loss), both playing so; the board's stones where a position is drawn."""
+    board = SearchBoard(*SMALL)
+    value, ends = solve(own, mask), []
+    for column in range(board.columns):
+        bit = (mask + board.bottom_cells[column]) & board.column_masks[column]
+        if not bit:
+            continue
+        stones = (mask | bit).bit_count()
+        if board.has_line(own | bit) or mask | bit == board.full:
+            ends.append(((1 if board.has_line(own | bit) else 0), stones))
+        else:
+            ends.append((-solve(mask ^ own, mask | bit), quickest(mask ^ own, mask | bit)))
+    kept = [end for result, end in ends if result == value]
+    return (min(kept) if value > 0 else max(kept)) if value else mask.bit_count()
+
+
+def test_a_length_weight_shrinks_outcomes_and_proofs_by_the_games_length():
+    weight, cells = 0.5, SMALL[0] * SMALL[1]
+    settings = SelfPlaySettings(simulations=400, temperature_moves=4, length_weight=weight)
+    samples = play_games(uniform, SMALL, 12, settings, seed=3, parallel=5)
+    starts = [i for i, stones in enumerate(samples.stones) if not stones.any()] + [len(samples)]
+    lengths = set()
+    for begin, end in zip(starts, starts[1:]):
+        z = samples.z[begin:end]
+        won = 1 - weight * (end - begin) / cells  # the game's length: one sample per move
+        assert z[-1] in (0.0, pytest.approx(won)) and all(z[i] == -z[i + 1] for i in range(len(z) - 1))
+        lengths.add(end - begin)
+    assert len(lengths) > 1  # games of several lengths: the outcomes differ
+    proven = 0
+    for stones, q, exact in zip(samples.stones, samples.q, samples.proven):
+        own, mask = bitboards(stones)
+        value = solve(own, mask)
+        if exact and value:
+            proven += 1
+            # the sign of the exact result, shrunk by the length of a line the search proved: no quicker win
+            # (no slower loss) than perfect play's
+            best = value * (1 - weight * quickest(own, mask) / cells)
+            assert np.sign(q) == value
+            assert abs(q) <= abs(best) + 1e-6 if value > 0 else abs(q) >= abs(best) - 1e-6
+            assert abs(q) >= 1 - weight  # a length of at most the whole board
+        elif exact:
+            assert q == 0
+    assert proven
+
+
 def test_value_targets_mix_outcome_and_search_but_keep_proofs(small_games):
     samples = small_games
     mix = value_targets(samples, "mix")
@@ -255,6 +303,7 @@ def test_resume_refuses_a_state_saved_with_another_checkpoint(tmp_path):
         ("train.algorithm=dqn", "train.algorithm must be one of ppo|alphazero"),
         ("alphazero.window_max=2", "alphazero.window_max must be >= alphazero.window=4, got 2"),
         ("alphazero.learning_rate_final=0", "alphazero.learning_rate_final must be a number > 0"),
+        ("alphazero.length_weight=1", "alphazero.length_weight must be a number >= 0 and < 1, got 1"),
     ],
 )
 def test_bad_alphazero_settings_get_one_line(override, message):

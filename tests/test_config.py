@@ -128,6 +128,7 @@ SPEC_DEFAULTS = {
         policy_target="visits",
         considered=16,
         value_target="mix",
+        length_weight=0.0,
         window=4,
         window_max=None,
         mirror=True,

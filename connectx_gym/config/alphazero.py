@@ -45,6 +45,14 @@ class AlphaZeroConfig(Section):
         "The value head's target: the game's outcome z, the search's root value q, or their mean; a position "
         "the tree proves carries its exact value.",
     )
+    length_weight: float = config_field(
+        0.0,
+        "How much a game's length shrinks its outcome, so that quicker wins and slower losses are worth more: "
+        "a game won or lost after L of the board's C cells counts +-(1 - length_weight * L / C) for each mover "
+        "(z, and a proven position's exact value); 0 = the bare outcome.",
+        ge=0,
+        lt=1,
+    )
     window: int = config_field(4, "Generations of self-play samples the replay window holds.", ge=1)
     window_max: int | None = config_field(
         None,

@@ -172,23 +172,36 @@ class AccuracyResult:
         }
 
 
+def classify_moves(scores: np.ndarray, moves: Sequence[int | None]) -> list[str]:
+    """One grade per move: ``"perfect"`` (among the best exact scores), ``"kept"`` (not perfect, but the
+    score's sign, the game's result, is the best's: a slower win or a quicker loss), ``"changed"`` (a
+    legal move that gives the result away) or ``"illegal"`` (``None``, out of range or a full column).
+    ``scores`` is the solver's score per position and column (NaN for a full column)."""
+    if len(moves) != len(scores):
+        raise ValueError(f"{len(moves)} moves for {len(scores)} positions")
+    best = np.nanmax(scores, axis=1)
+    grades = []
+    for row, move in enumerate(moves):
+        if move is None or not 0 <= move < scores.shape[1] or np.isnan(scores[row, move]):
+            grades.append("illegal")
+        elif scores[row, move] == best[row]:
+            grades.append("perfect")
+        elif np.sign(scores[row, move]) == np.sign(best[row]):
+            grades.append("kept")
+        else:
+            grades.append("changed")
+    return grades
+
+
 def grade(labels: LabelledPositions, moves: Sequence[int | None], agent: str = "agent") -> AccuracyResult:
     """Grade one move per position (``None`` or an illegal column: neither perfect nor good)."""
-    if len(moves) != len(labels):
-        raise ValueError(f"{len(moves)} moves for {len(labels)} positions")
-    scores = labels.scores
-    best = np.nanmax(scores, axis=1)
     overall, phases, illegal = Tally(), {name: Tally() for name in PHASE_NAMES}, 0
-    for row, move in enumerate(moves):
-        legal = move is not None and 0 <= move < scores.shape[1] and not np.isnan(scores[row, move])
-        chosen = scores[row, move] if legal else np.nan
-        perfect = bool(legal and chosen == best[row])
-        good = bool(legal and np.sign(chosen) == np.sign(best[row]))
-        illegal += not legal
+    for row, which in enumerate(classify_moves(labels.scores, moves)):
+        illegal += which == "illegal"
         for tally in (overall, phases[labels.phases[row]]):
             tally.positions += 1
-            tally.perfect += perfect
-            tally.good += good
+            tally.perfect += which == "perfect"
+            tally.good += which in ("perfect", "kept")
     return AccuracyResult(agent, overall, {k: v for k, v in phases.items() if v.positions}, illegal)
 
 

@@ -71,6 +71,7 @@ def settings_of(section: Any) -> SelfPlaySettings:
         temperature_moves=section.temperature_moves,
         policy_target=section.policy_target,
         considered=section.considered,
+        length_weight=section.length_weight,
     )
 
 

@@ -19,7 +19,11 @@ search's bitboard layout), the policy target (the visit distribution; all mass o
 where the tree proved the position), the search's root value ``q`` (exact where proven) and, once
 the game ends, its outcome ``z`` for the mover. The value target is chosen later
 (:func:`value_targets`): ``z``, ``q`` or their mean; a proven position always carries its exact
-value. Randomness comes from one ``numpy`` generator per game, seeded from ``seed``, so a chunk of
+value. With ``length_weight`` > 0, a decided game's outcome (and a proven position's exact value)
+shrinks with the game's length: +-(1 - length_weight * L / C) after L of the board's C cells, so
+the targets tell a quicker win from a slower one and a slower loss from a quicker one, as the
+solver's scores do. The search itself still backs up +-1 for the positions it proves inside the
+tree. Randomness comes from one ``numpy`` generator per game, seeded from ``seed``, so a chunk of
 games is a function of its network, settings and seed.
 
 Imports: numpy and the search only (the worker processes stay free of torch).
@@ -61,6 +65,8 @@ class SelfPlaySettings:
     policy_target: str = "visits"
     #: Gumbel: the moves kept for sequential halving
     considered: int = 16
+    #: a game decided after L of the board's C cells counts +-(1 - length_weight * L / C) (0: +-1)
+    length_weight: float = 0.0
 
 
 @dataclass
@@ -104,7 +110,8 @@ class _Game:
         self.own = self.mask = self.plies = 0
         self.root = None
         self.rng = rng
-        self.rows: list[tuple[int, int, np.ndarray, float, bool]] = []
+        # own, mask, policy target, q, plies to the proven end (None: not proven)
+        self.rows: list[tuple[int, int, np.ndarray, float, int | None]] = []
         self.winner: int | None = None  # parity of the winner's plies (0: first player), -1 draw
 
 
@@ -150,7 +157,7 @@ def play_games(
                 temperature = 1.0 if game.plies < settings.temperature_moves else 0.0
                 result = search.result(game.root, temperature=temperature, rng=game.rng)
                 policy, q = search_targets(result)
-                column, exact = result.move, result.proven is not None
+                column, exact = result.move, (result.plies if result.proven is not None else None)
             game.rows.append((game.own, game.mask, policy, q, exact))
             bit = (game.mask + search_board.bottom_cells[column]) & search_board.column_masks[column]
             mover = game.own | bit
@@ -171,18 +178,19 @@ def play_games(
             still.append(game)
         live = still
     done.sort(key=lambda game: game.index)
-    return _samples(done, search_board, search.evaluations, time.perf_counter() - started)
+    return _samples(done, search_board, search.evaluations, time.perf_counter() - started, settings.length_weight)
 
 
 def _gumbel_moves(search: GumbelSearch, live: list[_Game], settings: SelfPlaySettings) -> dict:
-    """Per game index ``(column, policy target, value target, proven)`` of a Gumbel search of every live root."""
+    """Per game index ``(column, policy target, value target, plies to the proven end or None)`` of a Gumbel search of
+    every live root."""
     search.run([game.root for game in live], simulations=0)  # evaluates the fresh roots, nothing more
     chosen, open_games = {}, []
     for game in live:
         if game.root.proven is not None:  # the proof decides: all the mass on the proven move
             result = search.result(game.root)
             policy, q = search_targets(result)
-            chosen[game.index] = (result.move, policy, q, True)
+            chosen[game.index] = (result.move, policy, q, result.plies)
         else:
             open_games.append(game)
     if open_games:
@@ -194,20 +202,24 @@ def _gumbel_moves(search: GumbelSearch, live: list[_Game], settings: SelfPlaySet
             policy[game.root.moves] = improved
             if game.plies < settings.temperature_moves:  # the opening's exploration: a draw from the target
                 column = int(game.root.moves[game.rng.choice(len(improved), p=improved / improved.sum())])
-            chosen[game.index] = (column, policy, value, False)
+            chosen[game.index] = (column, policy, value, None)
     return chosen
 
 
-def _samples(games: list[_Game], board: SearchBoard, evaluations: int, seconds: float) -> Samples:
+def _samples(games: list[_Game], board: SearchBoard, evaluations: int, seconds: float, length_weight: float) -> Samples:
+    cells = board.rows * board.columns
     own, mask, policy, q, z, proven = [], [], [], [], [], []
     for game in games:
+        won = 1.0 - length_weight * len(game.rows) / cells  # a decided game's outcome, for its winner
         for ply, (o, m, p, value, exact) in enumerate(game.rows):
             own.append(o)
             mask.append(m)
             policy.append(p)
+            if exact is not None and length_weight and value:  # a proven result, reached exact plies from here
+                value = float(np.sign(value)) * (1.0 - length_weight * (ply + exact) / cells)
             q.append(value)
-            z.append(0.0 if game.winner == -1 else (1.0 if ply % 2 == game.winner else -1.0))
-            proven.append(exact)
+            z.append(0.0 if game.winner == -1 else (won if ply % 2 == game.winner else -won))
+            proven.append(exact is not None)
     stones = (
         board.planes(own, mask)[:, :2].astype(np.uint8)
         if own
