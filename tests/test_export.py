@@ -319,7 +319,9 @@ def test_search_respects_its_time_budget(search_namespace):
     assert elapsed[0] > 0.045  # nothing to prove on the empty board: the search uses its budget
     # the deadline is checked at every node; leeway only for a loaded (shared) machine's scheduling
     assert sorted(elapsed)[len(elapsed) // 2] < 0.06 + 0.03, elapsed
-    assert max(elapsed) < 0.06 + 0.5, elapsed
+    # one stall of a shared machine can hold a single move; the rounds past the deadline are counted
+    # exactly, on a clock that cannot stall, by test_puct.py::test_a_time_budget_stops_the_search
+    assert max(elapsed) < 0.06 + 2.0, elapsed
 
 
 def test_the_file_is_the_packages_code_and_no_name_is_redefined(exported):

@@ -4,7 +4,8 @@ rules it never misses, proofs, batching across and within trees, budgets and see
 from __future__ import annotations
 
 import functools
-import time
+import itertools
+import types
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from helpers import random_positions
 
 from connectx_gym.rules.bitboard import Position, geometry
 from connectx_gym.rules.planes import encode_position
+from connectx_gym.search import puct
 from connectx_gym.search.puct import DRAW, LOSS, WIN, TreeSearch
 from connectx_gym.search.puct_board import SearchBoard
 
@@ -233,14 +235,18 @@ def test_the_cache_saves_evaluations_of_transpositions():
     assert sum(counted) < 2000
 
 
-def test_a_time_budget_stops_the_search():
-    search = TreeSearch((6, 7, 4), hashed(7), batch=8)
+def test_a_time_budget_stops_the_search(monkeypatch):
+    # a clock that moves one second per reading: the budget is counted in rounds, not in this machine's speed
+    ticks = itertools.count()
+    monkeypatch.setattr(puct, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    sizes = []
+    search = TreeSearch((6, 7, 4), counting(sizes), batch=8, cache_size=0)
     root = search.root(0, 0)
-    started = time.perf_counter()
-    search.run([root], seconds=0.2)
-    elapsed = time.perf_counter() - started
-    assert 0.2 <= elapsed < 0.2 + 0.5  # one round past the deadline at most, with room for a busy machine
-    assert root.total > 20
+    search.run([root], seconds=5)  # the deadline is read at 0; the rounds start at 1, 2, 3 and 4
+    assert len(sizes) == 1 + 4  # the root, then one batch per round begun before the deadline
+    assert sizes[0] == 1 and root.total == sum(sizes[1:]) > 20  # the root's own evaluation is no visit
+    search.run([root], seconds=0)  # a spent budget starts no round
+    assert len(sizes) == 5
     with pytest.raises(ValueError, match="budget"):
         search.run([root])
 
