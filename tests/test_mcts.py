@@ -242,11 +242,23 @@ def test_play_shows_the_search(checkpoint):
     assert any("move probabilities" in line for line in said)
 
 
-def test_from_sb3_model_and_numpy_policy_value_agree(policy, checkpoint):
+def test_from_sb3_model_and_numpy_policy_value_agree(policy, checkpoint, monkeypatch):
+    """A batch larger than a slice of the convolutions (SLICE_ROWS) passes in slices, and its logits and
+    values are those of one position at a time and those of the torch model's numpy copy."""
+    from connectx_gym.inference.network import SLICE_ROWS
     from connectx_gym.runtime.checkpoints import load_model
 
-    planes = (np.random.default_rng(1).random((9, 4, 6, 7)) < 0.3).astype(np.float32)
+    planes = (np.random.default_rng(1).random((2 * SLICE_ROWS + 5, 4, 6, 7)) < 0.3).astype(np.float32)
+    network = policy.network
+    slices = []
+    convolve = network._convolve
+    monkeypatch.setattr(network, "_convolve", lambda x: slices.append(len(x)) or convolve(x))
     logits, values = policy.policy_value(planes)
+    assert slices == [SLICE_ROWS, SLICE_ROWS, 5]
+    monkeypatch.undo()
+    alone = [policy.policy_value(position[None]) for position in planes]
+    np.testing.assert_allclose(logits, np.concatenate([a for a, _ in alone]), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(values, np.concatenate([v for _, v in alone]), atol=1e-6, rtol=0)
     other = from_sb3_model(load_model(checkpoint))
     assert np.allclose(logits, other.logits(planes), atol=1e-5) and np.allclose(values, other.values(planes), atol=1e-5)
 

@@ -33,6 +33,12 @@ def activate(x, name):
     raise ValueError(f"activation must be one of relu|tanh|gelu, got {name!r}")
 
 
+#: positions per pass of the convolutions (:meth:`Network.features`): on a 2-core x86 machine a batch of
+#: 256 ran at about half the positions per second of a batch of 32, its im2col matrix (25 MB for 64
+#: channels on 6x7) far larger than the cache
+SLICE_ROWS = 32
+
+
 def conv2d_same(x, weight, bias):
     """``torch.nn.Conv2d(padding=k // 2)`` for odd ``k``: (N, C, H, W) -> (N, O, H, W).
 
@@ -76,10 +82,19 @@ class Network:
         self.first = None
 
     def features(self, planes):
-        """The flattened features (N, F) of planes (N, C, rows, columns) or one position's (C, rows, columns)."""
+        """The flattened features (N, F) of planes (N, C, rows, columns) or one position's (C, rows, columns).
+
+        A batch of more than ``SLICE_ROWS`` positions goes through the convolutions in slices of that
+        many, whose im2col matrices stay in the CPU's cache: the results are the same row for row.
+        """
         x = np.asarray(planes, dtype=np.float32)
         if x.ndim == 3:
             x = x[None]
+        if len(x) <= SLICE_ROWS or not (self.conv or self.blocks):
+            return self._convolve(x)
+        return np.concatenate([self._convolve(x[start : start + SLICE_ROWS]) for start in range(0, len(x), SLICE_ROWS)])
+
+    def _convolve(self, x):
         for weight, bias in self.conv:
             x = activate(conv2d_same(x, weight, bias), self.activation)
         for first, second in self.blocks:
