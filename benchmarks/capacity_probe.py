@@ -14,6 +14,7 @@ left out of the fitted ones), beside the checkpoint and, with mcts labels, the t
 
     python benchmarks/capacity_probe.py models/pretrained/model.zip [--positions 40000] [--epochs 10]
         [--networks 64,64:128 64,64,64,64:128 64+2:128] [--labels mcts|solver] [--simulations 64] [--seed 0]
+        [--num-processes N]
 
 A network is CHANNELS[+BLOCKS]:HEAD_UNITS: ``64,64:128`` is the shipped shape, ``64+2:128`` a 64-wide
 convolution then 2 residual blocks (``policy.res_blocks``). If a larger network fits the same
@@ -32,7 +33,14 @@ import numpy as np
 
 from connectx_gym.evaluation.accuracy import greedy_rates, load_positions, move_and_value_rates
 from connectx_gym.inference.numpy_policy import load_checkpoint
-from connectx_gym.training.distillation import Dataset, label_chunk, label_positions, sample_positions
+from connectx_gym.runtime.processes import usable_cpu_count
+from connectx_gym.training.distillation import (
+    Dataset,
+    label_chunk,
+    label_positions,
+    sample_positions,
+    solver_labels,
+)
 
 
 def build_net(shape, channels, heads: int, blocks: int = 0):
@@ -101,20 +109,16 @@ def parse_network(text: str) -> tuple[tuple[int, ...], int, int]:
     return size, count, int(heads)
 
 
-def solver_targets(positions, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """The perfect solver's labels: an even distribution over the best moves, and the sign of the best
-    move's score (the position's value for the side to move)."""
-    from connectx_gym.search.solver import Oracle, best_columns
+def solver_targets(positions, processes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The perfect solver's labels (``solver_labels``), with a progress line."""
+    clock = time.perf_counter()
 
-    oracle = Oracle()
-    targets = np.zeros((len(positions), columns), dtype=np.float32)
-    values = np.zeros(len(positions), dtype=np.float32)
-    for i, position in enumerate(positions):
-        scores = oracle.scores(position)
-        best = best_columns(scores)
-        targets[i, best] = 1.0 / len(best)
-        values[i] = np.sign(max(s for s in scores if s is not None))
-    return targets, values
+    def progress(done: int, total: int) -> None:
+        print(f"\rsolved {done}/{total} in {time.perf_counter() - clock:.0f} s", end="", flush=True)
+
+    labels = solver_labels(positions, processes, progress)
+    print()
+    return labels
 
 
 def held_out(positions, labels):
@@ -149,6 +153,9 @@ def main() -> None:
     parser.add_argument("--labels", choices=["mcts", "solver"], default="mcts")
     parser.add_argument("--simulations", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--num-processes", type=int, default=None, help="processes labelling positions (default: usable cores)"
+    )
     args = parser.parse_args()
     try:
         networks = [parse_network(text) for text in args.networks]
@@ -158,15 +165,18 @@ def main() -> None:
         )
     if args.positions < 1 or args.epochs < 1 or args.simulations < 1:
         parser.error("--positions, --epochs and --simulations must be positive")
+    processes = usable_cpu_count() if args.num_processes is None else args.num_processes
+    if processes < 1:
+        parser.error(f"--num-processes must be positive, got {processes}")
     torch.set_num_threads(2)
     policy, labels = load_checkpoint(args.checkpoint), load_positions()
     rows, clock = [], time.perf_counter()
     positions = held_out(sample_positions(policy, args.positions, args.seed), labels)
     if args.labels == "solver":
-        targets, values = solver_targets(positions, policy.board["columns"])
+        targets, values = solver_targets(positions, processes)
         source = "the perfect solver"
     else:
-        targets, values = label_positions(args.checkpoint, positions, args.simulations)
+        targets, values = label_positions(args.checkpoint, positions, args.simulations, processes)
         source = f"{args.simulations} simulations"
     data = Dataset.of(positions, targets, values)
     print(f"{len(positions)} positions labelled by {source} in {time.perf_counter() - clock:.0f} s", flush=True)

@@ -225,9 +225,8 @@ def test_illegal_answer_or_exception_forfeits_and_is_recorded(answers, error):
     assert match_result_from_games([record], "scripted").opponent_errors == [record.error]
 
 
-@pytest.mark.parametrize("name", ["model.zip", "base.zip"])
+@pytest.mark.parametrize("name", ["model.zip", "alphazero.zip"])
 def test_the_shipped_pretrained_models_load_and_play(name):
-    # base.zip was saved before the package moved into folders: its pickled settings name connectx_gym.policy
     pretrained = Path(__file__).resolve().parent.parent / "models" / "pretrained" / name
     agent = make_agent(str(pretrained))
     assert agent.board == {"rows": 6, "columns": 7, "inarow": 4}

@@ -287,3 +287,29 @@ def test_a_checkpoint_of_another_board_is_refused_on_this_one(tmp_path, capsys):
     result = play(str(path), "--rows", "6", "--columns", "7")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "trained on a 5x6 with 4 in a row board" in result.stderr
+
+
+def test_a_checkpoint_naming_the_policy_module_of_earlier_versions_still_loads(saved, tmp_path, monkeypatch):
+    """Checkpoints saved before the package moved into folders pickle their features extractor as
+    ``connectx_gym.policy.BoardCNN``: the full loader (resume, ``--trust-checkpoint``) resolves it."""
+    import connectx_gym.runtime.checkpoints as checkpoints
+    from connectx_gym.training import policy
+
+    data = json.loads(zipfile.ZipFile(io.BytesIO(saved)).read("data"))
+    kwargs = pickle.loads(base64.b64decode(data["policy_kwargs"][":serialized:"]))  # the test's own file
+    with monkeypatch.context() as old_layout:  # pickle the class under the module name it once had
+        old_layout.setitem(sys.modules, "connectx_gym.policy", policy)
+        old_layout.setattr(policy.BoardCNN, "__module__", "connectx_gym.policy")
+        serialized = pickle.dumps(kwargs, protocol=4)
+    assert b"connectx_gym.policy" in serialized and b"connectx_gym.training.policy" not in serialized
+    data["policy_kwargs"][":serialized:"] = base64.b64encode(serialized).decode()
+    older = rewrite(saved, tmp_path / "older.zip", {"data": json.dumps(data).encode()})
+
+    monkeypatch.delitem(sys.modules, "connectx_gym.policy", raising=False)
+    with monkeypatch.context() as no_alias:
+        no_alias.setattr(checkpoints, "MOVED_MODULES", {})
+        with pytest.raises(CheckpointError, match="connectx_gym.policy"):
+            load_model(older)
+    monkeypatch.delitem(sys.modules, "connectx_gym.policy", raising=False)
+    model = load_model(older)
+    assert model.policy.features_extractor_class is policy.BoardCNN

@@ -213,32 +213,25 @@ def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
     assert config.train.checkpoint_every < config.train.total_timesteps
 
 
-def test_strong_yaml_is_expert_iteration_from_the_shipped_base_model():
+def test_strong_yaml_continues_alphazeros_loop_from_the_tracked_from_scratch_model():
     strong = load_config(CONFIGS / "strong.yaml")
-    default = load_config()
-    assert strong.kickstart.teacher.kind == "mcts" and strong.kickstart.schedule == "constant"
-    teacher = strong.kickstart.teacher
-    assert strong.kickstart.coef > 0 and teacher.value_coef > 0 and 0 < teacher.search_share <= 1
-    assert strong.env == default.env and strong.policy == default.policy  # the default game and network
+    scratch = load_config(CONFIGS / "alphazero.yaml")
+    assert strong.train.algorithm == "alphazero" and strong.env == scratch.env and strong.policy == scratch.policy
+    # the same loop, fitted more gently over a wider window
+    assert strong.alphazero.simulations == scratch.alphazero.simulations
+    assert strong.alphazero.value_target == scratch.alphazero.value_target
+    assert strong.alphazero.window > scratch.alphazero.window
+    assert strong.alphazero.learning_rate < scratch.alphazero.learning_rate
+    assert strong.alphazero.learning_rate_final < strong.alphazero.learning_rate
     # it continues from a tracked checkpoint, which a fresh clone has and the trainer accepts
-    base = Path(strong.train.init_from)
-    assert base.parent == Path("models/pretrained") and (ROOT / base).is_file()
-    check_init_from(dataclasses.replace(strong, train=dataclasses.replace(strong.train, init_from=str(ROOT / base))))
+    start = Path(strong.train.init_from)
+    assert start == Path("models/pretrained/alphazero.zip") and (ROOT / start).is_file()
+    check_init_from(dataclasses.replace(strong, train=dataclasses.replace(strong.train, init_from=str(ROOT / start))))
     assert strong.train.checkpoint_every < strong.train.total_timesteps
-
-
-def test_strong_deep_yaml_continues_a_deeper_network_distilled_from_the_strong_recipes_model():
-    deep = load_config(CONFIGS / "strong-deep.yaml")
-    default = load_config()
-    assert deep.env == default.env and len(deep.policy.cnn_channels) > len(default.policy.cnn_channels)
-    teacher = deep.kickstart.teacher
-    assert teacher.kind == "mcts" and teacher.value_coef > 0 and teacher.network is None
-    # it starts from what the distil command in its header writes (from strong.yaml's run), not from a tracked file
-    header = (CONFIGS / "strong-deep.yaml").read_text(encoding="utf-8").split("\npolicy:")[0]
-    assert "python -m connectx_gym.distil models/strong/final_model.zip --config configs/strong-deep.yaml" in header
-    assert "--set train.run_name=strong" in (CONFIGS / "strong.yaml").read_text(encoding="utf-8")
-    assert f"-o {deep.train.init_from}" in header
-    assert deep.train.checkpoint_every < deep.train.total_timesteps
+    # the shipped model's resolved config is this recipe's (but for where the run was written)
+    shipped = load_config(ROOT / "models" / "pretrained" / "config.yaml")
+    assert shipped.alphazero == strong.resolved().alphazero and shipped.policy == strong.policy
+    assert shipped.train.init_from == strong.train.init_from
 
 
 def test_config_is_frozen_and_hashable():

@@ -8,8 +8,10 @@ import pytest
 
 from connectx_gym.config import load_config
 from connectx_gym.distil import main
+from connectx_gym.evaluation.accuracy import load_positions
 from connectx_gym.inference.numpy_policy import load_checkpoint
 from connectx_gym.runtime.checkpoints import read_network
+from connectx_gym.search import solver as oracle
 from connectx_gym.training import distillation
 
 BOARD = {"rows": 6, "columns": 7, "inarow": 4}
@@ -43,6 +45,24 @@ def test_labels_are_the_same_on_one_process_or_two(teacher, monkeypatch):
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], two[1])
     assert one[0].shape == (60, 7) and np.allclose(one[0].sum(axis=1), 1) and np.all(np.abs(one[1]) <= 1)
+
+
+@pytest.mark.skipif(not oracle.solver_available(), reason="the solver extra is not installed")
+def test_solver_labels_are_the_best_columns_and_the_values_sign_on_one_process_or_two(monkeypatch):
+    labels = load_positions()
+    index = sorted(np.random.default_rng(0).choice(len(labels), size=24, replace=False).tolist())
+    positions, scores = [labels.positions()[i] for i in index], labels.scores[index]
+    monkeypatch.setattr(distillation, "SOLVER_CHUNK", 5)  # several tasks a worker, gathered in order
+    seen = []
+    targets, values = distillation.solver_labels(positions, processes=1, progress=lambda *n: seen.append(n))
+    assert seen == [(5, 24), (10, 24), (15, 24), (20, 24), (24, 24)]
+    for row, target, value in zip(scores, targets, values):
+        best = np.flatnonzero(row == np.nanmax(row))
+        assert np.allclose(target[best], 1 / len(best)) and target.sum() == pytest.approx(1.0)
+        assert value == np.sign(np.nanmax(row))
+    assert {-1.0, 1.0} <= set(values.tolist())  # won and lost positions both among them
+    pooled = distillation.solver_labels(positions, processes=2)
+    assert np.array_equal(pooled[0], targets) and np.array_equal(pooled[1], values)
 
 
 def test_the_command_writes_a_checkpoint_of_the_configs_shape_fitted_to_the_search(teacher, tmp_path, capsys):

@@ -6,7 +6,8 @@
    own sampled policy, each game opening with a few uniformly random moves;
 2. :func:`label_positions`: each labelled as the ``mcts`` kickstarting teacher labels it
    (``teacher.search_targets``): the visit distribution and the root value of a PUCT search over
-   the checkpoint, on several processes;
+   the checkpoint, on several processes (or, for ``benchmarks/capacity_probe.py --labels solver``,
+   :func:`solver_labels`: the perfect solver's best moves and values);
 3. :func:`fit_policy`: a fresh network of the config's ``policy`` section fitted to those targets
    with Adam (cross-entropy to the distributions plus squared error to the values);
 4. the fitted network saved as a trainer checkpoint (with its metadata), to start a run from with
@@ -36,6 +37,8 @@ from connectx_gym.search.targets import search_targets
 LABEL_CHUNK = 2000
 #: positions searched together in one batched search
 SEARCH_GROUP = 16
+#: positions per task of the perfect solver (:func:`solver_labels`)
+SOLVER_CHUNK = 500
 
 
 def sample_positions(policy, count: int, seed: int, games: int = 256, max_random: int = 4) -> list[Position]:
@@ -88,15 +91,55 @@ def label_chunks(
     """The teacher's targets of ``positions`` in chunks of ``LABEL_CHUNK``, in order, searched on
     ``processes`` processes; closing the generator early (a stop) ends the workers."""
     jobs = [(checkpoint, simulations, positions[i : i + LABEL_CHUNK]) for i in range(0, len(positions), LABEL_CHUNK)]
+    yield from _map_jobs(label_chunk, jobs, processes, "labelling worker")
+
+
+def _map_jobs(function: Callable[[Any], Any], jobs: list, processes: int, name: str) -> Iterator[Any]:
+    """``function`` of each job, in order, on ``processes`` worker processes (in this one when 1)."""
     if processes <= 1:
-        yield from map(label_chunk, jobs)
+        yield from map(function, jobs)
         return
     # the parent decides when labelling stops: a stop signal to the group leaves the workers alone
-    pool = WorkerPool(processes, get_context("forkserver"), "labelling worker")
+    pool = WorkerPool(processes, get_context("forkserver"), name)
     try:
-        yield from pool.imap(label_chunk, jobs)
+        yield from pool.imap(function, jobs)
     finally:
         pool.close()
+
+
+def solve_chunk(positions: list[Position]) -> list[tuple[list[int], int]]:
+    """The perfect solver's best columns of some positions, and the sign of each one's value for the side
+    to move (+1 won, 0 drawn, -1 lost)."""
+    from connectx_gym.search.solver import Oracle, best_columns
+
+    oracle = Oracle()
+    solved = []
+    for position in positions:
+        scores = oracle.scores(position)
+        solved.append((best_columns(scores), int(np.sign(max(s for s in scores if s is not None)))))
+    return solved
+
+
+def solver_labels(
+    positions: list[Position], processes: int = 2, progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The perfect solver's targets of 6x7 positions (the ``[solver]`` extra), as the arrays
+    :func:`label_positions` returns: an even distribution over the best columns ``(N, columns)`` and
+    the sign of the value ``(N,)``; solved on ``processes`` processes, ``progress(done, total)`` after
+    each chunk of ``SOLVER_CHUNK``."""
+    jobs = [positions[i : i + SOLVER_CHUNK] for i in range(0, len(positions), SOLVER_CHUNK)]
+    columns = positions[0].geometry.columns if positions else 0
+    targets = np.zeros((len(positions), columns), dtype=np.float32)
+    values = np.zeros(len(positions), dtype=np.float32)
+    done = 0
+    for solved in _map_jobs(solve_chunk, jobs, processes, "solver worker"):
+        for best, sign in solved:
+            targets[done, best] = 1.0 / len(best)
+            values[done] = sign
+            done += 1
+        if progress is not None:
+            progress(done, len(positions))
+    return targets, values
 
 
 def label_positions(
