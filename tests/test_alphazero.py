@@ -268,7 +268,7 @@ def stop_at(monkeypatch, module, name, calls: int):
 
 
 @pytest.mark.parametrize("where", ["selfplay", "fit"])
-def test_a_stopped_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, where):
+def test_a_stopped_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, capsys, where):
     from connectx_gym.training import alphazero
     from connectx_gym.training.loop import run
 
@@ -280,8 +280,16 @@ def test_a_stopped_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path, monkey
             stop_at(patch, alphazero.ReplayWindow, "training_set", 2)  # the second generation's fit
         stopped = run(az_config(), tmp_path / "parts", None)
     assert stopped.interrupted and stopped.checkpoint is not None
+    capsys.readouterr()
     resumed = run(az_config(), tmp_path / "parts", (stopped.steps, stopped.checkpoint))
     assert resumed.steps == whole.steps
+    # the resumed generation's line counts the games played before the stop, and times only its own
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("generation 2:"))
+    assert line.startswith("generation 2: 4 games,")
+    if where == "fit":  # both chunks were played before the stop: no rate from their evaluations
+        assert "(0 leaf evaluations/s; 2 chunks played before the stop)" in line
+    else:
+        assert "before the stop" not in line
     a, b = weights(whole.final_model), weights(resumed.final_model)
     assert all(np.array_equal(a[name], b[name]) for name in a)
 

@@ -256,6 +256,7 @@ class AlphaZeroTrainer:
             (payload, self.board, games, self.settings, (seed, state.generation, index), section.parallel_games)
             for index, games in enumerate(chunk_sizes)
         ][len(state.pending) :]
+        carried = len(state.pending)  # chunks a stopped session played: their games count, not their time
         started = time.perf_counter()
         callback_seconds = 0.0
         for samples in pool.map(jobs):
@@ -268,6 +269,7 @@ class AlphaZeroTrainer:
             if not keep_going:
                 return False
         selfplay_seconds = time.perf_counter() - started - callback_seconds
+        fresh_evaluations = sum(part.stats.get("evaluations", 0) for part in state.pending[carried:])
         played = Samples.join(state.pending)
         tick = time.perf_counter()
         window = state.window.copy()
@@ -278,7 +280,7 @@ class AlphaZeroTrainer:
         fit_seconds = time.perf_counter() - tick
         state.window, state.pending = window, []
         state.generation += 1
-        self._log(played, data, losses, selfplay_seconds, fit_seconds, callback_seconds)
+        self._log(played, data, losses, (selfplay_seconds, fresh_evaluations, carried), fit_seconds, callback_seconds)
         return True
 
     # ------------------------------------------------------------------ fitting
@@ -321,15 +323,25 @@ class AlphaZeroTrainer:
 
     # ------------------------------------------------------------------ logging
     def _log(
-        self, played: Samples, data: Any, losses: tuple[float, float], selfplay: float, fit: float, callbacks: float
+        self,
+        played: Samples,
+        data: Any,
+        losses: tuple[float, float],
+        selfplay_now: tuple[float, float, int],
+        fit: float,
+        callbacks: float,
     ) -> None:
+        """The generation's log row and line. ``selfplay_now``: the seconds of self-play in this session,
+        the leaf evaluations of the chunks played in them, and how many chunks a stopped session had played
+        (their games count; their time was the stopped session's)."""
         stats = played.stats
+        selfplay, fresh_evaluations, carried = selfplay_now
         seconds_in_workers = max(float(stats.get("seconds", 0.0)), 1e-9)
         record = self.model.logger.record
-        evaluations_per_second = stats.get("evaluations", 0) / max(selfplay, 1e-9)
+        evaluations_per_second = fresh_evaluations / max(selfplay, 1e-9) if fresh_evaluations else 0.0
         values = {
             "generation": self.state.generation,
-            "games": stats.get("games", 0),
+            "games": int(stats.get("games", 0)),
             "positions": len(played),
             "proven_share": float(played.proven.mean()) if len(played) else 0.0,
             "window_positions": len(data.planes),
@@ -348,10 +360,11 @@ class AlphaZeroTrainer:
         # as SB3 logs it: seconds since this session's training started (recipe_curves.py reads it)
         record("time/time_elapsed", int(time.perf_counter() - self.started))
         self.model.logger.dump(self.model.num_timesteps)
+        before = f"; {carried} chunk{'s' if carried > 1 else ''} played before the stop" if carried else ""
         self.say(
             f"generation {self.state.generation}: {values['games']} games, {values['positions']:,} positions "
             f"({values['proven_share']:.0%} proven) | self-play {selfplay:.0f} s ({evaluations_per_second:,.0f} "
-            f"leaf evaluations/s), fit {fit:.0f} s on {values['window_positions']:,} positions "
+            f"leaf evaluations/s{before}), fit {fit:.0f} s on {values['window_positions']:,} positions "
             f"({data.duplicate_share:.0%} repeats merged), callbacks {callbacks:.0f} s | loss "
             f"{losses[0]:.3f} + {losses[1]:.3f}"
         )
