@@ -280,7 +280,7 @@ class AlphaZeroTrainer:
         fit_seconds = time.perf_counter() - tick
         state.window, state.pending = window, []
         state.generation += 1
-        self._log(played, data, losses, (selfplay_seconds, fresh_evaluations, carried), fit_seconds, callback_seconds)
+        self._log(played, data, losses, selfplay_seconds, fit_seconds, callback_seconds, fresh_evaluations, carried)
         return True
 
     # ------------------------------------------------------------------ fitting
@@ -327,15 +327,16 @@ class AlphaZeroTrainer:
         played: Samples,
         data: Any,
         losses: tuple[float, float],
-        selfplay_now: tuple[float, float, int],
+        selfplay: float,
         fit: float,
         callbacks: float,
+        fresh_evaluations: float,
+        carried: int,
     ) -> None:
-        """The generation's log row and line. ``selfplay_now``: the seconds of self-play in this session,
-        the leaf evaluations of the chunks played in them, and how many chunks a stopped session had played
-        (their games count; their time was the stopped session's)."""
+        """The generation's log row and line. ``selfplay`` seconds are this session's, and
+        ``fresh_evaluations`` the leaf evaluations of the chunks played in them; ``carried`` chunks were
+        played by a stopped session (their games count, their time was that session's)."""
         stats = played.stats
-        selfplay, fresh_evaluations, carried = selfplay_now
         seconds_in_workers = max(float(stats.get("seconds", 0.0)), 1e-9)
         record = self.model.logger.record
         evaluations_per_second = fresh_evaluations / max(selfplay, 1e-9) if fresh_evaluations else 0.0
