@@ -225,7 +225,7 @@ def test_illegal_answer_or_exception_forfeits_and_is_recorded(answers, error):
     assert match_result_from_games([record], "scripted").opponent_errors == [record.error]
 
 
-@pytest.mark.parametrize("name", ["model.zip", "alphazero.zip"])
+@pytest.mark.parametrize("name", ["model.zip", "continued.zip", "alphazero.zip"])
 def test_the_shipped_pretrained_models_load_and_play(name):
     pretrained = Path(__file__).resolve().parent.parent / "models" / "pretrained" / name
     agent = make_agent(str(pretrained))

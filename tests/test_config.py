@@ -213,21 +213,25 @@ def test_mcts_5x6_yaml_is_expert_iteration_on_a_board_without_a_solver():
     assert config.train.checkpoint_every < config.train.total_timesteps
 
 
-def test_strong_yaml_continues_alphazeros_loop_from_the_tracked_from_scratch_model():
+def test_strong_yaml_continues_alphazeros_loop_from_the_tracked_continued_model_with_a_cheaper_search():
     strong = load_config(CONFIGS / "strong.yaml")
     scratch = load_config(CONFIGS / "alphazero.yaml")
+    continued = load_config(ROOT / "models" / "pretrained" / "continued-run" / "config.yaml")
     assert strong.train.algorithm == "alphazero" and strong.env == scratch.env and strong.policy == scratch.policy
-    # the same loop, fitted more gently over a wider window
-    assert strong.alphazero.simulations == scratch.alphazero.simulations
+    # the same loop with half the simulations, fitted more gently than from scratch
+    assert strong.alphazero.simulations == scratch.alphazero.simulations // 2
     assert strong.alphazero.value_target == scratch.alphazero.value_target
-    assert strong.alphazero.window > scratch.alphazero.window
+    assert strong.alphazero.window == scratch.alphazero.window
     assert strong.alphazero.learning_rate < scratch.alphazero.learning_rate
     assert strong.alphazero.learning_rate_final < strong.alphazero.learning_rate
-    # it continues from a tracked checkpoint, which a fresh clone has and the trainer accepts
+    # it continues from a tracked checkpoint, which a fresh clone has and the trainer accepts, and that
+    # checkpoint's own run continued the from-scratch recipe's tracked model
     start = Path(strong.train.init_from)
-    assert start == Path("models/pretrained/alphazero.zip") and (ROOT / start).is_file()
+    assert start == Path("models/pretrained/continued.zip") and (ROOT / start).is_file()
     check_init_from(dataclasses.replace(strong, train=dataclasses.replace(strong.train, init_from=str(ROOT / start))))
     assert strong.train.checkpoint_every < strong.train.total_timesteps
+    assert Path(continued.train.init_from) == Path("models/pretrained/alphazero.zip")
+    assert continued.policy == strong.policy and continued.alphazero.simulations == scratch.alphazero.simulations
     # the shipped model's resolved config is this recipe's (but for where the run was written)
     shipped = load_config(ROOT / "models" / "pretrained" / "config.yaml")
     assert shipped.alphazero == strong.resolved().alphazero and shipped.policy == strong.policy
